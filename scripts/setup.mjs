@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// Installs whatever lsmseg needs and is missing, then returns quickly when everything is there:
+//   1. libtorch (LIBTORCH=/path/to/libtorch, or Debian's libtorch-dev through apt-get),
+//   2. npm dependencies,
+//   3. the native addon (node-gyp), rebuilt when its sources or the chosen libtorch change.
+// Used by `npm run demo`, `npm test` and `npm run bench`.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const quiet = process.argv.includes("--quiet");
+const say = (msg) => { if (!quiet) console.log(`[setup] ${msg}`); };
+
+function run(cmd, args, opts = {}) {
+  say(`$ ${cmd} ${args.join(" ")}`);
+  const r = spawnSync(cmd, args, { stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit", cwd: root, ...opts });
+  if (r.status !== 0) {
+    console.error(`[setup] failed: ${cmd} ${args.join(" ")} (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
+
+// 1. libtorch
+function libtorchFound() {
+  if (process.env.LIBTORCH) {
+    const ok = existsSync(join(process.env.LIBTORCH, "include", "torch", "csrc", "api", "include", "torch", "torch.h"));
+    if (!ok) {
+      console.error(`[setup] LIBTORCH=${process.env.LIBTORCH} has no include/torch/csrc/api/include/torch/torch.h; unset it to use Debian's libtorch-dev`);
+      process.exit(1);
+    }
+    return true;
+  }
+  return existsSync("/usr/include/torch/csrc/api/include/torch/torch.h");
+}
+if (!libtorchFound()) {
+  say("libtorch not found: installing Debian's libtorch-dev");
+  const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
+  const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
+  apt(["update"]);
+  apt(["install", "-y", "--no-install-recommends", "libtorch-dev"]);
+}
+
+// 2. npm dependencies
+const stamp = join(root, "node_modules", ".package-lock.json");
+const needInstall = !existsSync(stamp) || statSync(join(root, "package.json")).mtimeMs > statSync(stamp).mtimeMs;
+if (needInstall) {
+  const lock = existsSync(join(root, "package-lock.json"));
+  run("npm", [lock ? "ci" : "install", "--no-audit", "--no-fund", "--ignore-scripts"]);
+}
+
+// 3. the native addon
+const addon = join(root, "build", "Release", "lsmseg_native.node");
+const buildStamp = join(root, "build", "lsmseg-build.json");
+const wanted = JSON.stringify({ libtorch: process.env.LIBTORCH ?? "debian", node: process.versions.modules });
+const newestSource = Math.max(
+  ...readdirSync(join(root, "native")).map((f) => statSync(join(root, "native", f)).mtimeMs),
+  statSync(join(root, "binding.gyp")).mtimeMs,
+);
+const stale = !existsSync(addon) || !existsSync(buildStamp) || readFileSync(buildStamp, "utf8") !== wanted
+  || statSync(addon).mtimeMs < newestSource;
+if (stale) {
+  say("building the native addon (first build takes a few minutes)");
+  const gyp = join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
+  const gypCmd = existsSync(gyp) ? [process.execPath, gyp] : ["npx", "--yes", "node-gyp"];
+  const nodedir = existsSync("/usr/include/node/node_api.h") ? ["--nodedir=/usr"] : [];
+  run(gypCmd[0], [...gypCmd.slice(1), "rebuild", "-j", "max", ...nodedir]);
+  writeFileSync(buildStamp, wanted);
+}
+try {
+  execFileSync(process.execPath, ["-e", `require(${JSON.stringify(addon)})`], { stdio: "pipe" });
+} catch (e) {
+  console.error(`[setup] the native addon does not load: ${e.stderr?.toString() ?? e}`);
+  process.exit(1);
+}
+say("ready");

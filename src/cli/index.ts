@@ -1,0 +1,43 @@
+// lsmseg's command dispatcher: one file per command under src/cli/, each exporting
+// `run(argv): Promise<number>` (the exit code). Errors become one clear line, never a stack dump.
+
+const COMMANDS: Record<string, string> = {
+  synth: "generate the synthetic LSM dataset (the embedded default)",
+  inspect: "print a dataset's fingerprint",
+  convert: "convert a volume between NIfTI, MetaImage, TIFF and OME-Zarr",
+  curate: "cut raw whole volumes into a curated pretraining set (Task 2)",
+  pretrain: "self-supervised pretraining",
+  finetune: "supervised fine-tuning on the annotated patches",
+  predict: "sliding-window prediction over volumes of any size",
+  evaluate: "SELMA3D metrics, per category",
+  experiment: "run a named experiment",
+  report: "HTML report with a volume viewer",
+  serve: "the challenge container's invoke API",
+  demo: "the end-to-end demo on synthetic data",
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(11)} ${what}`);
+  return `usage: lsmseg <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n'lsmseg <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  if (!(name in COMMANDS)) {
+    console.error(`lsmseg: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const mod = (await import(`./${name}.ts`)) as { run: (argv: string[]) => Promise<number> };
+    return await mod.run(rest);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    console.error(`lsmseg ${name}: ${msg}`);
+    if (process.env.LSMSEG_DEBUG && err instanceof Error) console.error(err.stack);
+    return 1;
+  }
+}
