@@ -65,7 +65,7 @@ if (stale) {
   const gyp = join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
   const gypCmd = existsSync(gyp) ? [process.execPath, gyp] : ["npx", "--yes", "node-gyp"];
   const nodedir = existsSync("/usr/include/node/node_api.h") ? ["--nodedir=/usr"] : [];
-  run(gypCmd[0], [...gypCmd.slice(1), "rebuild", "-j", "max", ...nodedir]);
+  run(gypCmd[0], [...gypCmd.slice(1), "rebuild", "-j", "max", ...nodedir, ...(quiet ? ["--silent"] : [])]);
   writeFileSync(buildStamp, wanted);
 }
 try {

@@ -1,0 +1,11 @@
+// lsmseg's tensor engine: the TypeScript face of the libtorch addon.
+export { Tensor, Generator, tensor, zeros, ones, full, empty, zerosLike, onesLike, rand, randn, randint, randperm, arange, linspace, callOp, opHandle } from "./tensor.ts";
+export type { CreateOptions, RandomOptions, TensorOrScalar } from "./tensor.ts";
+export * from "./ops.ts";
+export { tidy, keep, scopeDepth } from "./scope.ts";
+export { noGrad, enableGrad, isGradEnabled, grad } from "./autograd.ts";
+export { autocast, cpuHasBf16, defaultPrecision } from "./autocast.ts";
+export type { AutocastOptions } from "./autocast.ts";
+export { setNumThreads, getNumThreads, manualSeed, getRngState, setRngState, buildInfo, cudaAvailable, liveTensors, schemas } from "./runtime.ts";
+export type { DType, MemoryFormat, TypedArray } from "./dtype.ts";
+export { isFloating } from "./dtype.ts";

@@ -1,0 +1,129 @@
+// Functional operators over tensors: joining, padding, selection, convolution, pooling, resampling,
+// normalisation, activations and losses. Each is one libtorch kernel (or composite) by name.
+import { type Tensor, callOp } from "./tensor.ts";
+
+const op = (name: string, ...args: unknown[]): Tensor => callOp(name, ...args) as Tensor;
+
+type Triple = number | [number, number, number];
+const triple = (v: Triple): number[] => (Array.isArray(v) ? v : [v, v, v]);
+
+function checkRank(fn: string, x: Tensor, rank: number, layout: string): void {
+  if (x.ndim !== rank) throw new Error(`${fn}: expected a ${rank}-d input ${layout}, got shape [${x.shape.join(", ")}]`);
+}
+
+// --- joining and selection ----------------------------------------------------------------------
+export function cat(tensors: Tensor[], dim = 0): Tensor { return op("cat", tensors, dim); }
+export function stack(tensors: Tensor[], dim = 0): Tensor { return op("stack", tensors, dim); }
+/** Element-wise choice: `cond ? a : b` (broadcasting). */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  if (typeof a === "number" && typeof b === "number") return op("where.Scalar", cond, a, b);
+  if (typeof a === "number") return op("where.ScalarSelf", cond, a, b);
+  if (typeof b === "number") return op("where.ScalarOther", cond, a, b);
+  return op("where.self", cond, a, b);
+}
+/**
+ * Pads the last dimensions: `pad` lists (before, after) pairs starting from the LAST dimension,
+ * as torch.nn.functional.pad. Modes: constant, reflect, replicate, circular.
+ */
+export function pad(x: Tensor, padding: number[], mode: "constant" | "reflect" | "replicate" | "circular" = "constant", value = 0): Tensor {
+  if (padding.length % 2 !== 0) throw new Error(`pad: padding must list (before, after) pairs, got ${padding.length} numbers`);
+  return mode === "constant" ? op("constant_pad_nd", x, padding, value) : op("pad", x, padding, mode, null);
+}
+export function einsum(equation: string, tensors: Tensor[]): Tensor { return op("einsum", equation, tensors); }
+export function matmul(a: Tensor, b: Tensor): Tensor { return op("matmul", a, b); }
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor { return op("linear", x, weight, bias ?? null); }
+
+// --- convolution and pooling (x: [B, C, D, H, W]) -----------------------------------------------
+export interface ConvOptions {
+  stride?: Triple;
+  padding?: Triple;
+  dilation?: Triple;
+  groups?: number;
+}
+export function conv3d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions = {}): Tensor {
+  checkRank("conv3d", x, 5, "[B, C, D, H, W]");
+  return op("conv3d", x, weight, bias, triple(o.stride ?? 1), triple(o.padding ?? 0), triple(o.dilation ?? 1), o.groups ?? 1);
+}
+export function convTranspose3d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions & { outputPadding?: Triple } = {}): Tensor {
+  checkRank("convTranspose3d", x, 5, "[B, C, D, H, W]");
+  return op("conv_transpose3d.input", x, weight, bias, triple(o.stride ?? 1), triple(o.padding ?? 0), triple(o.outputPadding ?? 0), o.groups ?? 1, triple(o.dilation ?? 1));
+}
+export function maxPool3d(x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; dilation?: Triple; ceilMode?: boolean } = {}): Tensor {
+  return op("max_pool3d", x, triple(kernel), triple(o.stride ?? kernel), triple(o.padding ?? 0), triple(o.dilation ?? 1), o.ceilMode ?? false);
+}
+export function avgPool3d(x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; ceilMode?: boolean; countIncludePad?: boolean } = {}): Tensor {
+  return op("avg_pool3d", x, triple(kernel), triple(o.stride ?? kernel), triple(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true, null);
+}
+export function adaptiveAvgPool3d(x: Tensor, outputSize: Triple): Tensor { return op("adaptive_avg_pool3d", x, triple(outputSize)); }
+
+// --- resampling ---------------------------------------------------------------------------------
+/** Resizes [B, C, D, H, W] to `size` (or by `scale`), nearest or trilinear, as F.interpolate. */
+export function interpolate(x: Tensor, o: { size?: number[]; scale?: number | number[]; mode?: "nearest" | "trilinear"; alignCorners?: boolean }): Tensor {
+  checkRank("interpolate", x, 5, "[B, C, D, H, W]");
+  if (!o.size === !o.scale) throw new Error("interpolate: give exactly one of size and scale");
+  const scale = o.scale === undefined ? null : Array.isArray(o.scale) ? o.scale : [o.scale, o.scale, o.scale];
+  if ((o.mode ?? "nearest") === "nearest") return op("upsample_nearest3d.vec", x, o.size ?? null, scale);
+  return op("upsample_trilinear3d.vec", x, o.size ?? null, o.alignCorners ?? false, scale);
+}
+/** Sampling grid for `gridSample` from affine matrices theta: [B, 3, 4]; size = [B, C, D, H, W]. */
+export function affineGrid(theta: Tensor, size: number[], alignCorners = false): Tensor {
+  return op("affine_grid_generator", theta, size, alignCorners);
+}
+const GRID_MODE = { bilinear: 0, nearest: 1 } as const;
+const GRID_PAD = { zeros: 0, border: 1, reflection: 2 } as const;
+/** Samples x: [B, C, D, H, W] at grid: [B, D', H', W', 3] (x, y, z in [-1, 1]); "bilinear" is trilinear in 3D. */
+export function gridSample(x: Tensor, grid: Tensor, o: { mode?: keyof typeof GRID_MODE; padding?: keyof typeof GRID_PAD; alignCorners?: boolean } = {}): Tensor {
+  return op("grid_sampler", x, grid, GRID_MODE[o.mode ?? "bilinear"], GRID_PAD[o.padding ?? "zeros"], o.alignCorners ?? false);
+}
+
+// --- normalisation ------------------------------------------------------------------------------
+export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  return op("instance_norm", x, weight, bias, null, null, true, 0.1, eps, false);
+}
+export function groupNorm(x: Tensor, groups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  return op("group_norm", x, groups, weight, bias, eps, false);
+}
+/** Batch norm; in training it updates runningMean/runningVar in place. */
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null, bias: Tensor | null, training: boolean, momentum = 0.1, eps = 1e-5): Tensor {
+  return op("batch_norm", x, weight, bias, runningMean, runningVar, training, momentum, eps, false);
+}
+export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  return op("layer_norm", x, normalizedShape, weight, bias, eps, false);
+}
+
+// --- activations --------------------------------------------------------------------------------
+export function relu(x: Tensor): Tensor { return op("relu", x); }
+export function leakyRelu(x: Tensor, slope = 0.01): Tensor { return op("leaky_relu", x, slope); }
+/** In place: overwrites x (saves memory in networks, as nn.LeakyReLU(inplace=True)). Returns x. */
+export function leakyRelu_(x: Tensor, slope = 0.01): Tensor { callOp("leaky_relu_", x, slope).dispose(); return x; }
+export function relu_(x: Tensor): Tensor { callOp("relu_", x).dispose(); return x; }
+export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor { return op("gelu", x, approximate); }
+export function silu(x: Tensor): Tensor { return op("silu", x); }
+export function sigmoid(x: Tensor): Tensor { return op("sigmoid", x); }
+export function tanh(x: Tensor): Tensor { return op("tanh", x); }
+export function softmax(x: Tensor, dim: number): Tensor { return op("softmax.int", x, dim, null); }
+export function logSoftmax(x: Tensor, dim: number): Tensor { return op("log_softmax.int", x, dim, null); }
+export function dropout(x: Tensor, p: number, training: boolean): Tensor {
+  if (p < 0 || p >= 1) throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
+  return op("dropout", x, p, training);
+}
+
+// --- losses -------------------------------------------------------------------------------------
+export type Reduction = "none" | "mean" | "sum";
+const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
+
+/**
+ * Cross-entropy of logits [B, C, ...] against class indices [B, ...] (int64), as F.cross_entropy:
+ * class weights, ignore index, label smoothing.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, o: { weight?: Tensor; ignoreIndex?: number; labelSmoothing?: number; reduction?: Reduction } = {}): Tensor {
+  return op("cross_entropy_loss", logits, target, o.weight ?? null, RED[o.reduction ?? "mean"], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
+}
+export function mseLoss(x: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor { return op("mse_loss", x, target, RED[reduction]); }
+export function l1Loss(x: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor { return op("l1_loss", x, target, RED[reduction]); }
+export function smoothL1Loss(x: Tensor, target: Tensor, beta = 1, reduction: Reduction = "mean"): Tensor { return op("smooth_l1_loss", x, target, RED[reduction], beta); }
+export function bceWithLogits(logits: Tensor, target: Tensor, o: { weight?: Tensor; posWeight?: Tensor; reduction?: Reduction } = {}): Tensor {
+  return op("binary_cross_entropy_with_logits", logits, target, o.weight ?? null, o.posWeight ?? null, RED[o.reduction ?? "mean"]);
+}
+/** One-hot encoding of int64 class indices: [...] → [..., numClasses]. */
+export function oneHot(indices: Tensor, numClasses: number): Tensor { return op("one_hot", indices, numClasses); }
