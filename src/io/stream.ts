@@ -1,0 +1,389 @@
+// Streaming access to volumes larger than memory: a VolumeSource reads any box (a z-slab, a patch) without
+// reading the whole file where the format allows it; a VolumeSink takes z-slabs in order and renames its
+// output into place only when closed. RawSource/RawSink serve the formats whose voxels are one contiguous
+// run of bytes, optionally gzip- or zlib-compressed: NIfTI and MetaImage.
+import { once } from "node:events";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { open, rename, rm, stat, mkdir } from "node:fs/promises";
+import { endianness } from "node:os";
+import { dirname } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createDeflate, createGunzip, createGzip, createInflate, type Gunzip, type Inflate } from "node:zlib";
+import { tempPathFor } from "../util/atomic.ts";
+import {
+  type Box, type DType, DTYPES, type Volume, type VolumeHeader, type VoxelArray,
+  allocVoxels, bytesOf, checkBox, headerOf, swapBytes, voxelCount,
+} from "./volume.ts";
+
+if (endianness() !== "LE") throw new Error("lsmseg's volume I/O assumes a little-endian machine");
+
+export interface VolumeSource {
+  readonly path: string;
+  readonly header: VolumeHeader;
+  /** Reads the voxels of `box` (z, y, x). Reading boxes in increasing z is fastest for compressed files. */
+  readRegion(box: Box): Promise<Volume>;
+  close(): Promise<void>;
+}
+
+export interface VolumeSink {
+  readonly path: string;
+  readonly header: VolumeHeader;
+  /** Appends whole z-planes (a multiple of y·x voxels of the header's dtype), in z order. */
+  writeSlab(data: VoxelArray): Promise<void>;
+  /** Finishes the file and renames it into place; fails if fewer planes than the shape's z were written. */
+  close(): Promise<void>;
+  /** Removes the temporary output. */
+  abort(): Promise<void>;
+}
+
+export type Compression = "none" | "gzip" | "zlib";
+
+/** Where the voxels of a contiguous-layout file are, and how to turn their bytes into the header's dtype. */
+export interface RawLayout {
+  /** The file named in messages. */
+  path: string;
+  /** The file holding the voxels (the same as `path` except for a .mhd with a separate data file). */
+  dataPath: string;
+  /** Byte offset of the voxels in the file, or of the compressed stream when compressed. */
+  dataOffset: number;
+  /** For compressed files: bytes to skip in the decompressed stream before the voxels (a gzipped NIfTI's header). */
+  inflatedOffset?: number;
+  compression: Compression;
+  bigEndian: boolean;
+  /** The dtype stored in the file; the header's dtype differs when a scale is applied. */
+  fileDtype: DType;
+  header: VolumeHeader;
+  /** NIfTI's scl_slope/scl_inter: value = stored·slope + inter. */
+  scale?: { slope: number; inter: number };
+  /** A file whose uncompressed data must be exactly the shape's size (no trailing bytes). */
+  exactSize?: boolean;
+}
+
+/** Sequential reader over the decompressed bytes of a file, from an offset. */
+class InflatedBytes {
+  pos = 0;
+  private iter: AsyncIterator<Buffer>;
+  private stream: Gunzip | Inflate;
+  private pending: Buffer | null = null;
+
+  constructor(private readonly layout: RawLayout) {
+    this.stream = layout.compression === "gzip" ? createGunzip({ chunkSize: 1 << 20 }) : createInflate({ chunkSize: 1 << 20 });
+    const file = createReadStream(layout.dataPath, { start: layout.dataOffset, highWaterMark: 1 << 20 });
+    pipeline(file, this.stream).catch(() => undefined); // errors surface through the iterator
+    this.iter = this.stream[Symbol.asyncIterator]();
+  }
+
+  private async next(): Promise<Buffer | null> {
+    if (this.pending) {
+      const p = this.pending;
+      this.pending = null;
+      return p;
+    }
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await this.iter.next();
+    } catch (err) {
+      const what = this.layout.compression === "gzip" ? "gzip" : "zlib";
+      throw new Error(`${this.layout.path}: ${what} data is truncated or corrupt (${(err as Error).message})`);
+    }
+    return r.done ? null : r.value;
+  }
+
+  /** Fills `dst` with the next bytes, or throws naming how many bytes the file held. */
+  async read(dst: Uint8Array, promised: number): Promise<void> {
+    let filled = 0;
+    while (filled < dst.length) {
+      const chunk = await this.next();
+      if (!chunk) {
+        throw new Error(`${this.layout.path}: the header promises ${promised} bytes of voxel data but the file holds only ${this.held()}`);
+      }
+      const take = Math.min(chunk.length, dst.length - filled);
+      dst.set(chunk.subarray(0, take), filled);
+      filled += take;
+      this.pos += take;
+      if (take < chunk.length) this.pending = chunk.subarray(take);
+    }
+  }
+
+  async skipTo(offset: number, promised: number): Promise<void> {
+    while (this.pos < offset) {
+      const chunk = await this.next();
+      if (!chunk) {
+        throw new Error(`${this.layout.path}: the header promises ${promised} bytes of voxel data but the file holds only ${this.held()}`);
+      }
+      const take = Math.min(chunk.length, offset - this.pos);
+      this.pos += take;
+      if (take < chunk.length) this.pending = chunk.subarray(take);
+    }
+  }
+
+  private held(): number {
+    return Math.max(0, this.pos - (this.layout.inflatedOffset ?? 0));
+  }
+
+  /** True when there is no byte left. */
+  async atEnd(): Promise<boolean> {
+    const chunk = await this.next();
+    if (!chunk) return true;
+    this.pending = chunk;
+    return chunk.length === 0 ? this.atEnd() : false;
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+}
+
+/** A VolumeSource over a contiguous (optionally compressed) run of voxels. */
+export class RawSource implements VolumeSource {
+  readonly path: string;
+  readonly header: VolumeHeader;
+  private inflated: InflatedBytes | null = null;
+
+  private constructor(private readonly layout: RawLayout) {
+    this.path = layout.path;
+    this.header = layout.header;
+  }
+
+  static async open(layout: RawLayout): Promise<RawSource> {
+    const bytes = voxelCount(layout.header.shape) * DTYPES[layout.fileDtype].bytes;
+    if (layout.compression === "none") {
+      let size: number;
+      try {
+        size = (await stat(layout.dataPath)).size;
+      } catch {
+        throw new Error(`${layout.path}: data file ${layout.dataPath} not found`);
+      }
+      const held = size - layout.dataOffset;
+      if (held < bytes) {
+        throw new Error(`${layout.path}: the header promises ${bytes} bytes of voxel data (${layout.header.shape.join("×")} ${layout.fileDtype}) but the file holds only ${Math.max(0, held)}`);
+      }
+      if (layout.exactSize && held > bytes) {
+        throw new Error(`${layout.path}: the dimensions ${layout.header.shape.join("×")} of ${layout.fileDtype} make ${bytes} bytes but the file holds ${held}`);
+      }
+    }
+    return new RawSource(layout);
+  }
+
+  async readRegion(box: Box): Promise<Volume> {
+    const { header, fileDtype } = this.layout;
+    checkBox(this.path, header.shape, box);
+    const [, ny, nx] = header.shape;
+    const [z0, y0, x0] = box.start;
+    const [dz, dy, dx] = box.size;
+    const size = DTYPES[fileDtype].bytes;
+    const rowBytes = nx * size;
+    const totalBytes = voxelCount(header.shape) * size;
+    const out = allocVoxels(fileDtype, dz * dy * dx);
+    const outBytes = bytesOf(out);
+    // Each plane's rows y0..y0+dy are one contiguous span; read it whole and keep columns x0..x0+dx.
+    const span = new Uint8Array(dy * rowBytes);
+    const keepWhole = x0 === 0 && dx === nx;
+    let fd: Awaited<ReturnType<typeof open>> | null = null;
+    try {
+      if (this.layout.compression === "none") fd = await open(this.layout.dataPath, "r");
+      for (let z = 0; z < dz; z++) {
+        const offset = ((z0 + z) * ny + y0) * rowBytes;
+        const dst = keepWhole ? outBytes.subarray(z * dy * rowBytes, (z + 1) * dy * rowBytes) : span;
+        if (fd) {
+          await readFully(fd, dst, this.layout.dataOffset + offset);
+        } else {
+          const inflated = await this.inflatedAt((this.layout.inflatedOffset ?? 0) + offset, totalBytes);
+          await inflated.read(dst, totalBytes);
+        }
+        if (!keepWhole) {
+          for (let y = 0; y < dy; y++) {
+            const from = y * rowBytes + x0 * size;
+            outBytes.set(span.subarray(from, from + dx * size), ((z * dy + y) * dx) * size);
+          }
+        }
+      }
+      const whole = dz * dy * dx === voxelCount(header.shape);
+      if (whole && this.inflated && this.layout.exactSize && !(await this.inflated.atEnd())) {
+        throw new Error(`${this.path}: the file holds more voxel data than the dimensions ${header.shape.join("×")} of ${fileDtype} describe (${totalBytes} bytes)`);
+      }
+    } finally {
+      await fd?.close();
+    }
+    if (this.layout.bigEndian) swapBytes(outBytes, size);
+    return { ...headerOf(header, [...box.size]), data: this.scaled(out) };
+  }
+
+  private scaled(raw: VoxelArray): VoxelArray {
+    const s = this.layout.scale;
+    if (!s) return raw;
+    const out = allocVoxels(this.header.dtype, raw.length);
+    for (let i = 0; i < raw.length; i++) out[i] = raw[i] * s.slope + s.inter;
+    return out;
+  }
+
+  /** The decompressed stream positioned at `offset`, restarted when reading backwards. */
+  private async inflatedAt(offset: number, promised: number): Promise<InflatedBytes> {
+    if (!this.inflated || this.inflated.pos > offset) {
+      this.inflated?.close();
+      this.inflated = new InflatedBytes(this.layout);
+    }
+    await this.inflated.skipTo(offset, promised);
+    return this.inflated;
+  }
+
+  async close(): Promise<void> {
+    this.inflated?.close();
+    this.inflated = null;
+  }
+}
+
+async function readFully(fd: Awaited<ReturnType<typeof open>>, dst: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < dst.length) {
+    const { bytesRead } = await fd.read(dst, done, dst.length - done, position + done);
+    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
+    done += bytesRead;
+  }
+}
+
+export interface RawSinkOptions {
+  path: string;
+  header: VolumeHeader;
+  /** Bytes written before the voxels. */
+  prefix: Uint8Array;
+  /** Compress the prefix with the voxels (a gzipped NIfTI) rather than writing it plain (MetaImage). */
+  compressPrefix?: boolean;
+  compression: Compression;
+  /** gzip/zlib level (1 fastest … 9 smallest). */
+  level?: number;
+  /** Called after the data with the compressed data's byte count; returns [position, bytes] patches. */
+  patch?: (dataBytes: number) => Array<[number, Uint8Array]>;
+}
+
+/** A VolumeSink writing a prefix (a header) then the voxels, through gzip/zlib when asked. */
+export class RawSink implements VolumeSink {
+  readonly path: string;
+  readonly header: VolumeHeader;
+  private readonly tmp: string;
+  private planesWritten = 0;
+  private dataBytes = 0;
+  private file!: WriteStream;
+  private zstream: ReturnType<typeof createGzip> | null = null;
+  private done!: Promise<void>;
+  private failed: Error | null = null;
+
+  private constructor(private readonly opts: RawSinkOptions) {
+    this.path = opts.path;
+    this.header = opts.header;
+    this.tmp = tempPathFor(opts.path);
+  }
+
+  static async create(opts: RawSinkOptions): Promise<RawSink> {
+    const sink = new RawSink(opts);
+    await mkdir(dirname(opts.path), { recursive: true });
+    sink.file = createWriteStream(sink.tmp, { highWaterMark: 1 << 20 });
+    if (!opts.compressPrefix || opts.compression === "none") sink.file.write(opts.prefix);
+    const level = opts.level ?? 1;
+    if (opts.compression !== "none") {
+      sink.zstream = opts.compression === "gzip" ? createGzip({ level, chunkSize: 1 << 20 }) : createDeflate({ level, chunkSize: 1 << 20 });
+      sink.zstream.on("data", (c: Buffer) => { sink.dataBytes += c.length; });
+      sink.done = pipeline(sink.zstream, sink.file);
+      if (opts.compressPrefix) sink.zstream.write(opts.prefix);
+    } else {
+      sink.done = once(sink.file, "finish").then(() => undefined);
+    }
+    sink.done.catch((err: Error) => { sink.failed = err; });
+    return sink;
+  }
+
+  async writeSlab(data: VoxelArray): Promise<void> {
+    const [nz, ny, nx] = this.header.shape;
+    const plane = ny * nx;
+    if (data.length % plane !== 0) throw new Error(`${this.path}: a slab must hold whole planes of ${ny}×${nx} voxels, got ${data.length}`);
+    if (this.planesWritten + data.length / plane > nz) throw new Error(`${this.path}: more planes written than the shape's ${nz}`);
+    this.planesWritten += data.length / plane;
+    if (this.failed) throw this.failed;
+    const bytes = Buffer.from(bytesOf(data)); // a copy: the caller may reuse its array
+    const target = this.zstream ?? this.file;
+    if (!this.zstream) this.dataBytes += bytes.length;
+    if (!target.write(bytes)) await Promise.race([once(target, "drain"), this.done]);
+    if (this.failed) throw this.failed;
+  }
+
+  async close(): Promise<void> {
+    if (this.planesWritten !== this.header.shape[0]) {
+      await this.abort();
+      throw new Error(`${this.path}: ${this.planesWritten} of ${this.header.shape[0]} planes were written`);
+    }
+    (this.zstream ?? this.file).end();
+    await this.done;
+    const patches = this.opts.patch?.(this.dataBytes) ?? [];
+    if (patches.length) {
+      const fd = await open(this.tmp, "r+");
+      try {
+        for (const [pos, bytes] of patches) await fd.write(bytes, 0, bytes.length, pos);
+      } finally {
+        await fd.close();
+      }
+    }
+    await rename(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    this.zstream?.destroy();
+    this.file.destroy();
+    await rm(this.tmp, { force: true });
+  }
+}
+
+/** Reads everything from `source` and closes it. */
+export async function readAll(source: VolumeSource): Promise<Volume> {
+  try {
+    return await source.readRegion({ start: [0, 0, 0], size: [...source.header.shape] });
+  } finally {
+    await source.close();
+  }
+}
+
+/** Writes `vol` through `sink` in slabs of at most `slabPlanes` planes, aborting the sink on failure. */
+export async function writeAll(sink: VolumeSink, vol: Volume, slabPlanes = 64): Promise<void> {
+  const plane = vol.shape[1] * vol.shape[2];
+  try {
+    for (let z = 0; z < vol.shape[0]; z += slabPlanes) {
+      await sink.writeSlab(vol.data.subarray(z * plane, Math.min(vol.shape[0], z + slabPlanes) * plane));
+    }
+    await sink.close();
+  } catch (err) {
+    await sink.abort();
+    throw err;
+  }
+}
+
+/** The first `n` bytes of a file (decompressed when `gzip`), fewer if the file is shorter. */
+export async function readHead(path: string, n: number, gzip: boolean): Promise<Buffer> {
+  if (!gzip) {
+    const fd = await open(path, "r").catch(() => { throw new Error(`${path}: file not found`); });
+    try {
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fd.read(buf, 0, n, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fd.close();
+    }
+  }
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const gunzip = createGunzip();
+  const file = createReadStream(path, { highWaterMark: 1 << 16 });
+  pipeline(file, gunzip).catch(() => undefined);
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      got += chunk.length;
+      if (got >= n) break;
+    }
+  } catch (err) {
+    const msg = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : `gzip data is truncated or corrupt (${(err as Error).message})`;
+    throw new Error(`${path}: ${msg}`);
+  } finally {
+    gunzip.destroy();
+    file.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, n);
+}

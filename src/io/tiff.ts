@@ -1,0 +1,566 @@
+// TIFF and BigTIFF (TIFF 6.0; BigTIFF as libtiff writes it): multi-page files with one page per z-plane, or a
+// folder of one file per z-plane read in natural order. uint8/uint16/float32 (and the other Volume dtypes),
+// uncompressed, deflate or LZW, strips or tiles. Hand-written: the npm TIFF decoders (utif, geotiff) write
+// neither BigTIFF nor LZW nor float, and reading a region must fetch only the strips it needs.
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { deflateSync, inflateSync } from "node:zlib";
+import { tempPathFor } from "../util/atomic.ts";
+import { lzwDecode, lzwEncode } from "./lzw.ts";
+import { type VolumeSink, type VolumeSource } from "./stream.ts";
+import {
+  type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
+  allocVoxels, bytesOf, checkBox, headerOf, swapBytes,
+} from "./volume.ts";
+
+const TAG = {
+  NewSubfileType: 254, ImageWidth: 256, ImageLength: 257, BitsPerSample: 258, Compression: 259,
+  Photometric: 262, ImageDescription: 270, StripOffsets: 273, SamplesPerPixel: 277, RowsPerStrip: 278,
+  StripByteCounts: 279, XResolution: 282, YResolution: 283, PlanarConfig: 284, ResolutionUnit: 296,
+  Software: 305, Predictor: 317, TileWidth: 322, TileLength: 323, TileOffsets: 324, TileByteCounts: 325,
+  SampleFormat: 339,
+} as const;
+const TYPE_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
+const COMPRESSION: Record<string, number> = { none: 1, lzw: 5, deflate: 8 };
+
+/** One page (one z-plane): where its strips or tiles are and how to decode them. */
+interface Page {
+  width: number;
+  height: number;
+  dtype: DType;
+  compression: number;
+  predictor: number;
+  /** Segment (strip or tile) size in pixels; a strip is as wide as the page. */
+  segWidth: number;
+  segHeight: number;
+  offsets: number[];
+  byteCounts: number[];
+  description: string;
+  xRes?: number;
+  yRes?: number;
+  resUnit: number;
+}
+
+function dtypeFrom(path: string, bits: number, format: number): DType {
+  const key = `${format}:${bits}`;
+  const table: Record<string, DType> = {
+    "1:8": "uint8", "1:16": "uint16", "1:32": "uint32", "2:8": "int8", "2:16": "int16", "2:32": "int32", "3:32": "float32", "3:64": "float64",
+  };
+  const d = table[key];
+  if (!d) throw new Error(`${path}: unsupported TIFF sample type (BitsPerSample ${bits}, SampleFormat ${format})`);
+  return d;
+}
+
+/** A parsed TIFF file: its byte order, pages, and an open descriptor for reading segments. */
+class TiffFile {
+  readonly pages: Page[] = [];
+  private fd: number;
+  private le = true;
+  private big = false;
+
+  constructor(readonly path: string, maxPages = Infinity) {
+    try {
+      this.fd = openSync(path, "r");
+    } catch {
+      throw new Error(`${path}: file not found`);
+    }
+    try {
+      this.parse(maxPages);
+    } catch (err) {
+      closeSync(this.fd);
+      throw err;
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private bytes(pos: number, n: number): Buffer {
+    const b = Buffer.alloc(n);
+    const got = readSync(this.fd, b, 0, n, pos);
+    if (got < n) throw new Error(`${this.path}: truncated TIFF (wanted ${n} bytes at offset ${pos}, file ends first)`);
+    return b;
+  }
+
+  private parse(maxPages: number): void {
+    const size = fstatSync(this.fd).size;
+    if (size < 8) throw new Error(`${this.path}: not a TIFF file (${size} bytes)`);
+    const h = this.bytes(0, Math.min(16, size));
+    const order = h.toString("latin1", 0, 2);
+    if (order !== "II" && order !== "MM") throw new Error(`${this.path}: not a TIFF file (starts with '${order}')`);
+    this.le = order === "II";
+    const magic = this.le ? h.readUInt16LE(2) : h.readUInt16BE(2);
+    if (magic === 43) this.big = true;
+    else if (magic !== 42) throw new Error(`${this.path}: not a TIFF file (version ${magic}, expected 42 or 43)`);
+    let ifd = this.big ? this.u64(h, 8) : this.u32(h, 4);
+    const seen = new Set<number>();
+    while (ifd !== 0 && this.pages.length < maxPages) {
+      if (seen.has(ifd)) throw new Error(`${this.path}: TIFF page chain loops back to offset ${ifd}`);
+      seen.add(ifd);
+      if (ifd >= size) throw new Error(`${this.path}: page ${this.pages.length} starts at offset ${ifd}, beyond the file's ${size} bytes`);
+      ifd = this.parseIfd(ifd, size);
+    }
+    if (this.pages.length === 0) throw new Error(`${this.path}: TIFF has no image pages`);
+  }
+
+  private u16(b: Buffer, o: number): number { return this.le ? b.readUInt16LE(o) : b.readUInt16BE(o); }
+  private u32(b: Buffer, o: number): number { return this.le ? b.readUInt32LE(o) : b.readUInt32BE(o); }
+  private u64(b: Buffer, o: number): number { return Number(this.le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)); }
+
+  /** Parses the IFD at `pos`; returns the next IFD's offset. */
+  private parseIfd(pos: number, fileSize: number): number {
+    const countSize = this.big ? 8 : 2, entrySize = this.big ? 20 : 12, inline = this.big ? 8 : 4;
+    const count = this.big ? this.u64(this.bytes(pos, 8), 0) : this.u16(this.bytes(pos, 2), 0);
+    const block = this.bytes(pos + countSize, count * entrySize + (this.big ? 8 : 4));
+    const tags = new Map<number, number[] | string>();
+    for (let e = 0; e < count; e++) {
+      const o = e * entrySize;
+      const tag = this.u16(block, o), type = this.u16(block, o + 2);
+      const n = this.big ? this.u64(block, o + 4) : this.u32(block, o + 4);
+      const tsize = TYPE_SIZE[type];
+      if (!tsize) continue;
+      const bytes = n * tsize;
+      let data: Buffer;
+      if (bytes <= inline) data = block.subarray(o + (this.big ? 12 : 8), o + (this.big ? 12 : 8) + bytes);
+      else {
+        const at = this.big ? this.u64(block, o + 12) : this.u32(block, o + 8);
+        if (at + bytes > fileSize) throw new Error(`${this.path}: tag ${tag} of page ${this.pages.length} points beyond the end of the file`);
+        data = this.bytes(at, bytes);
+      }
+      tags.set(tag, type === 2 ? data.toString("latin1").replace(/\0+$/, "") : this.values(data, type, n));
+    }
+    const next = this.big ? this.u64(block, count * entrySize) : this.u32(block, count * entrySize);
+    const num = (tag: number, fallback?: number): number => {
+      const v = tags.get(tag);
+      if (Array.isArray(v) && v.length > 0) return v[0];
+      if (fallback === undefined) throw new Error(`${this.path}: page ${this.pages.length} lacks TIFF tag ${tag}`);
+      return fallback;
+    };
+    const list = (tag: number): number[] => {
+      const v = tags.get(tag);
+      return Array.isArray(v) ? v : [];
+    };
+    if (num(TAG.NewSubfileType, 0) & 1) return next; // a reduced-resolution copy, not a z-plane
+    const samples = num(TAG.SamplesPerPixel, 1);
+    if (samples !== 1) throw new Error(`${this.path}: page ${this.pages.length} has ${samples} samples per pixel; only single-channel images are supported`);
+    const width = num(TAG.ImageWidth), height = num(TAG.ImageLength);
+    const tiled = tags.has(TAG.TileOffsets);
+    const page: Page = {
+      width, height,
+      dtype: dtypeFrom(this.path, num(TAG.BitsPerSample, 1), num(TAG.SampleFormat, 1)),
+      compression: num(TAG.Compression, 1),
+      predictor: num(TAG.Predictor, 1),
+      segWidth: tiled ? num(TAG.TileWidth) : width,
+      segHeight: tiled ? num(TAG.TileLength) : Math.min(height, num(TAG.RowsPerStrip, height)),
+      offsets: list(tiled ? TAG.TileOffsets : TAG.StripOffsets),
+      byteCounts: list(tiled ? TAG.TileByteCounts : TAG.StripByteCounts),
+      description: typeof tags.get(TAG.ImageDescription) === "string" ? (tags.get(TAG.ImageDescription) as string) : "",
+      xRes: tags.has(TAG.XResolution) ? num(TAG.XResolution) : undefined,
+      yRes: tags.has(TAG.YResolution) ? num(TAG.YResolution) : undefined,
+      resUnit: num(TAG.ResolutionUnit, 2),
+    };
+    if (![1, 5, 8, 32946].includes(page.compression)) {
+      throw new Error(`${this.path}: page ${this.pages.length} uses TIFF compression ${page.compression}; lsmseg reads none (1), LZW (5) and deflate (8)`);
+    }
+    if (page.predictor !== 1 && page.predictor !== 2) throw new Error(`${this.path}: page ${this.pages.length} uses TIFF predictor ${page.predictor}; lsmseg reads none (1) and horizontal (2)`);
+    const segs = Math.ceil(height / page.segHeight) * Math.ceil(width / page.segWidth);
+    if (page.offsets.length !== segs || page.byteCounts.length !== segs) {
+      throw new Error(`${this.path}: page ${this.pages.length} lists ${page.offsets.length} strips/tiles, its size ${width}×${height} needs ${segs}`);
+    }
+    for (let s = 0; s < segs; s++) {
+      if (page.offsets[s] + page.byteCounts[s] > fileSize) {
+        throw new Error(`${this.path}: page ${this.pages.length} strip ${s} ends at byte ${page.offsets[s] + page.byteCounts[s]}, beyond the file's ${fileSize} bytes (truncated file?)`);
+      }
+    }
+    this.pages.push(page);
+    return next;
+  }
+
+  private values(b: Buffer, type: number, n: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      switch (type) {
+        case 1: case 7: out.push(b[i]); break;
+        case 6: out.push(b.readInt8(i)); break;
+        case 3: out.push(this.u16(b, 2 * i)); break;
+        case 8: out.push(this.le ? b.readInt16LE(2 * i) : b.readInt16BE(2 * i)); break;
+        case 4: case 13: out.push(this.u32(b, 4 * i)); break;
+        case 9: out.push(this.le ? b.readInt32LE(4 * i) : b.readInt32BE(4 * i)); break;
+        case 5: out.push(this.u32(b, 8 * i) / this.u32(b, 8 * i + 4)); break;
+        case 10: out.push((this.le ? b.readInt32LE(8 * i) : b.readInt32BE(8 * i)) / (this.le ? b.readInt32LE(8 * i + 4) : b.readInt32BE(8 * i + 4))); break;
+        case 11: out.push(this.le ? b.readFloatLE(4 * i) : b.readFloatBE(4 * i)); break;
+        case 12: out.push(this.le ? b.readDoubleLE(8 * i) : b.readDoubleBE(8 * i)); break;
+        case 16: case 18: out.push(this.u64(b, 8 * i)); break;
+        case 17: out.push(Number(this.le ? b.readBigInt64LE(8 * i) : b.readBigInt64BE(8 * i))); break;
+      }
+    }
+    return out;
+  }
+
+  /** Decodes rows y0..y0+dy, columns x0..x0+dx of page `index` into `out` at `at` (voxels). */
+  readPlane(index: number, y0: number, dy: number, x0: number, dx: number, out: VoxelArray, at: number): void {
+    const p = this.pages[index];
+    const size = DTYPES[p.dtype].bytes;
+    const across = Math.ceil(p.width / p.segWidth);
+    const segBytes = p.segWidth * p.segHeight * size;
+    const outBytes = bytesOf(out);
+    for (let sy = Math.floor(y0 / p.segHeight); sy * p.segHeight < y0 + dy; sy++) {
+      for (let sx = Math.floor(x0 / p.segWidth); sx * p.segWidth < x0 + dx; sx++) {
+        const s = sy * across + sx;
+        // The last strip of a page may hold fewer rows; tiles are always whole.
+        const rows = p.segWidth === p.width ? Math.min(p.segHeight, p.height - sy * p.segHeight) : p.segHeight;
+        const expected = p.segWidth === p.width ? rows * p.width * size : segBytes;
+        const raw = this.bytes(p.offsets[s], p.byteCounts[s]);
+        let seg: Uint8Array;
+        try {
+          seg = p.compression === 1 ? raw : p.compression === 5 ? lzwDecode(raw, expected) : inflateSync(raw);
+        } catch (err) {
+          throw new Error(`${this.path}: page ${index} strip ${s} does not decode (${(err as Error).message})`);
+        }
+        if (seg.length < expected) throw new Error(`${this.path}: page ${index} strip ${s} holds ${seg.length} bytes, its ${rows} rows need ${expected}`);
+        seg = new Uint8Array(seg.subarray(0, expected)); // aligned copy, ours to modify
+        if (!this.le) swapBytes(seg, size);
+        if (p.predictor === 2) undoHorizontalDifferencing(seg, p.dtype, p.segWidth);
+        const segY0 = sy * p.segHeight, segX0 = sx * p.segWidth;
+        const ya = Math.max(y0, segY0), yb = Math.min(y0 + dy, segY0 + rows, p.height);
+        const xa = Math.max(x0, segX0), xb = Math.min(x0 + dx, segX0 + p.segWidth, p.width);
+        for (let y = ya; y < yb; y++) {
+          const from = ((y - segY0) * p.segWidth + (xa - segX0)) * size;
+          outBytes.set(seg.subarray(from, from + (xb - xa) * size), (at + (y - y0) * dx + (xa - x0)) * size);
+        }
+      }
+    }
+  }
+}
+
+function undoHorizontalDifferencing(seg: Uint8Array, dtype: DType, width: number): void {
+  if (dtype === "float32" || dtype === "float64") throw new Error("horizontal predictor on float data");
+  const v = new DTYPES[dtype].array(seg.buffer, seg.byteOffset, seg.byteLength / DTYPES[dtype].bytes);
+  for (let r = 0; r < v.length; r += width) for (let x = 1; x < width && r + x < v.length; x++) v[r + x] += v[r + x - 1];
+}
+
+/** Spacing (z, y, x in µm) from lsmseg's or ImageJ's description and the resolution tags. */
+function spacingFrom(p: Page): Vec3 {
+  let z = 1, y = 1, x = 1;
+  const perUnit = p.resUnit === 3 ? 1e4 : p.resUnit === 2 ? 25400 : 1;
+  if (p.xRes && p.xRes > 0) x = perUnit / p.xRes;
+  if (p.yRes && p.yRes > 0) y = perUnit / p.yRes;
+  if (p.description.startsWith("{")) {
+    try {
+      const meta = JSON.parse(p.description) as { spacing_um?: number[] };
+      if (Array.isArray(meta.spacing_um) && meta.spacing_um.length === 3) return meta.spacing_um.map(Number) as Vec3;
+    } catch {
+      // not lsmseg's JSON: keep the resolution tags
+    }
+  }
+  const ij = /(?:^|\n)spacing=([0-9.eE+-]+)/.exec(p.description);
+  if (ij) z = Number(ij[1]);
+  return [z, y, x];
+}
+
+function checkSamePlanes(where: (i: number) => string, pages: Page[]): void {
+  const p0 = pages[0];
+  for (let i = 1; i < pages.length; i++) {
+    const p = pages[i];
+    if (p.width !== p0.width || p.height !== p0.height) {
+      throw new Error(`${where(i)}: slice is ${p.width}×${p.height} but ${where(0)} is ${p0.width}×${p0.height} (mismatched slice sizes)`);
+    }
+    if (p.dtype !== p0.dtype) throw new Error(`${where(i)}: slice is ${p.dtype} but ${where(0)} is ${p0.dtype}`);
+  }
+}
+
+/** Reads planes from a list of (file, page) pairs. */
+class PlaneSource implements VolumeSource {
+  constructor(
+    readonly path: string,
+    readonly header: VolumeHeader,
+    private readonly plane: (z: number) => { file: TiffFile; page: number; done: () => void },
+    private readonly onClose: () => void,
+  ) {}
+
+  async readRegion(box: Box): Promise<Volume> {
+    checkBox(this.path, this.header.shape, box);
+    const [z0, y0, x0] = box.start;
+    const [dz, dy, dx] = box.size;
+    const out = allocVoxels(this.header.dtype, dz * dy * dx);
+    for (let z = 0; z < dz; z++) {
+      const { file, page, done } = this.plane(z0 + z);
+      try {
+        file.readPlane(page, y0, dy, x0, dx, out, z * dy * dx);
+      } finally {
+        done();
+      }
+    }
+    return { ...headerOf(this.header, [...box.size]), data: out };
+  }
+
+  async close(): Promise<void> {
+    this.onClose();
+  }
+}
+
+/** Opens a multi-page TIFF or BigTIFF (one page per z-plane). */
+export async function openTiff(path: string): Promise<VolumeSource> {
+  const file = new TiffFile(path);
+  try {
+    checkSamePlanes((i) => `${path} page ${i}`, file.pages);
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+  const p0 = file.pages[0];
+  const header: VolumeHeader = { dtype: p0.dtype, shape: [file.pages.length, p0.height, p0.width], spacingUm: spacingFrom(p0) };
+  return new PlaneSource(path, header, (z) => ({ file, page: z, done: () => undefined }), () => file.close());
+}
+
+const collator = new Intl.Collator("en", { numeric: true });
+
+/** The .tif/.tiff files of a folder in natural order (z2 before z10). */
+export function tiffPlaneFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    throw new Error(`${dir}: folder not found`);
+  }
+  return names.filter((n) => /\.tiff?$/i.test(n) && !n.startsWith(".")).sort(collator.compare);
+}
+
+/** Opens a folder of single-page TIFFs, one per z-plane, in natural order; checks that none is missing. */
+export async function openTiffFolder(dir: string): Promise<VolumeSource> {
+  const names = tiffPlaneFiles(dir);
+  if (names.length === 0) throw new Error(`${dir}: no .tif or .tiff files in the folder`);
+  // Plane numbers are the last run of digits in each name; a gap means a missing slice.
+  const numbers = names.map((n) => /(\d+)(?!.*\d)/.exec(n)?.[1]);
+  if (numbers.every((n) => n !== undefined)) {
+    for (let i = 1; i < names.length; i++) {
+      const prev = Number(numbers[i - 1]), cur = Number(numbers[i]);
+      if (cur !== prev + 1) {
+        throw new Error(`${dir}: missing slice between ${names[i - 1]} and ${names[i]} (plane numbers ${prev} then ${cur})`);
+      }
+    }
+  }
+  const pages: Page[] = names.map((n) => {
+    const f = new TiffFile(join(dir, n), 2);
+    f.close();
+    if (f.pages.length !== 1) throw new Error(`${join(dir, n)}: a z-plane file must hold one page, it holds ${f.pages.length}+`);
+    return f.pages[0];
+  });
+  checkSamePlanes((i) => join(dir, names[i]), pages);
+  const p0 = pages[0];
+  const header: VolumeHeader = { dtype: p0.dtype, shape: [names.length, p0.height, p0.width], spacingUm: spacingFrom(p0) };
+  return new PlaneSource(dir, header, (z) => {
+    const file = new TiffFile(join(dir, names[z]), 1);
+    return { file, page: 0, done: () => file.close() };
+  }, () => undefined);
+}
+
+export interface TiffWriteOptions {
+  /** "deflate" (default), "lzw" or "none". */
+  tiffCompression?: "none" | "deflate" | "lzw";
+  /** Force BigTIFF (default: when the uncompressed size comes near 4 GiB). */
+  bigtiff?: boolean;
+  /** deflate level (default 6). */
+  level?: number;
+}
+
+interface Entry { tag: number; type: number; values: number[] | Buffer }
+
+/** Writes TIFF pages one after another, linking each IFD from the previous one. */
+class TiffWriter {
+  private pos: number;
+  private linkAt: number;
+  private pageIndex = 0;
+
+  constructor(private readonly fd: number, private readonly big: boolean, private readonly h: VolumeHeader, private readonly opts: TiffWriteOptions) {
+    const head = Buffer.alloc(big ? 16 : 8);
+    head.write("II", 0, "latin1");
+    head.writeUInt16LE(big ? 43 : 42, 2);
+    if (big) { head.writeUInt16LE(8, 4); head.writeUInt16LE(0, 6); }
+    writeSync(fd, head, 0, head.length, 0);
+    this.linkAt = big ? 8 : 4;
+    this.pos = head.length;
+  }
+
+  private write(buf: Uint8Array): number {
+    const at = this.pos;
+    let done = 0;
+    while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done, at + done);
+    this.pos += buf.length;
+    if (this.pos % 2) this.write(new Uint8Array(1)); // keep offsets word-aligned
+    return at;
+  }
+
+  private offset(n: number): Buffer {
+    const b = Buffer.alloc(this.big ? 8 : 4);
+    if (this.big) b.writeBigUInt64LE(BigInt(n)); else b.writeUInt32LE(n);
+    return b;
+  }
+
+  writePage(plane: VoxelArray, description: string): void {
+    const [, ny, nx] = this.h.shape;
+    const size = DTYPES[this.h.dtype].bytes;
+    const rowBytes = nx * size;
+    const rowsPerStrip = Math.max(1, Math.min(ny, Math.floor((1 << 18) / rowBytes)));
+    const comp = this.opts.tiffCompression ?? "deflate";
+    const bytes = bytesOf(plane);
+    const offsets: number[] = [], counts: number[] = [];
+    for (let y = 0; y < ny; y += rowsPerStrip) {
+      const raw = bytes.subarray(y * rowBytes, Math.min(ny, y + rowsPerStrip) * rowBytes);
+      const enc = comp === "none" ? raw : comp === "lzw" ? lzwEncode(raw) : deflateSync(raw, { level: this.opts.level ?? 6 });
+      offsets.push(this.write(enc));
+      counts.push(enc.length);
+    }
+    const [, sy, sx] = this.h.spacingUm;
+    const rational = (v: number) => {
+      const den = Math.max(1, Math.min(1_000_000, Math.floor(4294967295 / Math.max(1, v))));
+      return [Math.round(v * den), den];
+    };
+    const longType = this.big ? 16 : 4;
+    const entries: Entry[] = [
+      { tag: TAG.NewSubfileType, type: 4, values: [0] },
+      { tag: TAG.ImageWidth, type: 4, values: [nx] },
+      { tag: TAG.ImageLength, type: 4, values: [ny] },
+      { tag: TAG.BitsPerSample, type: 3, values: [size * 8] },
+      { tag: TAG.Compression, type: 3, values: [COMPRESSION[comp]] },
+      { tag: TAG.Photometric, type: 3, values: [1] },
+    ];
+    if (description) entries.push({ tag: TAG.ImageDescription, type: 2, values: Buffer.from(description + "\0", "latin1") });
+    entries.push(
+      { tag: TAG.StripOffsets, type: longType, values: offsets },
+      { tag: TAG.SamplesPerPixel, type: 3, values: [1] },
+      { tag: TAG.RowsPerStrip, type: 4, values: [rowsPerStrip] },
+      { tag: TAG.StripByteCounts, type: longType, values: counts },
+      { tag: TAG.XResolution, type: 5, values: rational(1e4 / sx) },
+      { tag: TAG.YResolution, type: 5, values: rational(1e4 / sy) },
+      { tag: TAG.PlanarConfig, type: 3, values: [1] },
+      { tag: TAG.ResolutionUnit, type: 3, values: [3] },
+      { tag: TAG.Software, type: 2, values: Buffer.from("lsmseg\0", "latin1") },
+      { tag: TAG.SampleFormat, type: 3, values: [this.h.dtype.startsWith("float") ? 3 : this.h.dtype.startsWith("int") ? 2 : 1] },
+    );
+    this.writeIfd(entries);
+    this.pageIndex++;
+  }
+
+  private writeIfd(entries: Entry[]): void {
+    const inline = this.big ? 8 : 4;
+    const encoded = entries.map((e) => {
+      if (Buffer.isBuffer(e.values)) return { e, count: e.values.length, data: e.values };
+      const vals = e.values;
+      const tsize = TYPE_SIZE[e.type];
+      const count = e.type === 5 ? vals.length / 2 : vals.length;
+      const data = Buffer.alloc(vals.length * (e.type === 5 ? 4 : tsize));
+      vals.forEach((v, i) => {
+        if (e.type === 3) data.writeUInt16LE(v, 2 * i);
+        else if (e.type === 4 || e.type === 5) data.writeUInt32LE(v, 4 * i);
+        else if (e.type === 16) data.writeBigUInt64LE(BigInt(v), 8 * i);
+      });
+      return { e, count, data };
+    });
+    const valueAt = encoded.map(({ data }) => (data.length > inline ? this.write(data) : -1));
+    const entrySize = this.big ? 20 : 12;
+    const ifd = Buffer.alloc((this.big ? 8 : 2) + encoded.length * entrySize + (this.big ? 8 : 4));
+    if (this.big) ifd.writeBigUInt64LE(BigInt(encoded.length), 0); else ifd.writeUInt16LE(encoded.length, 0);
+    encoded.forEach(({ e, count, data }, i) => {
+      const o = (this.big ? 8 : 2) + i * entrySize;
+      ifd.writeUInt16LE(e.tag, o);
+      ifd.writeUInt16LE(e.type, o + 2);
+      if (this.big) ifd.writeBigUInt64LE(BigInt(count), o + 4); else ifd.writeUInt32LE(count, o + 4);
+      const vo = o + (this.big ? 12 : 8);
+      if (valueAt[i] >= 0) this.offset(valueAt[i]).copy(ifd, vo);
+      else data.copy(ifd, vo);
+    });
+    const at = this.write(ifd);
+    writeSync(this.fd, this.offset(at), 0, inline, this.linkAt);
+    this.linkAt = at + ifd.length - inline;
+  }
+
+  get pages(): number {
+    return this.pageIndex;
+  }
+
+  get bytesWritten(): number {
+    return this.pos;
+  }
+}
+
+function lsmsegDescription(h: VolumeHeader): string {
+  return JSON.stringify({ shape: h.shape, spacing_um: h.spacingUm });
+}
+
+function checkTiffDtype(path: string, h: VolumeHeader): void {
+  if (!DTYPES[h.dtype]) throw new Error(`${path}: unsupported dtype ${h.dtype}`);
+}
+
+/** Writes planes into `tmp` as they come and renames to `path` on close. */
+class TiffSink implements VolumeSink {
+  private planes = 0;
+  private fd: number | null = null;
+  private writer: TiffWriter | null = null;
+  readonly tmp: string;
+
+  constructor(readonly path: string, readonly header: VolumeHeader, private readonly opts: TiffWriteOptions, private readonly folder: boolean) {
+    this.tmp = tempPathFor(path);
+    if (folder) mkdirSync(this.tmp, { recursive: true });
+    else {
+      mkdirSync(join(this.tmp, ".."), { recursive: true });
+      this.fd = openSync(this.tmp, "w");
+      const bytes = this.header.shape.reduce((a, b) => a * b, 1) * DTYPES[header.dtype].bytes;
+      const big = opts.bigtiff ?? bytes > 2 ** 32 - 2 ** 27;
+      this.writer = new TiffWriter(this.fd, big, header, opts);
+    }
+  }
+
+  async writeSlab(data: VoxelArray): Promise<void> {
+    const [nz, ny, nx] = this.header.shape;
+    const plane = ny * nx;
+    if (data.length % plane !== 0) throw new Error(`${this.path}: a slab must hold whole planes of ${ny}×${nx} voxels, got ${data.length}`);
+    for (let k = 0; k < data.length / plane; k++) {
+      if (this.planes >= nz) throw new Error(`${this.path}: more planes written than the shape's ${nz}`);
+      const view = data.subarray(k * plane, (k + 1) * plane);
+      if (this.writer) {
+        this.writer.writePage(view, this.planes === 0 ? lsmsegDescription(this.header) : "");
+      } else {
+        const name = join(this.tmp, `z${String(this.planes).padStart(Math.max(4, String(nz - 1).length), "0")}.tif`);
+        const fd = openSync(name, "w");
+        try {
+          new TiffWriter(fd, false, { ...this.header, shape: [1, ny, nx] }, this.opts).writePage(view, lsmsegDescription({ ...this.header, shape: [1, ny, nx] }));
+        } finally {
+          closeSync(fd);
+        }
+      }
+      this.planes++;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.planes !== this.header.shape[0]) {
+      await this.abort();
+      throw new Error(`${this.path}: ${this.planes} of ${this.header.shape[0]} planes were written`);
+    }
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    rmSync(this.path, { recursive: true, force: true });
+    renameSync(this.tmp, this.path);
+  }
+
+  async abort(): Promise<void> {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** Creates a multi-page TIFF (BigTIFF when large or asked), one page per z-plane. */
+export async function createTiff(path: string, h: VolumeHeader, opts: TiffWriteOptions = {}): Promise<VolumeSink> {
+  checkTiffDtype(path, h);
+  return new TiffSink(path, h, opts, false);
+}
+
+/** Creates a folder of single-page TIFFs named z0000.tif, z0001.tif, … */
+export async function createTiffFolder(path: string, h: VolumeHeader, opts: TiffWriteOptions = {}): Promise<VolumeSink> {
+  checkTiffDtype(path, h);
+  return new TiffSink(path, h, opts, true);
+}
+
