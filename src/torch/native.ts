@@ -1,5 +1,5 @@
 // Loads the native addon (build/Release/lsmseg_native.node) and types its functions.
-// Nothing outside src/torch/ talks to it directly.
+// Nothing outside src/torch/ and src/optim/ (libtorch's optimizers) talks to it directly.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";

@@ -142,6 +142,10 @@ export class Tensor {
       default: return new Float32Array(buf) as DataTypeMap[D];
     }
   }
+  /** The raw bytes of the elements in row-major order (bfloat16/float16 as stored). */
+  bytes(): Uint8Array {
+    return new Uint8Array(native.toBuffer(this.handle));
+  }
   /** The elements as plain numbers (int64 converted with Number()). */
   toArray(): number[] {
     const d = this.data();
@@ -394,6 +398,11 @@ export function linspace(start: number, end: number, steps: number, opts: Create
   return op("linspace", start, end, steps, dt(opts), null, dev(opts));
 }
 
+/** A tensor from raw little-endian bytes of `dtype` (copied). */
+export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Tensor {
+  return new Tensor(native.fromBuffer(bytes, shape, dtypeCode(dtype)));
+}
+
 function flattenNested(v: unknown, shape: number[], out: number[], depth: number): void {
   if (Array.isArray(v)) {
     if (shape.length === depth) shape.push(v.length);
@@ -437,6 +446,8 @@ export function tensor(data: TypedArray | number | number[] | number[][] | unkno
   const s: number[] = [];
   flattenNested(data, s, flat, 0);
   const wanted = opts.dtype ?? "float32";
-  const base = wanted === "float64" ? new Float64Array(flat) : wanted === "int64" ? BigInt64Array.from(flat, (x) => BigInt(Math.trunc(x))) : new Float32Array(flat);
+  // float64 holds every int32 and every float16/bfloat16 exactly, so only float32 goes in as float32
+  // (rounding through float32 would corrupt int32 values above 2^24).
+  const base = wanted === "float32" ? new Float32Array(flat) : wanted === "int64" ? BigInt64Array.from(flat, (x) => BigInt(Math.trunc(x))) : new Float64Array(flat);
   return tensor(base, shape ?? s, { ...opts, dtype: wanted });
 }
