@@ -25,14 +25,13 @@ const randomPoint = (rng: Rng, cv: Canvas): P3 => [rng.uniform(0, cv.shape[0] - 
 const countFor = (rng: Rng, cv: Canvas, voxelsPerObject: number, min = 1) =>
   Math.max(min, Math.round((volumeOf(cv) / voxelsPerObject) * rng.uniform(0.8, 1.2)));
 
-/** A point on a random face of the canvas and a direction into it. */
+/** A point on a random face of the canvas and a direction towards a point of its central half. */
 function entry(rng: Rng, cv: Canvas): { p: P3; d: P3 } {
   const axis = rng.int(0, 2), high = rng.next() < 0.5;
   const p = randomPoint(rng, cv);
   p[axis] = high ? cv.shape[axis] - 1 : 0;
-  const d = rng.direction();
-  d[axis] = (high ? -1 : 1) * (0.8 + Math.abs(d[axis]));
-  return { p, d: normalize(d) };
+  const target = cv.shape.map((n) => rng.uniform(n / 4, (3 * n) / 4)) as P3;
+  return { p, d: normalize([target[0] - p[0], target[1] - p[1], target[2] - p[2]]) };
 }
 
 /** Places non-overlapping ellipsoids (gap ≥ 1 voxel) by dart throwing over a hash grid. */
@@ -124,8 +123,8 @@ export const STRUCTURES: StructureType[] = [
     name: "microglia", category: "isolated", density: "dense", role: "heldOut",
     description: "microglia (held out of training): small soma with thin branching processes",
     draw: (rng, cv) => {
-      const n = countFor(rng, cv, 7000);
-      for (let i = 0; i < n; i++) branchedCell(rng, cv, randomPoint(rng, cv), rng.uniform(2.2, 3.2), rng.int(4, 6), [5, 11], 2, 0.35, 0.8);
+      const n = countFor(rng, cv, 6000);
+      for (let i = 0; i < n; i++) branchedCell(rng, cv, randomPoint(rng, cv), rng.uniform(2.2, 3.2), rng.int(4, 6), [4, 8], 1, 0.35, 0.8);
     },
   },
   // ---- isolated, sparse
@@ -166,7 +165,7 @@ export const STRUCTURES: StructureType[] = [
     name: "blood_vessel", category: "contiguous", density: "dense", role: "annotated",
     description: "blood vessels: a branching network, radii 1 to 6 voxels",
     draw: (rng, cv) => {
-      const roots = countFor(rng, cv, 70000, 2);
+      const roots = countFor(rng, cv, 50000, 2);
       for (let i = 0; i < roots; i++) {
         const { p, d } = entry(rng, cv);
         vesselTree(rng, cv, p, d, rng.uniform(2, Math.min(6, meanSide(cv) / 10)), {
@@ -199,15 +198,15 @@ export const STRUCTURES: StructureType[] = [
   },
   {
     name: "axonalmarker", category: "contiguous", density: "sparse", role: "annotated",
-    description: "axonal markers: thin, sparse, tortuous axons one voxel wide",
+    description: "axonal markers: thin, sparse, winding axons about two voxels wide",
     draw: (rng, cv) => {
-      const n = countFor(rng, cv, 50000, 2);
+      const n = countFor(rng, cv, 45000, 2);
       for (let i = 0; i < n; i++) {
         const { p, d } = entry(rng, cv);
-        const path = randomWalk(rng, p, d, Math.round(meanSide(cv) * 1.5), 1, 0.22);
+        const path = randomWalk(rng, p, d, Math.round(meanSide(cv) * 1.5), 1, 0.12);
         const value = rng.uniform(0.6, 1);
-        drawTube(cv, path, () => 0.6, value);
-        if (rng.next() < 0.5) drawTube(cv, randomWalk(rng, path[rng.int(5, path.length - 1)], rng.direction(), Math.round(meanSide(cv) / 2), 1, 0.22), () => 0.6, value);
+        drawTube(cv, path, () => 0.9, value);
+        if (rng.next() < 0.5) drawTube(cv, randomWalk(rng, path[rng.int(5, Math.floor(path.length / 2))], rng.direction(), Math.round(meanSide(cv) / 2), 1, 0.12), () => 0.9, value);
       }
     },
   },
