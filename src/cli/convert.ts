@@ -1,0 +1,81 @@
+// lsmseg convert IN OUT: between NIfTI, MetaImage, TIFF (file or plane folder) and OME-Zarr, streaming z-slab by
+// z-slab so that volumes larger than memory convert in bounded memory.
+import { intFlag, parseFlags, UsageError } from "./args.ts";
+import { castVoxels, createVolume, type DType, isDType, openVolume, type WriteOptions } from "../io/index.ts";
+import { DTYPES } from "../io/volume.ts";
+import { Progress } from "../util/progress.ts";
+
+const HELP = `usage: lsmseg convert IN OUT [--dtype D] [--slab-mb N] [--zarr-version 2|3] [--chunks Z,Y,X]
+                      [--tiff-compression deflate|lzw|none] [--bigtiff] [--quiet]
+
+Formats by name: .nii .nii.gz .mha .mhd .tif .tiff .zarr (OME-Zarr) or a folder of z-plane .tif files
+(an output path without extension). Reads and writes z-slabs of about --slab-mb MB at a time.
+  --dtype             convert voxel type (uint8, int8, uint16, int16, uint32, int32, float32, float64)
+  --slab-mb           memory per slab in MB                                     [256]
+  --zarr-version      2 (OME-Zarr 0.4) or 3 (OME-Zarr 0.5)                       [2]
+  --chunks            Zarr chunk shape                                          [64,64,64]
+  --tiff-compression  TIFF compression                                          [deflate]
+  --bigtiff           force BigTIFF`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, {
+    dtype: { type: "string" }, "slab-mb": { type: "string" }, "zarr-version": { type: "string" }, chunks: { type: "string" },
+    "tiff-compression": { type: "string" }, bigtiff: { type: "boolean" }, quiet: { type: "boolean" },
+  }, HELP, true);
+  if (!parsed) return 0;
+  const [input, output] = parsed.positionals;
+  if (!input || !output || parsed.positionals.length > 2) throw new UsageError(`convert needs IN and OUT\n\n${HELP}`);
+  const v = parsed.values;
+  if (v.dtype !== undefined && !isDType(v.dtype)) throw new UsageError(`--dtype must be one of ${Object.keys(DTYPES).join(", ")}, got '${v.dtype}'`);
+  const opts: WriteOptions = {};
+  if (v["zarr-version"] !== undefined) {
+    const zv = intFlag("zarr-version", v["zarr-version"], 2);
+    if (zv !== 2 && zv !== 3) throw new UsageError("--zarr-version must be 2 or 3");
+    opts.zarrVersion = zv;
+  }
+  if (v.chunks) {
+    const c = v.chunks.split(",").map(Number);
+    if (c.length !== 3 || c.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--chunks must be three positive integers Z,Y,X, got '${v.chunks}'`);
+    opts.chunks = c as [number, number, number];
+  }
+  if (v["tiff-compression"]) {
+    if (!["deflate", "lzw", "none"].includes(v["tiff-compression"])) throw new UsageError("--tiff-compression must be deflate, lzw or none");
+    opts.tiffCompression = v["tiff-compression"] as WriteOptions["tiffCompression"];
+  }
+  if (v.bigtiff) opts.bigtiff = true;
+  const slabMb = intFlag("slab-mb", v["slab-mb"], 256);
+  await convertVolume(input, output, { dtype: v.dtype as DType | undefined, slabBytes: slabMb * 2 ** 20, write: opts, quiet: v.quiet });
+  return 0;
+}
+
+/** Streams `input` into `output` slab by slab. */
+export async function convertVolume(input: string, output: string, o: { dtype?: DType; slabBytes?: number; write?: WriteOptions; quiet?: boolean } = {}): Promise<void> {
+  const src = await openVolume(input);
+  try {
+    const h = src.header;
+    const dtype = o.dtype ?? h.dtype;
+    const [nz, ny, nx] = h.shape;
+    const planeBytes = ny * nx * Math.max(DTYPES[h.dtype].bytes, DTYPES[dtype].bytes);
+    // a multiple of the Zarr chunk depth keeps slabs aligned with chunk layers
+    const align = o.write?.chunks?.[0] ?? 64;
+    let planes = Math.max(1, Math.floor((o.slabBytes ?? 256 * 2 ** 20) / planeBytes));
+    if (planes > align) planes -= planes % align;
+    const sink = await createVolume(output, { ...h, dtype }, o.write);
+    const progress = new Progress(`convert ${input} → ${output}`, nz, { unit: "planes", silent: o.quiet });
+    try {
+      for (let z0 = 0; z0 < nz; z0 += planes) {
+        const dz = Math.min(planes, nz - z0);
+        const slab = await src.readRegion({ start: [z0, 0, 0], size: [dz, ny, nx] });
+        await sink.writeSlab(castVoxels(slab.data, dtype));
+        progress.tick(dz);
+      }
+      await sink.close();
+      progress.finish();
+    } catch (err) {
+      await sink.abort();
+      throw err;
+    }
+  } finally {
+    await src.close();
+  }
+}

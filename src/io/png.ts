@@ -1,0 +1,65 @@
+// A minimal PNG encoder (8-bit grayscale, no interlace) with node's zlib, and maximum-intensity projections:
+// enough for pictures of volumes in the README and reports without an image library.
+import { deflateSync } from "node:zlib";
+import { type Volume } from "./volume.ts";
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(buf: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 255] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, "latin1");
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** Encodes a `width`×`height` 8-bit grayscale image (row-major) as PNG bytes. */
+export function encodePngGray(pixels: Uint8Array, width: number, height: number): Buffer {
+  if (pixels.length !== width * height) throw new Error(`PNG: ${pixels.length} pixels for ${width}×${height}`);
+  const raw = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grayscale
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw, { level: 9 })), chunk("IEND", new Uint8Array(0)),
+  ]);
+}
+
+/** The maximum-intensity projection along z: [y, x] as float values. */
+export function mipZ(vol: Volume): Float32Array {
+  const [nz, ny, nx] = vol.shape;
+  const out = new Float32Array(ny * nx).fill(-Infinity);
+  for (let z = 0; z < nz; z++) for (let i = 0; i < ny * nx; i++) {
+    const v = vol.data[z * ny * nx + i];
+    if (v > out[i]) out[i] = v;
+  }
+  return out;
+}
+
+/** Scales values to 0..255 between their `lo` and `hi` percentiles. */
+export function toGray(values: Float32Array, lo = 0.5, hi = 99.8): Uint8Array {
+  const s = Float32Array.from(values).sort();
+  const a = s[Math.floor((lo / 100) * (s.length - 1))], b = s[Math.floor((hi / 100) * (s.length - 1))];
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(((values[i] - a) / Math.max(1e-9, b - a)) * 255)));
+  return out;
+}
