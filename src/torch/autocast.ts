@@ -14,14 +14,30 @@ export interface AutocastOptions {
 
 /** Runs fn inside an autocast scope; scopes nest, and the cast-weight cache is dropped on exit. */
 export function autocast<T>(fn: () => T, opts: AutocastOptions = {}): T {
-  if (opts.enabled === false) return fn();
   const device = opts.device ?? "cpu";
+  if (opts.enabled === false) return withoutAutocast(device, fn);
   const dtype = opts.dtype ?? "bfloat16";
   if (device === "cpu" && dtype !== "bfloat16") throw new Error(`autocast: on CPU only bfloat16 is supported, got ${dtype}`);
   const [prevEnabled, prevDtype] = native.autocastEnter(device, dtypeCode(dtype));
   try {
     return fn();
   } finally {
+    native.autocastExit(device, prevEnabled, prevDtype);
+  }
+}
+
+/**
+ * Runs fn with autocast switched off, even inside an enabled scope, as torch.autocast(enabled=False)
+ * does (the way to keep one part of a network in fp32). Each enter/exit pair keeps the nesting count
+ * balanced; the outer state is restored afterwards.
+ */
+function withoutAutocast<T>(device: string, fn: () => T): T {
+  const [prevEnabled, prevDtype] = native.autocastEnter(device, dtypeCode("bfloat16"));
+  native.autocastExit(device, false, prevDtype);
+  try {
+    return fn();
+  } finally {
+    native.autocastEnter(device, prevDtype);
     native.autocastExit(device, prevEnabled, prevDtype);
   }
 }

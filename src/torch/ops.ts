@@ -1,6 +1,6 @@
 // Functional operators over tensors: joining, padding, selection, convolution, pooling, resampling,
 // normalisation, activations and losses. Each is one libtorch kernel (or composite) by name.
-import { type Tensor, callOp } from "./tensor.ts";
+import { Tensor, callOp } from "./tensor.ts";
 
 const op = (name: string, ...args: unknown[]): Tensor => callOp(name, ...args) as Tensor;
 
@@ -11,9 +11,16 @@ function checkRank(fn: string, x: Tensor, rank: number, layout: string): void {
   if (x.ndim !== rank) throw new Error(`${fn}: expected a ${rank}-d input ${layout}, got shape [${x.shape.join(", ")}]`);
 }
 
+function checkTensors(fn: string, tensors: unknown): void {
+  if (!Array.isArray(tensors)) throw new TypeError(`${fn}: expected an array of tensors, got ${typeof tensors}`);
+  tensors.forEach((t, i) => {
+    if (!(t instanceof Tensor)) throw new TypeError(`${fn}: element ${i} of the tensor list is ${t === null ? "null" : typeof t}, not a Tensor`);
+  });
+}
+
 // --- joining and selection ----------------------------------------------------------------------
-export function cat(tensors: Tensor[], dim = 0): Tensor { return op("cat", tensors, dim); }
-export function stack(tensors: Tensor[], dim = 0): Tensor { return op("stack", tensors, dim); }
+export function cat(tensors: Tensor[], dim = 0): Tensor { checkTensors("cat", tensors); return op("cat", tensors, dim); }
+export function stack(tensors: Tensor[], dim = 0): Tensor { checkTensors("stack", tensors); return op("stack", tensors, dim); }
 /** Element-wise choice: `cond ? a : b` (broadcasting). */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
   if (typeof a === "number" && typeof b === "number") return op("where.Scalar", cond, a, b);
@@ -29,7 +36,7 @@ export function pad(x: Tensor, padding: number[], mode: "constant" | "reflect" |
   if (padding.length % 2 !== 0) throw new Error(`pad: padding must list (before, after) pairs, got ${padding.length} numbers`);
   return mode === "constant" ? op("constant_pad_nd", x, padding, value) : op("pad", x, padding, mode, null);
 }
-export function einsum(equation: string, tensors: Tensor[]): Tensor { return op("einsum", equation, tensors); }
+export function einsum(equation: string, tensors: Tensor[]): Tensor { checkTensors("einsum", tensors); return op("einsum", equation, tensors); }
 export function matmul(a: Tensor, b: Tensor): Tensor { return op("matmul", a, b); }
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor { return op("linear", x, weight, bias ?? null); }
 
