@@ -2,6 +2,8 @@
 // fail loudly, and a thousand training steps of a small net do not grow live tensors or resident memory.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import * as T from "../../src/torch/index.ts";
 
 const live = () => T.liveTensors().tensors;
@@ -113,6 +115,25 @@ test("`using` disposes at the end of the block", () => {
   }
   assert.equal(escaped.isDisposed, true);
   assert.equal(live(), base);
+});
+
+test("the garbage collector frees unreachable tensors (the safety net)", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const collect = async () => {
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  await collect(); // garbage of earlier tests first, so the baseline is stable
+  const base = T.liveTensors();
+  (() => {
+    for (let i = 0; i < 100; i++) T.zeros([1000]);
+  })();
+  assert.equal(T.liveTensors().tensors, base.tensors + 100);
+  await collect();
+  assert.deepEqual(T.liveTensors(), base);
 });
 
 test("liveTensors counts bytes of every dtype", () => {
