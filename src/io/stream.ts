@@ -293,11 +293,7 @@ export class RawSink implements VolumeSink {
   }
 
   async writeSlab(data: VoxelArray): Promise<void> {
-    const [nz, ny, nx] = this.header.shape;
-    const plane = ny * nx;
-    if (data.length % plane !== 0) throw new Error(`${this.path}: a slab must hold whole planes of ${ny}×${nx} voxels, got ${data.length}`);
-    if (this.planesWritten + data.length / plane > nz) throw new Error(`${this.path}: more planes written than the shape's ${nz}`);
-    this.planesWritten += data.length / plane;
+    this.planesWritten += slabPlanes(this, data, this.planesWritten).length;
     if (this.failed) throw this.failed;
     const bytes = Buffer.from(bytesOf(data)); // a copy: the caller may reuse its array
     const target = this.zstream ?? this.file;
@@ -330,6 +326,19 @@ export class RawSink implements VolumeSink {
     this.file.destroy();
     await rm(this.tmp, { force: true });
   }
+}
+
+/**
+ * The whole z-planes of a slab written to `sink` after `planesSoFar` planes (views, no copies); throws when the
+ * slab is not made of whole planes or would pass the shape's depth.
+ */
+export function slabPlanes(sink: VolumeSink, data: VoxelArray, planesSoFar: number): VoxelArray[] {
+  const [nz, ny, nx] = sink.header.shape;
+  const plane = ny * nx;
+  if (data.length % plane !== 0) throw new Error(`${sink.path}: a slab must hold whole planes of ${ny}×${nx} voxels, got ${data.length}`);
+  const count = data.length / plane;
+  if (planesSoFar + count > nz) throw new Error(`${sink.path}: more planes written than the shape's ${nz}`);
+  return Array.from({ length: count }, (_, k) => data.subarray(k * plane, (k + 1) * plane));
 }
 
 /** Reads everything from `source` and closes it. */

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
 import { tempPathFor } from "../util/atomic.ts";
 import { lzwDecode, lzwEncode } from "./lzw.ts";
-import { type VolumeSink, type VolumeSource } from "./stream.ts";
+import { slabPlanes, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
   type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
   allocVoxels, bytesOf, checkBox, headerOf, swapBytes,
@@ -514,11 +514,7 @@ class TiffSink implements VolumeSink {
 
   async writeSlab(data: VoxelArray): Promise<void> {
     const [nz, ny, nx] = this.header.shape;
-    const plane = ny * nx;
-    if (data.length % plane !== 0) throw new Error(`${this.path}: a slab must hold whole planes of ${ny}×${nx} voxels, got ${data.length}`);
-    for (let k = 0; k < data.length / plane; k++) {
-      if (this.planes >= nz) throw new Error(`${this.path}: more planes written than the shape's ${nz}`);
-      const view = data.subarray(k * plane, (k + 1) * plane);
+    for (const view of slabPlanes(this, data, this.planes)) {
       if (this.writer) {
         this.writer.writePage(view, this.planes === 0 ? lsmsegDescription(this.header) : "");
       } else {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join } from "node:path";
 import { gunzipSync, gzipSync, inflateSync, deflateSync } from "node:zlib";
 import { tempPathFor } from "../util/atomic.ts";
-import { type VolumeSink, type VolumeSource } from "./stream.ts";
+import { slabPlanes, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
   type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
   allocVoxels, bytesOf, checkBox, headerOf, isDType, swapBytes, voxelCount,
@@ -320,12 +320,8 @@ class ZarrSink implements VolumeSink {
   }
 
   async writeSlab(data: VoxelArray): Promise<void> {
-    const [nz, ny, nx] = this.header.shape;
-    const plane = ny * nx;
-    if (data.length % plane !== 0) throw new Error(`${this.path}: a slab must hold whole planes of ${ny}×${nx} voxels, got ${data.length}`);
-    for (let k = 0; k < data.length / plane; k++) {
-      if (this.planes >= nz) throw new Error(`${this.path}: more planes written than the shape's ${nz}`);
-      this.levels[0].addPlane(data.slice(k * plane, (k + 1) * plane));
+    for (const plane of slabPlanes(this, data, this.planes)) {
+      this.levels[0].addPlane(plane.slice()); // kept until its chunk layer is full: a copy
       this.planes++;
     }
   }

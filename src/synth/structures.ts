@@ -87,6 +87,14 @@ function vesselTree(rng: Rng, cv: Canvas, p: P3, d: P3, r: number, opts: { minRa
   }
 }
 
+/** Vessel trees entering through the canvas faces, one root per `voxelsPerRoot` voxels. */
+function vessels(rng: Rng, cv: Canvas, voxelsPerRoot: number, radius: () => number, opts: Omit<Parameters<typeof vesselTree>[5], "value">, value: [number, number]): void {
+  for (let i = countFor(rng, cv, voxelsPerRoot, 1); i > 0; i--) {
+    const { p, d } = entry(rng, cv);
+    vesselTree(rng, cv, p, d, radius(), { ...opts, value: rng.uniform(value[0], value[1]) });
+  }
+}
+
 /** Fibres following one smooth bundle path with small lateral offsets (nerves). */
 function bundle(rng: Rng, cv: Canvas, fibres: number, spread: number, radius: [number, number], turn: number): void {
   const { p, d } = entry(rng, cv);
@@ -277,32 +285,20 @@ export const STRUCTURES: StructureType[] = [
   {
     name: "artery_sma", category: "contiguous", density: "dense", role: "unannotatedOnly",
     description: "arteries (SMA): thick, smooth, rarely branching tubes",
-    draw: (rng, cv) => {
-      for (let i = countFor(rng, cv, 120000, 1); i > 0; i--) {
-        const { p, d } = entry(rng, cv);
-        vesselTree(rng, cv, p, d, rng.uniform(3.5, Math.min(7, meanSide(cv) / 8)), { minRadius: 2, segment: meanSide(cv) * 0.6, turn: 0.05, forks: 2, depth: 1, flatten: 1, value: rng.uniform(0.6, 1) });
-      }
-    },
+    draw: (rng, cv) => vessels(rng, cv, 120000, () => rng.uniform(3.5, Math.min(7, meanSide(cv) / 8)),
+      { minRadius: 2, segment: meanSide(cv) * 0.6, turn: 0.05, forks: 2, depth: 1, flatten: 1 }, [0.6, 1]),
   },
   {
     name: "sympathetic_nerve_th", category: "contiguous", density: "sparse", role: "unannotatedOnly",
     description: "sympathetic nerves (TH): thin branching fibres",
-    draw: (rng, cv) => {
-      for (let i = countFor(rng, cv, 80000, 1); i > 0; i--) {
-        const { p, d } = entry(rng, cv);
-        vesselTree(rng, cv, p, d, 1.1, { minRadius: 0.5, segment: meanSide(cv) / 2.5, turn: 0.15, forks: 2, depth: 3, flatten: 1, value: rng.uniform(0.6, 1) });
-      }
-    },
+    draw: (rng, cv) => vessels(rng, cv, 80000, () => 1.1,
+      { minRadius: 0.5, segment: meanSide(cv) / 2.5, turn: 0.15, forks: 2, depth: 3, flatten: 1 }, [0.6, 1]),
   },
   {
     name: "lyve1_lymphatic", category: "contiguous", density: "dense", role: "unannotatedOnly",
     description: "lymphatic vessels (LYVE1): wide, blind-ended, slightly flattened vessels",
-    draw: (rng, cv) => {
-      for (let i = countFor(rng, cv, 100000, 1); i > 0; i--) {
-        const { p, d } = entry(rng, cv);
-        vesselTree(rng, cv, p, d, rng.uniform(3, Math.min(6, meanSide(cv) / 8)), { minRadius: 2, segment: meanSide(cv) * 0.5, turn: 0.08, forks: 2, depth: 1, flatten: 0.6, value: rng.uniform(0.5, 0.9) });
-      }
-    },
+    draw: (rng, cv) => vessels(rng, cv, 100000, () => rng.uniform(3, Math.min(6, meanSide(cv) / 8)),
+      { minRadius: 2, segment: meanSide(cv) * 0.5, turn: 0.08, forks: 2, depth: 1, flatten: 0.6 }, [0.5, 0.9]),
   },
   {
     name: "cranial_nerve", category: "contiguous", density: "sparse", role: "unannotatedOnly",
