@@ -2,6 +2,8 @@
 // Runs every test/**/*.test.ts with node's test runner (TypeScript through tsx), prints the spec
 // report, then one closing line of counts: "N passed, N failed, N skipped".
 // Arguments filter the files by substring: `node scripts/test.mjs test/torch nifti`.
+// Two test files run at once, so libtorch gets one thread each (LSMSEG_THREADS=1): two files with two
+// OpenMP threads each on two cores spin against each other and run ~10x slower.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,7 +32,7 @@ const r = spawnSync(process.execPath, [
   "--test-reporter=spec", "--test-reporter-destination=stdout",
   "--test-reporter=tap", `--test-reporter-destination=${tap}`,
   ...chosen,
-], { cwd: root, stdio: "inherit", env: { ...process.env, LSMSEG_TEST: "1" } });
+], { cwd: root, stdio: "inherit", env: { LSMSEG_THREADS: "1", ...process.env, LSMSEG_TEST: "1" } });
 const report = readFileSync(tap, "utf8");
 const count = (key) => Number(new RegExp(`^# ${key} (\\d+)$`, "m").exec(report)?.[1] ?? 0);
 const passed = count("pass"), failed = count("fail"), skipped = count("skipped") + count("todo"), cancelled = count("cancelled");

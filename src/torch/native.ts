@@ -49,6 +49,8 @@ export interface NativeAddon {
   optimGetState(h: Handle): (Record<string, Handle> | null)[];
   optimSetState(h: Handle, state: (Record<string, Handle> | null)[]): void;
   clipGradNorm(params: Handle[], maxNorm: number, normType?: number): number;
+  /** Whether the addon switched glibc malloc to heap-only, untrimmed (see native/addon.cc). */
+  mallocTuned: boolean;
 }
 
 function load(): NativeAddon {
