@@ -1,5 +1,42 @@
-// lsmseg predict: not built yet (issue 5).
-export async function run(_argv: string[]): Promise<number> {
-  console.error("lsmseg predict is not implemented yet (issue 5)");
-  return 2;
+// lsmseg predict: sliding-window segmentation of volumes of any size with a fine-tuned model.
+import { loadModel } from "../seg/model.ts";
+import { predictPaths } from "../seg/predict.ts";
+import { defaultPrecision } from "../torch/index.ts";
+import { Progress } from "../util/progress.ts";
+import { UsageError, intFlag, numFlag, parseFlags } from "./args.ts";
+
+const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DIR [options]
+
+  --model RUN|CKPT      a fine-tuning run folder (final → best → latest checkpoint) or a checkpoint file
+  --in FILE|DIR         a volume (.nii.gz .mha .tif .zarr, a TIFF plane folder) or a folder of volumes
+  --out FILE|DIR        the mask (uint8 {0,1}, the input's format, shape and geometry); a folder for many inputs
+  --no-tta              skip mirror averaging (8 flips; on by default)
+  --step F              window step as a fraction of the patch (default 0.5)
+  --batch N             windows per forward pass (default 2)
+  --threshold P         foreground when p(foreground) > P instead of argmax
+  --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
+  --precision bf16|fp32 default bf16 where the CPU has it
+  --quiet               no progress output`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, {
+    model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
+    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, quiet: { type: "boolean" },
+  }, HELP);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  if (!v.model || !v.in || !v.out) throw new UsageError(`--model, --in and --out are required\n\n${HELP}`);
+  if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  const model = loadModel(v.model);
+  let bar: Progress | null = null;
+  const written = await predictPaths(model, v.in, v.out, {
+    mirror: !v["no-tta"], step: v.step === undefined ? undefined : numFlag("step", v.step, 0.5), batchSize: intFlag("batch", v.batch, 2),
+    threshold: v.threshold === undefined ? undefined : numFlag("threshold", v.threshold, 0.5), probabilities: v.probabilities,
+    precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(),
+    onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
+    onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },
+  });
+  (bar as Progress | null)?.finish();
+  console.log(`wrote ${written.length} mask${written.length === 1 ? "" : "s"}${written.length === 1 ? `: ${written[0]}` : ` to ${v.out}`}`);
+  return 0;
 }

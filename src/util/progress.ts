@@ -21,7 +21,11 @@ export class Progress {
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
 
-  constructor(private readonly label: string, private readonly total: number, private readonly opts: ProgressOptions = {}) {
+  /** The count at completion; may be raised or set once it is known. */
+  total: number;
+
+  constructor(private readonly label: string, total: number, private readonly opts: ProgressOptions = {}) {
+    this.total = total;
     this.stream = opts.stream ?? process.stderr;
     this.tty = Boolean(this.stream.isTTY) && !opts.plain && !process.env.CI;
   }

@@ -1,0 +1,100 @@
+// Prediction of whole volumes with a fine-tuned model: normalise as in training, sliding window,
+// argmax (or a threshold on the foreground probability), write a binary uint8 mask in the input's
+// format, shape and geometry. Outputs are written to a temporary name and renamed.
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import { normalize } from "../data/normalize.ts";
+import { type Volume, readVolume, writeVolume } from "../io/index.ts";
+import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
+import type { LoadedModel } from "./model.ts";
+import { slidingWindow } from "./sliding_window.ts";
+
+export interface PredictOptions {
+  mirror?: boolean;
+  step?: number;
+  batchSize?: number;
+  precision?: "bf16" | "fp32";
+  /** Foreground probability threshold; undefined = argmax over classes. */
+  threshold?: number;
+  /** Also return the foreground probability map (float32). */
+  probabilities?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface Prediction {
+  mask: Uint8Array;
+  probabilities?: Float32Array;
+}
+
+/** Predicts one volume (raw intensities, any dtype); returns a {0,1} mask of the same shape. */
+export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions = {}): Prediction {
+  const { plan, net } = model;
+  const image = normalize(vol.data, { percentiles: plan.normalization.percentiles });
+  const [d, h, w] = vol.shape;
+  return noGrad(() => tidy(() => {
+    const x = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, d, h, w], "float32");
+    const logits = slidingWindow((b: Tensor) => net.forward(b) as Tensor, x, {
+      patchSize: plan.patchSize, numClasses: plan.network.numClasses, step: o.step, batchSize: o.batchSize,
+      mirror: o.mirror ?? true, precision: o.precision, onProgress: o.onProgress,
+    });
+    const needProb = o.threshold !== undefined || o.probabilities;
+    const prob = needProb ? softmax(logits, 0).select(0, 1) : null;
+    const mask = o.threshold !== undefined ? prob!.gt(o.threshold) : logits.argmax(0).gt(0);
+    return { mask: mask.to("uint8").data() as Uint8Array, probabilities: o.probabilities ? (prob!.data() as Float32Array) : undefined };
+  }));
+}
+
+const VOLUME_EXTS = [".nii.gz", ".nii", ".mha", ".mhd", ".tif", ".tiff", ".zarr"];
+
+function volumeName(name: string): boolean {
+  return VOLUME_EXTS.some((e) => name.toLowerCase().endsWith(e));
+}
+
+/** The inputs a path names: one volume file, or every volume file in a folder (sorted). */
+export function listInputs(path: string): string[] {
+  if (!existsSync(path)) throw new Error(`${path}: no such file or folder`);
+  if (statSync(path).isDirectory() && !path.toLowerCase().endsWith(".zarr")) {
+    const files = readdirSync(path).filter(volumeName).sort().map((f) => join(path, f));
+    if (files.length === 0) throw new Error(`${path}: the folder holds no volumes (${VOLUME_EXTS.join(", ")})`);
+    return files;
+  }
+  return [path];
+}
+
+/** Where the prediction for `input` goes when the output is a folder: the same name, as the challenge expects. */
+export function outputPathFor(input: string, outDir: string): string {
+  return join(outDir, basename(input.replace(/\/+$/, "")));
+}
+
+/** Predicts one file and writes the mask (uint8 {0,1}) with the input's geometry; optionally the probabilities. */
+export async function predictFile(model: LoadedModel, input: string, output: string, o: PredictOptions = {}): Promise<void> {
+  let vol: Volume;
+  try {
+    vol = await readVolume(input);
+  } catch (err) {
+    throw new Error(`cannot read ${input}: ${(err as Error).message}`);
+  }
+  const pred = predictVolume(model, vol, o);
+  const { data: _data, ...header } = vol;
+  await writeVolume(output, { ...header, dtype: "uint8", data: pred.mask });
+  if (pred.probabilities) {
+    const ext = extname(output) === ".gz" ? ".nii.gz" : extname(output);
+    const probPath = output.slice(0, output.length - ext.length) + "_prob" + ext;
+    await writeVolume(probPath, { ...header, dtype: "float32", data: pred.probabilities });
+  }
+}
+
+/** Predicts a file or a folder of files into a file or a folder. */
+export async function predictPaths(model: LoadedModel, input: string, output: string, o: PredictOptions & { onFile?: (i: number, n: number, path: string) => void } = {}): Promise<string[]> {
+  const inputs = listInputs(input);
+  const toFolder = inputs.length > 1 || (existsSync(output) && statSync(output).isDirectory() && !output.endsWith(".zarr")) || output.endsWith("/");
+  if (toFolder) mkdirSync(output, { recursive: true });
+  const written: string[] = [];
+  for (const [i, file] of inputs.entries()) {
+    o.onFile?.(i, inputs.length, file);
+    const out = toFolder ? outputPathFor(file, output) : output;
+    await predictFile(model, file, out, o);
+    written.push(out);
+  }
+  return written;
+}
