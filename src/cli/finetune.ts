@@ -1,5 +1,63 @@
-// lsmseg finetune: not built yet (issue 5).
-export async function run(_argv: string[]): Promise<number> {
-  console.error("lsmseg finetune is not implemented yet (issue 5)");
-  return 2;
+// lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
+import { finetune } from "../seg/finetune.ts";
+import { UsageError, intFlag, numFlag, parseFlags } from "./args.ts";
+
+const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
+
+  --data DIR            annotated layout (images/ + labels/), or a dataset root holding annotated/
+  --out RUN             run folder: plan.json, log.jsonl, checkpoint_{latest,best,final}.safetensors
+  --init CKPT           start from a pretraining checkpoint (encoder, and decoder where shapes match)
+  --resume              continue RUN from checkpoint_latest (after a kill); --epochs may be raised
+  --fold K|all          cross-validation fold (default 0 of 5); 'all' trains on every case
+  --epochs N            default 50
+  --steps-per-epoch N   default 250
+  --optimizer sgd|adamw default sgd (lr 0.01, Nesterov 0.99, wd 3e-5, poly decay)
+  --lr X                base learning rate
+  --arch unet|resenc    network (default unet; from the checkpoint with --init)
+  --features N          channels of the first stage (default 32)
+  --patch ZxYxX         patch size (default: planned from the data)
+  --batch N             batch size (default 2)
+  --cldice W            add a soft-clDice term with weight W
+  --precision bf16|fp32 default bf16 where the CPU has it
+  --workers N           data-loading worker threads (default min(4, cores))
+  --no-augment          train without augmentation
+  --seed N              default 0
+  --quiet               no progress output`;
+
+export function parsePatch(v: string | undefined): [number, number, number] | undefined {
+  if (v === undefined) return undefined;
+  const parts = v.split(/[x×,]/).map(Number);
+  if (parts.length === 1) parts.push(parts[0], parts[0]);
+  if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 4)) throw new UsageError(`--patch: expected ZxYxX (e.g. 64x64x64), got '${v}'`);
+  return parts as [number, number, number];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, {
+    data: { type: "string" }, out: { type: "string" }, init: { type: "string" }, resume: { type: "boolean" },
+    fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
+    lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
+    cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
+    seed: { type: "string" }, quiet: { type: "boolean" },
+  }, HELP);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
+  const optimizer = v.optimizer ?? "sgd";
+  if (optimizer !== "sgd" && optimizer !== "adamw") throw new UsageError(`--optimizer: expected sgd or adamw, got '${optimizer}'`);
+  const arch = v.arch ?? "unet";
+  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0);
+  const res = await finetune({
+    data: v.data, out: v.out, init: v.init, resume: v.resume, fold,
+    epochs: intFlag("epochs", v.epochs, 50), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250),
+    optimizer, lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 0), seed: intFlag("seed", v.seed, 0),
+    precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
+    augment: !v["no-augment"], clDiceWeight: numFlag("cldice", v.cldice, 0), quiet: v.quiet,
+    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
+  });
+  const last = res.epochs[res.epochs.length - 1];
+  console.log(`finished ${res.out}: ${res.epochs.length} epochs, best EMA pseudo-Dice ${res.bestEma.toFixed(3)}${last ? `, last ${Object.entries(last.pseudoDice).map(([k, d]) => `${k} ${d.toFixed(3)}`).join(", ")}` : ""}`);
+  return 0;
 }

@@ -1,0 +1,307 @@
+// Supervised fine-tuning, nnU-Net style: plan from the data, patches with foreground oversampling and
+// augmentation from worker threads, Dice + CE with deep supervision, SGD (Nesterov) with poly decay or
+// AdamW, bf16 autocast where the CPU has it, pseudo-Dice validation per category every epoch,
+// checkpoints latest/best/final, a JSONL log, and exact resumption after a kill.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from "node:fs";
+import { join } from "node:path";
+import { type Case, annotatedCases, foldCases } from "../data/dataset.ts";
+import { DEFAULT_AUGMENT } from "../data/augment.ts";
+import { PatchLoader } from "../data/loader.ts";
+import { openVolume } from "../io/index.ts";
+import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
+import { AdamW, type Optimizer, SGD, clipGradNorm, makeSchedule } from "../optim/index.ts";
+import { type Tensor, autocast, defaultPrecision, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
+import { writeFileAtomic } from "../util/atomic.ts";
+import { Progress } from "../util/progress.ts";
+import { segmentationLoss } from "./losses.ts";
+import { CHECKPOINT_NAMES, disposeCheckpoint, networkFromCheckpoint, transferWeights, type TransferReport } from "./model.ts";
+import { type Plan, type PlanOptions, describePlan, makePlan } from "./plan.ts";
+
+export interface FinetuneOptions {
+  data: string;
+  out: string;
+  fold?: number | "all";
+  folds?: number;
+  epochs?: number;
+  stepsPerEpoch?: number;
+  /** Patches per validation case for the per-epoch pseudo-Dice. */
+  valPatchesPerCase?: number;
+  init?: string;
+  resume?: boolean;
+  optimizer?: "sgd" | "adamw";
+  lr?: number;
+  weightDecay?: number;
+  /** Linear warm-up steps (default: 0 from scratch, 10 % of the run after --init). */
+  warmupSteps?: number;
+  seed?: number;
+  precision?: "bf16" | "fp32";
+  workers?: number;
+  plan?: PlanOptions;
+  /** Weight of a soft-clDice term (0 = off). */
+  clDiceWeight?: number;
+  augment?: boolean;
+  quiet?: boolean;
+  /** Where progress lines and the plan go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  step: number;
+  lr: number;
+  trainLoss: number;
+  pseudoDice: Record<string, number>;
+  pseudoDiceMean: number;
+  emaPseudoDice: number;
+  dataWaitFraction: number;
+  secondsPerStep: number;
+  time: string;
+}
+
+export interface FinetuneResult {
+  out: string;
+  plan: Plan;
+  epochs: EpochRecord[];
+  transfer?: TransferReport;
+  bestEma: number;
+}
+
+interface RunState {
+  epoch: number;
+  step: number;
+  bestEma: number;
+  ema: number | null;
+}
+
+/** The group a case is reported in: "isolated dense", "contiguous sparse", ... */
+export function categoryOf(c: Pick<Case, "category" | "density">): string {
+  return `${c.category} ${c.density}`;
+}
+
+function readJsonl(path: string): EpochRecord[] {
+  if (!existsSync(path)) return [];
+  const text = readFileSync(path, "utf8");
+  const out: EpochRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as EpochRecord);
+    } catch {
+      break; // a half-written last line after a kill: dropped
+    }
+  }
+  return out;
+}
+
+/** Rewrites the log to exactly the given records (on resume: drops epochs after the checkpoint). */
+function rewriteLog(path: string, records: EpochRecord[]): void {
+  writeFileAtomic(path, Buffer.from(records.map((r) => JSON.stringify(r) + "\n").join("")));
+}
+
+async function planFor(cases: Case[], o: FinetuneOptions): Promise<Plan> {
+  const shapes: number[][] = [];
+  const spacings: number[][] = [];
+  for (const c of cases) {
+    const src = await openVolume(c.imagePath);
+    shapes.push(src.header.shape);
+    spacings.push(src.header.spacingUm);
+    await src.close();
+  }
+  const plan = makePlan(shapes, spacings, { deepSupervision: true, ...o.plan });
+  if (o.init) {
+    // The pretraining checkpoint decides the architecture so that its weights fit (nnssl's adaptation plan).
+    const net = networkFromCheckpoint(o.init, plan.network.numClasses, true);
+    if (net) plan.network = net;
+  }
+  return plan;
+}
+
+function toTensors(batch: { images: Float32Array; labels: Uint8Array | null }, shape: number[]): { x: Tensor; y: Tensor } {
+  const [b, d, h, w] = shape;
+  const x = fromBytes(new Uint8Array(batch.images.buffer, batch.images.byteOffset, batch.images.byteLength), [b, 1, d, h, w], "float32");
+  if (!batch.labels) throw new Error("fine-tuning needs labels, the loader returned none");
+  const yu8 = fromBytes(batch.labels, [b, d, h, w], "uint8");
+  const y = yu8.long();
+  yu8.dispose();
+  return { x, y };
+}
+
+/** Pseudo-Dice per category on fixed validation patches (nnU-Net's per-epoch estimate), accumulated over patches. */
+async function pseudoDice(net: SegNetwork, val: Case[], plan: Plan, o: FinetuneOptions, precision: "bf16" | "fp32"): Promise<Record<string, number>> {
+  if (val.length === 0) return {};
+  const perCase = o.valPatchesPerCase ?? 4;
+  const bs = plan.batchSize;
+  const batches = Math.ceil((val.length * perCase) / bs);
+  const loader = new PatchLoader({ cases: val, patchSize: plan.patchSize, batchSize: bs, seed: (o.seed ?? 0) + 7919, augment: null, workers: 0, normalize: { percentiles: plan.normalization.percentiles } });
+  const counts = new Map<string, { tp: number; fp: number; fn: number }>();
+  const byId = new Map(val.map((c) => [c.id, c]));
+  net.eval();
+  try {
+    for (let i = 0; i < batches; i++) {
+      const batch = await loader.next();
+      noGrad(() => tidy(() => {
+        const { x, y } = toTensors(batch, [bs, ...plan.patchSize]);
+        const logits = autocast(() => net.forward(x) as Tensor, { enabled: precision === "bf16" }).float();
+        const pred = logits.argmax(1).gt(0);
+        const gt = y.gt(0);
+        batch.caseIds.forEach((id: string, k: number) => {
+          const p = pred.select(0, k), g = gt.select(0, k);
+          const tp = p.logicalAnd(g).sum().item();
+          const fp = p.sum().item() - tp;
+          const fn = g.sum().item() - tp;
+          const key = categoryOf(byId.get(id)!);
+          const c = counts.get(key) ?? { tp: 0, fp: 0, fn: 0 };
+          c.tp += tp; c.fp += fp; c.fn += fn;
+          counts.set(key, c);
+        });
+      }));
+    }
+  } finally {
+    await loader.close();
+    net.train();
+  }
+  const out: Record<string, number> = {};
+  for (const [k, c] of [...counts].sort()) out[k] = c.tp + c.fp + c.fn === 0 ? 1 : (2 * c.tp) / (2 * c.tp + c.fp + c.fn);
+  return out;
+}
+
+export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
+  const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
+  const seed = o.seed ?? 0;
+  const precision = o.precision ?? defaultPrecision();
+  const latestPath = join(o.out, CHECKPOINT_NAMES.latest);
+  const logPath = join(o.out, "log.jsonl");
+  if (!o.resume && existsSync(latestPath)) {
+    throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
+  }
+  if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
+  mkdirSync(o.out, { recursive: true });
+
+  const cases = await annotatedCases(o.data, { checkShapes: true });
+  const foldId = o.fold ?? 0;
+  const fold = foldCases(cases, foldId, { folds: o.folds ?? 5, seed });
+  let plan: Plan;
+  let state: RunState = { epoch: 0, step: 0, bestEma: -Infinity, ema: null };
+  let records: EpochRecord[] = [];
+  let net: SegNetwork;
+  let opt: Optimizer;
+  let transfer: TransferReport | undefined;
+
+  if (o.resume) {
+    const ckpt = loadCheckpoint(latestPath, { restoreRng: true });
+    plan = ckpt.meta.extra!.plan as Plan;
+    state = ckpt.meta.extra!.state as RunState;
+    net = buildNetwork(plan.network);
+    net.loadStateDict(ckpt.model);
+    opt = makeOptimizer(net, o);
+    if (ckpt.optimizer) opt.loadStateDict(ckpt.optimizer);
+    disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
+    records = readJsonl(logPath).filter((r) => r.epoch < state.epoch);
+    rewriteLog(logPath, records);
+    log(`resuming ${o.out} at epoch ${state.epoch} (step ${state.step})`);
+  } else {
+    manualSeed(seed);
+    plan = await planFor(fold.train, o);
+    net = buildNetwork(plan.network);
+    if (o.init) {
+      transfer = transferWeights(net, o.init);
+      log(`init from ${transfer.source}: transferred ${transfer.transferred.length} tensors, skipped ${transfer.skipped.length}, ${transfer.untouched.length} left at their initialisation`);
+      for (const s of transfer.skipped) log(`  skipped ${s.key}: ${s.reason}`);
+      if (transfer.untouched.length) log(`  not transferred: ${summariseKeys(transfer.untouched)}`);
+    }
+    opt = makeOptimizer(net, o);
+    writeFileAtomic(join(o.out, "plan.json"), Buffer.from(JSON.stringify(plan, null, 2) + "\n"));
+    writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, fold: foldId, train: fold.train.map((c) => c.id), val: fold.val.map((c) => c.id) }, null, 2) + "\n"));
+    if (existsSync(logPath)) truncateSync(logPath, 0);
+  }
+  log(describePlan(plan));
+  log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${precision}; optimizer ${o.optimizer ?? "sgd"}`);
+
+  const epochs = o.epochs ?? 50;
+  const stepsPerEpoch = o.stepsPerEpoch ?? 250;
+  const totalSteps = epochs * stepsPerEpoch;
+  const warmup = o.warmupSteps ?? (o.init ? Math.round(totalSteps * 0.1) : 0);
+  const schedule = makeSchedule({ kind: "poly", baseLr: o.lr ?? ((o.optimizer ?? "sgd") === "sgd" ? 0.01 : 1e-3), totalSteps, warmupSteps: warmup });
+  const loader = new PatchLoader({
+    cases: fold.train, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers: o.workers,
+    augment: o.augment === false ? null : DEFAULT_AUGMENT, startBatch: state.step, normalize: { percentiles: plan.normalization.percentiles },
+  });
+  const progress = new Progress("finetune", totalSteps, { unit: "steps", silent: o.quiet });
+  progress.set(state.step);
+  net.train();
+  try {
+    for (let epoch = state.epoch; epoch < epochs; epoch++) {
+      const t0 = performance.now();
+      const wait0 = loader.waitMs;
+      let lossSum = 0;
+      for (let k = 0; k < stepsPerEpoch; k++) {
+        const batch = await loader.next();
+        opt.lr = schedule(state.step);
+        const loss = tidy(() => {
+          const { x, y } = toTensors(batch, [plan.batchSize, ...plan.patchSize]);
+          const outs = autocast(() => net.forward(x), { enabled: precision === "bf16" });
+          const l = segmentationLoss(outs, y, { clDiceWeight: o.clDiceWeight });
+          opt.zeroGrad();
+          l.backward();
+          clipGradNorm(net.parameters(), 12);
+          opt.step();
+          return l.item();
+        });
+        if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${state.step}; lower the learning rate (--lr) or use --precision fp32`);
+        lossSum += loss;
+        state.step++;
+        progress.tick(1, `epoch ${epoch + 1}/${epochs} loss ${loss.toFixed(4)} lr ${opt.lr.toExponential(2)}`);
+      }
+      const trainSeconds = (performance.now() - t0) / 1000;
+      const waitFraction = (loader.waitMs - wait0) / 1000 / trainSeconds;
+      const pd = await pseudoDice(net, fold.val, plan, o, precision);
+      const vals = Object.values(pd);
+      const mean = vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN;
+      state.ema = state.ema === null || !Number.isFinite(state.ema) ? mean : 0.9 * state.ema + 0.1 * mean;
+      state.epoch = epoch + 1;
+      const rec: EpochRecord = {
+        epoch, step: state.step, lr: opt.lr, trainLoss: lossSum / stepsPerEpoch, pseudoDice: pd, pseudoDiceMean: mean,
+        emaPseudoDice: state.ema, dataWaitFraction: waitFraction, secondsPerStep: trainSeconds / stepsPerEpoch, time: new Date().toISOString(),
+      };
+      const improved = Number.isFinite(state.ema) && state.ema > state.bestEma;
+      if (improved) state.bestEma = state.ema;
+      const extra = { plan, state, fold: foldId, epochs, stepsPerEpoch };
+      const save = (name: string) => saveCheckpoint(join(o.out, name), { step: state.step, model: net.stateDict(), optimizer: opt.stateDict(), network: plan.network as unknown as Record<string, unknown>, extra, overwrite: true });
+      if (improved) save(CHECKPOINT_NAMES.best);
+      save(CHECKPOINT_NAMES.latest);
+      appendFileSync(logPath, JSON.stringify(rec) + "\n");
+      records.push(rec);
+      const pdText = Object.entries(pd).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
+      log(`epoch ${epoch + 1}/${epochs}: loss ${rec.trainLoss.toFixed(4)}, pseudo-Dice ${pdText || "—"} (EMA ${state.ema.toFixed(3)}${improved ? ", best" : ""}), ${rec.secondsPerStep.toFixed(2)} s/step, waiting for data ${(waitFraction * 100).toFixed(1)} %`);
+    }
+  } finally {
+    await loader.close();
+  }
+  progress.finish();
+  const finalPath = join(o.out, CHECKPOINT_NAMES.final);
+  saveCheckpoint(finalPath, { step: state.step, model: net.stateDict(), network: plan.network as unknown as Record<string, unknown>, extra: { plan, state, fold: foldId }, rng: false, overwrite: true });
+  net.dispose();
+  return { out: o.out, plan, epochs: records, transfer, bestEma: state.bestEma };
+}
+
+function makeOptimizer(net: SegNetwork, o: FinetuneOptions): Optimizer {
+  const params = net.parameters();
+  if ((o.optimizer ?? "sgd") === "sgd") return new SGD(params, { lr: o.lr ?? 0.01, momentum: 0.99, nesterov: true, weightDecay: o.weightDecay ?? 3e-5 });
+  return new AdamW(params, { lr: o.lr ?? 1e-3, weightDecay: o.weightDecay ?? 0.01 });
+}
+
+/** "enc.0.* (6), dec.* (12)" — keys grouped by their first two parts. */
+export function summariseKeys(keys: string[]): string {
+  const groups = new Map<string, number>();
+  for (const k of keys) {
+    const g = k.split(".").slice(0, 2).join(".") + ".*";
+    groups.set(g, (groups.get(g) ?? 0) + 1);
+  }
+  return [...groups].map(([g, n]) => `${g} (${n})`).join(", ");
+}
+
+/** The records of a run's log (for reports). */
+export function readRunLog(out: string): EpochRecord[] {
+  return readJsonl(join(out, "log.jsonl"));
+}
+
