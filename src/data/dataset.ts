@@ -1,0 +1,201 @@
+// Dataset manifests: the cases of an annotated (fine-tuning) or unannotated (pretraining) folder in the
+// challenge's layout, and nnU-Net's k-fold cross-validation splits.
+//   annotated:   <dir>/images/<structure>_<id>.<ext>  with  <dir>/labels/<same name>
+//   unannotated: <dir>/**/patchvolume_<n>.<ext>, the structure type being the name of the file's folder
+// <dir> may be the dataset root (with annotated/ or unannotated/ inside) or that folder itself. Structure
+// categories and densities come from dataset.json (in <dir> or its parent) when present, else from the known
+// SELMA3D types, else from the folder name (isolated_structures/, contiguous_structures/).
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { openVolume } from "../io/index.ts";
+import { STRUCTURES } from "../synth/structures.ts";
+import { stream } from "./rng.ts";
+
+export interface Case {
+  /** Unique within a dataset: the file name without extension (annotated), or <structure>/patchvolume_<n>. */
+  id: string;
+  imagePath: string;
+  labelPath?: string;
+  structure: string;
+  /** "isolated" | "contiguous" | "unknown" */
+  category: string;
+  /** "dense" | "sparse" | "unknown" */
+  density: string;
+}
+
+const VOLUME_EXTENSIONS = [".nii.gz", ".nii", ".mha", ".mhd", ".tiff", ".tif"];
+
+/** The file name without its volume extension, or null when it is not a volume file. */
+export function stemOf(name: string): string | null {
+  for (const ext of VOLUME_EXTENSIONS) if (name.toLowerCase().endsWith(ext)) return name.slice(0, -ext.length);
+  return null;
+}
+
+/** The structure type of an annotated case from its name, as the challenge names files: <structure>_<id>. */
+export function structureOfName(stem: string): string {
+  const m = /^(.*?)_\d+$/.exec(stem);
+  return m ? m[1] : stem;
+}
+
+interface StructureInfo { category: string; density: string }
+
+function readStructureInfo(dir: string): Map<string, StructureInfo> {
+  const info = new Map<string, StructureInfo>();
+  for (const t of STRUCTURES) info.set(t.name, { category: t.category, density: t.density });
+  for (const d of [dir, dirname(dir)]) {
+    const p = join(d, "dataset.json");
+    if (!existsSync(p)) continue;
+    let json: { structures?: Record<string, { category?: string; density?: string }> };
+    try {
+      json = JSON.parse(readFileSync(p, "utf8"));
+    } catch (err) {
+      throw new Error(`${p}: not valid JSON (${(err as Error).message})`);
+    }
+    for (const [name, s] of Object.entries(json.structures ?? {})) {
+      info.set(name, { category: s.category ?? "unknown", density: s.density ?? "unknown" });
+    }
+    break;
+  }
+  return info;
+}
+
+function describe(info: Map<string, StructureInfo>, structure: string, folderHint?: string): StructureInfo {
+  const known = info.get(structure);
+  if (known) return known;
+  const m = folderHint ? /^(isolated|contiguous)_structures$/.exec(folderHint) : null;
+  return { category: m ? m[1] : "unknown", density: "unknown" };
+}
+
+function isDir(p: string): boolean {
+  return existsSync(p) && statSync(p).isDirectory();
+}
+
+async function shapeOf(path: string): Promise<number[]> {
+  const source = await openVolume(path);
+  try {
+    return [...source.header.shape];
+  } finally {
+    await source.close();
+  }
+}
+
+/**
+ * The annotated cases of `dir` (the dataset root or its annotated/ folder), sorted by id. Every image must have
+ * a label of the same name and shape (`checkShapes`, default true, reads both headers); errors name the files.
+ */
+export async function annotatedCases(dir: string, opts: { checkShapes?: boolean } = {}): Promise<Case[]> {
+  const root = isDir(join(dir, "annotated", "images")) ? join(dir, "annotated") : dir;
+  const imagesDir = join(root, "images"), labelsDir = join(root, "labels");
+  if (!isDir(imagesDir)) throw new Error(`${dir}: no images/ folder (expected ${join(dir, "annotated", "images")} or ${imagesDir})`);
+  if (!isDir(labelsDir)) throw new Error(`${root}: no labels/ folder beside images/`);
+  const info = readStructureInfo(root);
+  const labelFiles = new Map<string, string>();
+  for (const f of readdirSync(labelsDir)) {
+    const stem = stemOf(f);
+    if (stem !== null) labelFiles.set(stem, f);
+  }
+  const cases: Case[] = [];
+  for (const f of readdirSync(imagesDir).sort()) {
+    const stem = stemOf(f);
+    if (stem === null) continue;
+    const imagePath = join(imagesDir, f);
+    // the same file name, or failing that the same name with another volume extension
+    const labelName = existsSync(join(labelsDir, f)) ? f : labelFiles.get(stem);
+    if (!labelName) throw new Error(`${imagePath}: no label (expected ${join(labelsDir, f)})`);
+    const labelPath = join(labelsDir, labelName);
+    if (opts.checkShapes ?? true) {
+      const [si, sl] = await Promise.all([shapeOf(imagePath), shapeOf(labelPath)]);
+      if (si.join() !== sl.join()) throw new Error(`${labelPath}: shape ${sl.join("×")} does not match image ${imagePath} ${si.join("×")}`);
+    }
+    const structure = structureOfName(stem);
+    cases.push({ id: stem, imagePath, labelPath, structure, ...describe(info, structure) });
+  }
+  if (cases.length === 0) throw new Error(`${imagesDir}: no volumes (expected ${VOLUME_EXTENSIONS.join(", ")} files)`);
+  const ids = new Set<string>();
+  for (const c of cases) {
+    if (ids.has(c.id)) throw new Error(`${imagesDir}: two images named ${c.id} (with different extensions)`);
+    ids.add(c.id);
+  }
+  return cases;
+}
+
+/**
+ * The unannotated cases under `dir` (the dataset root or its unannotated/ folder): every patchvolume_<n> file at
+ * any depth, its structure type the name of its folder; sorted by structure, then by n.
+ */
+export function unannotatedCases(dir: string): Case[] {
+  const root = isDir(join(dir, "unannotated")) ? join(dir, "unannotated") : dir;
+  if (!isDir(root)) throw new Error(`${dir}: not a folder`);
+  const info = readStructureInfo(root);
+  const cases: (Case & { n: number })[] = [];
+  (function walk(d: string) {
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      if (statSync(p).isDirectory()) { walk(p); continue; }
+      const stem = stemOf(f);
+      const m = stem === null ? null : /^patchvolume_(\d+)$/.exec(stem);
+      if (!m) continue;
+      const folder = dirname(p);
+      if (folder === root) throw new Error(`${p}: not in a structure folder (expected ${join(root, "<category>_structures", "<structure>", f)})`);
+      const structure = basename(folder);
+      const parent = basename(dirname(folder));
+      cases.push({ id: `${structure}/${stem}`, imagePath: p, structure, ...describe(info, structure, parent), n: Number(m[1]) });
+    }
+  })(root);
+  if (cases.length === 0) throw new Error(`${root}: no patchvolume_<n> files (expected e.g. ${join(root, "isolated_structures", "<structure>", "patchvolume_0.nii.gz")})`);
+  cases.sort((a, b) => (a.structure < b.structure ? -1 : a.structure > b.structure ? 1 : a.n - b.n));
+  const ids = new Map<string, string>();
+  for (const c of cases) {
+    const other = ids.get(c.id);
+    if (other) throw new Error(`${c.imagePath}: the same case id ${c.id} as ${other}`);
+    ids.set(c.id, c.imagePath);
+  }
+  return cases.map(({ n: _n, ...c }) => c);
+}
+
+export interface Fold {
+  train: Case[];
+  val: Case[];
+}
+
+/**
+ * nnU-Net-style k-fold cross-validation, deterministic by `seed` and stratified by structure type: each type's
+ * cases (sorted by id) are shuffled and dealt round-robin over the folds, continuing where the previous type
+ * stopped, so every fold's validation set holds every type that has at least `folds` cases and the fold sizes
+ * differ by at most one. Split K is fold K's validation set; its training set is everything else.
+ */
+export function kFoldSplits(cases: readonly Case[], opts: { folds?: number; seed?: number } = {}): Fold[] {
+  const folds = opts.folds ?? 5, seed = opts.seed ?? 12345;
+  if (!Number.isInteger(folds) || folds < 2) throw new Error(`folds: expected an integer ≥ 2, got ${folds}`);
+  if (cases.length < folds) throw new Error(`${cases.length} cases cannot be split into ${folds} folds`);
+  const byStructure = new Map<string, Case[]>();
+  for (const c of [...cases].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const list = byStructure.get(c.structure) ?? [];
+    list.push(c);
+    byStructure.set(c.structure, list);
+  }
+  const val: Case[][] = Array.from({ length: folds }, () => []);
+  let next = 0;
+  for (const structure of [...byStructure.keys()].sort()) {
+    const list = byStructure.get(structure)!;
+    const rng = stream(seed, "kfold", structure);
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      [list[i], list[j]] = [list[j], list[i]];
+    }
+    for (const c of list) { val[next].push(c); next = (next + 1) % folds; }
+  }
+  return val.map((v) => {
+    const inVal = new Set(v.map((c) => c.id));
+    return { train: cases.filter((c) => !inVal.has(c.id)), val: cases.filter((c) => inVal.has(c.id)) };
+  });
+}
+
+/** The training and validation cases of `fold` (0 … folds−1), or of "all": train on everything, validate on nothing. */
+export function foldCases(cases: readonly Case[], fold: number | "all", opts: { folds?: number; seed?: number } = {}): Fold {
+  if (fold === "all") return { train: [...cases], val: [] };
+  const folds = opts.folds ?? 5;
+  if (!Number.isInteger(fold) || fold < 0 || fold >= folds) throw new Error(`--fold: expected 0…${folds - 1} or "all", got ${fold}`);
+  return kFoldSplits(cases, opts)[fold];
+}
+

@@ -1,0 +1,77 @@
+// Per-volume intensity normalisation: nnU-Net's "z-score after percentile clip". Light-sheet brightness varies by
+// specimen (gain, offset, clearing, depth), so every volume is normalised on its own statistics:
+//   lo, hi = the 0.5th and 99.5th percentiles of the volume's voxels
+//   x' = (clip(x, lo, hi) − mean) / std,   mean and std of the clipped volume (all voxels)
+// The percentiles come from a deterministic subsample of at most `maxSamples` voxels (a fixed-seed random draw),
+// so a 300³ volume needs a sort of 10⁵ numbers, not of 2.7·10⁷; with fewer voxels than that, all are used.
+// Percentiles interpolate linearly between order statistics, as numpy.percentile does by default.
+import type { VoxelArray } from "../io/index.ts";
+import { Rng } from "./rng.ts";
+
+export interface NormalizeOptions {
+  /** Percentiles to clip to (default [0.5, 99.5]). */
+  percentiles?: [number, number];
+  /** Voxels sampled to estimate the percentiles (default 100,000). */
+  maxSamples?: number;
+}
+
+export interface Normalization {
+  lo: number;
+  hi: number;
+  mean: number;
+  std: number;
+}
+
+/** The p-th percentile (0–100) of ascending `sorted`, interpolated linearly (numpy's default). */
+export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
+  const n = sorted.length;
+  if (n === 0) return 0;
+  const r = (p / 100) * (n - 1);
+  const i = Math.floor(r), f = r - i;
+  return i + 1 < n ? sorted[i] + f * (sorted[i + 1] - sorted[i]) : sorted[n - 1];
+}
+
+/** The clip bounds and statistics that `normalize` applies to `data`. */
+export function normalizationOf(data: VoxelArray, opts: NormalizeOptions = {}): Normalization {
+  const [pLo, pHi] = opts.percentiles ?? [0.5, 99.5];
+  const maxSamples = opts.maxSamples ?? 100_000;
+  const n = data.length;
+  let sample: Float64Array;
+  if (n <= maxSamples) {
+    sample = Float64Array.from(data);
+  } else {
+    const rng = new Rng(`lsmseg/data/normalize/${n}`);
+    sample = new Float64Array(maxSamples);
+    for (let i = 0; i < maxSamples; i++) sample[i] = data[Math.floor(rng.next() * n)];
+  }
+  sample.sort();
+  const lo = percentileSorted(sample, pLo), hi = percentileSorted(sample, pHi);
+  // two passes (mean, then squared deviations): no cancellation when the offset is large against the spread
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const v = data[i];
+    s += v < lo ? lo : v > hi ? hi : v;
+  }
+  const mean = n ? s / n : 0;
+  let s2 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = data[i];
+    const d = (v < lo ? lo : v > hi ? hi : v) - mean;
+    s2 += d * d;
+  }
+  const variance = n ? s2 / n : 0;
+  return { lo, hi, mean, std: Math.sqrt(variance) };
+}
+
+/** `data` clipped to its [0.5, 99.5] percentiles and z-scored, as a new Float32Array. A constant volume maps to 0. */
+export function normalize(data: VoxelArray, opts: NormalizeOptions = {}): Float32Array {
+  const { lo, hi, mean, std } = normalizationOf(data, opts);
+  const out = new Float32Array(data.length);
+  // nnU-Net divides by max(std, 1e-8)
+  const inv = 1 / Math.max(std, 1e-8);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    out[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv;
+  }
+  return out;
+}
