@@ -209,11 +209,14 @@ export function blurAxis(data: Float32Array, shape: Vec3, axis: number, sigma: n
   const src = new Int32Array(n * w.length);
   for (let i = 0; i < n; i++) for (let k = -r; k <= r; k++) src[i * w.length + k + r] = reflectIndex(i + k, n);
   if (inner === 1) {
+    // each line copied once into a reflected, padded buffer, then a straight convolution
+    const line = new Float64Array(n + 2 * r), L = w.length;
     for (let o = 0; o < outer; o++) {
       const base = o * n;
+      for (let i = -r; i < n + r; i++) line[i + r] = data[base + reflectIndex(i, n)];
       for (let i = 0; i < n; i++) {
         let s = 0;
-        for (let k = 0; k < w.length; k++) s += w[k] * data[base + src[i * w.length + k]];
+        for (let k = 0; k < L; k++) s += w[k] * line[i + k];
         out[base + i] = s;
       }
     }
@@ -334,7 +337,9 @@ export function gamma(vol: Sample, g: number, invert = false): Sample {
   for (let i = 0; i < n; i++) out[i] = sign * x[i];
   const before = statsOf(out);
   const range = before.max - before.min;
-  for (let i = 0; i < n; i++) out[i] = Math.pow((out[i] - before.min) / (range + 1e-7), g) * range + before.min;
+  // exp(g·log t) rather than t ** g: the same value, faster in V8; t = 0 gives exp(−∞) = 0
+  const scale = 1 / (range + 1e-7);
+  for (let i = 0; i < n; i++) out[i] = Math.exp(g * Math.log((out[i] - before.min) * scale)) * range + before.min;
   const after = statsOf(out);
   const k = before.std / (after.std + 1e-8);
   for (let i = 0; i < n; i++) out[i] = sign * ((out[i] - after.mean) * k + before.mean);

@@ -1,0 +1,72 @@
+// Data loading speed: batches of 2 × 64³ patches, nnU-Net's default augmentation (plus light-sheet artefacts),
+// from the annotated cases of the `demo` synthetic dataset, made inline (0 workers) and by 1 and 2 worker threads;
+// and the time of each augmentation on one 64³ patch (probability 1).
+//   npm run bench -- loader [BATCHES]
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Vec3 } from "../src/io/index.ts";
+import {
+  DEFAULT_AUGMENT, NO_AUGMENT, type AugmentConfig, PatchLoader, annotatedCases, augment, augmentConfig, loadCase, stream,
+} from "../src/data/index.ts";
+import { synthDataset } from "../src/synth/index.ts";
+import { machine, median, round } from "./common.ts";
+
+const batches = Number(process.argv[2] ?? 40);
+const patchSize: Vec3 = [64, 64, 64];
+const dir = mkdtempSync(join(tmpdir(), "lsmseg-bench-loader-"));
+console.log(`machine: ${machine()}`);
+try {
+  await synthDataset(join(dir, "demo"), { preset: "demo", seed: 0, quiet: true, overrides: { unannotatedPerType: 0, testPerType: 0, rawVolumes: 0 } });
+  const cases = await annotatedCases(join(dir, "demo"));
+  console.log(`${cases.length} annotated cases of ${cases.length ? "64³" : "?"}, batch 2 × ${patchSize.join("×")}, default augmentation, ${batches} batches after a warm-up pass`);
+
+  const result: Record<string, number> = {};
+  for (const workers of [0, 1, 2]) {
+    const loader = new PatchLoader({ cases, patchSize, batchSize: 2, seed: 0, augment: DEFAULT_AUGMENT, workers, prefetch: 4 });
+    // warm-up: every case decoded and cached once (the caches then serve every epoch)
+    for (let i = 0; i < cases.length; i++) await loader.next();
+    const t0 = performance.now();
+    for (let i = 0; i < batches; i++) await loader.next();
+    const s = (performance.now() - t0) / 1000;
+    await loader.close();
+    console.log(`  workers ${workers}: ${round(batches / s, 1)} batches/s, ${round((1000 * s) / batches, 1)} ms per batch`);
+    result[`workers${workers}_batches_per_s`] = round(batches / s, 2);
+    result[`workers${workers}_ms_per_batch`] = round((1000 * s) / batches, 2);
+  }
+
+  // each transform alone, probability 1, on one patch cut from a cached case
+  const vol = await loadCase(cases[0]);
+  const only = (overrides: Partial<AugmentConfig>) => augmentConfig({ ...NO_AUGMENT, ...overrides });
+  const transforms: Record<string, AugmentConfig> = {
+    crop: NO_AUGMENT,
+    "rotation+scale": only({ pRotation: 1, pScale: 1 }),
+    noise: only({ pNoise: 1 }),
+    blur: only({ pBlur: 1 }),
+    brightness: only({ pBrightness: 1 }),
+    contrast: only({ pContrast: 1 }),
+    "low resolution": only({ pLowRes: 1 }),
+    gamma: only({ pGamma: 1 }),
+    mirror: only({ pMirror: 1 }),
+    stripes: only({ pStripes: 1 }),
+    "depth attenuation": only({ pDepthAttenuation: 1 }),
+    "anisotropic blur": only({ pAnisotropicBlur: 1 }),
+    "default (mean over draws)": DEFAULT_AUGMENT,
+  };
+  console.log("one 64³ patch, ms (median of 15):");
+  const opts = { patchSize, center: vol.shape.map((n) => (n - 1) / 2) as Vec3, padValue: vol.padValue };
+  for (const [name, cfg] of Object.entries(transforms)) {
+    const t: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const t0 = performance.now();
+      augment(vol, cfg, stream(1, name, i), opts);
+      t.push(performance.now() - t0);
+    }
+    const ms = name.startsWith("default") ? t.reduce((a, b) => a + b, 0) / t.length : median(t);
+    console.log(`  ${name.padEnd(26)} ${round(ms, 2)}`);
+    result[`ms_${name.split(" ")[0].replace(/\W/g, "_")}`] = round(ms, 2);
+  }
+  console.log(JSON.stringify({ bench: "loader", machine: machine(), batch: "2x64^3", batches, ...result }));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
