@@ -1,5 +1,65 @@
-// lsmseg pretrain: not built yet (issue 6).
-export async function run(_argv: string[]): Promise<number> {
-  console.error("lsmseg pretrain is not implemented yet (issue 6)");
-  return 2;
+// lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
+import { sslMethods } from "../ssl/method.ts";
+import { pretrain } from "../ssl/pretrain.ts";
+import { UsageError, intFlag, numFlag, parseFlags } from "./args.ts";
+import { parsePatch } from "./finetune.ts";
+
+const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
+
+  --data DIR            unannotated layout (<category>_structures/<structure>/patchvolume_<n>.*), a dataset
+                        root holding unannotated/, or a curated set in the same layout
+  --method NAME         SSL method (--list shows them)
+  --out RUN             run folder: config.json, log.jsonl, checkpoint_{latest,final}.safetensors
+  --steps N             default 1000
+  --resume              continue RUN from checkpoint_latest (after a kill): the same weights as an unbroken run
+  --opt KEY=VALUE       a method setting (repeatable), e.g. --opt maskRatio=0.6
+  --arch unet|resenc    network (default unet), planned as 'lsmseg finetune' plans it
+  --features N          channels of the first stage (default 32)
+  --patch ZxYxX         patch size (default: planned from the data, as fine-tuning)
+  --batch N             batch size (default 2; simclr 4)
+  --balanced            sample every structure type equally often
+  --lr X                AdamW learning rate (default 1e-3; warm-up then cosine)
+  --precision bf16|fp32 default bf16 where the CPU has it
+  --workers N           data-loading worker threads (default min(4, cores))
+  --cache-mb N          memory for decoded volumes, all workers together (default 2048)
+  --save-every N        steps between checkpoints (default 200; also every 5 minutes)
+  --index PATH          where the dataset index is cached (default: in the data folder, else in RUN)
+  --seed N              default 0
+  --list                list the methods and exit
+  --quiet               no progress output`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, {
+    data: { type: "string" }, method: { type: "string" }, out: { type: "string" }, steps: { type: "string" }, resume: { type: "boolean" },
+    opt: { type: "string", multiple: true }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
+    balanced: { type: "boolean" }, lr: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "cache-mb": { type: "string" },
+    "save-every": { type: "string" }, index: { type: "string" }, seed: { type: "string" }, list: { type: "boolean" }, quiet: { type: "boolean" },
+  }, HELP);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  if (v.list) {
+    for (const m of (await sslMethods()).values()) console.log(`${m.name.padEnd(10)} ${m.describe}\n${" ".repeat(11)}options: ${Object.entries(m.defaults).map(([k, d]) => `${k}=${d}`).join(" ")}`);
+    return 0;
+  }
+  if (!v.data || !v.out || !v.method) throw new UsageError(`--data, --method and --out are required\n\n${HELP}`);
+  const arch = v.arch ?? "unet";
+  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  const methodOptions: Record<string, number> = {};
+  for (const kv of v.opt ?? []) {
+    const m = /^([A-Za-z]\w*)=(.+)$/.exec(kv);
+    if (!m || !Number.isFinite(Number(m[2]))) throw new UsageError(`--opt: expected KEY=NUMBER, got '${kv}'`);
+    methodOptions[m[1]] = Number(m[2]);
+  }
+  const res = await pretrain({
+    data: v.data, out: v.out, method: v.method, methodOptions, steps: intFlag("steps", v.steps, 1000), resume: v.resume,
+    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
+    sampling: v.balanced ? "balanced" : "uniform", lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 1e-3),
+    precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
+    cacheBytes: v["cache-mb"] === undefined ? undefined : intFlag("cache-mb", v["cache-mb"], 2048) * 2 ** 20,
+    saveEvery: v["save-every"] === undefined ? undefined : intFlag("save-every", v["save-every"], 200), indexPath: v.index,
+    seed: intFlag("seed", v.seed, 0), quiet: v.quiet,
+  });
+  console.log(`finished ${res.out}: ${res.method}, loss ${res.firstLoss.toFixed(4)} → ${res.lastLoss.toFixed(4)}; fine-tune with: lsmseg finetune --init ${res.checkpoint} ...`);
+  return 0;
 }
