@@ -4,6 +4,9 @@
 // scikit-image's implementation (after Arganda-Carreras' Skeletonize3D) step for step, in the same voxel
 // order, so that it gives the very same skeleton: for each of six border directions, collect the simple,
 // Euler-invariant, non-end border points, then re-check and delete them one by one.
+//
+// For speed, a voxel's 3×3×3 neighbourhood is one 27-bit integer (bit k = neighbour k in scikit-image's
+// order, k = (dz+1)·9 + (dx+1)·3 + (dy+1)), and each pass walks only the remaining foreground voxels.
 import type { Shape3 } from "./components.ts";
 
 // Column δG26 of Table 2 of Lee et al. (1994), at odd indices of a 256-entry table.
@@ -17,69 +20,82 @@ const EULER_ODD = [1, -1, -1, 1, -3, -1, -1, 1, -1, 1, 1, -1, 3, 1, 1, -1, -3, -
 const EULER_LUT = new Int8Array(256);
 EULER_ODD.forEach((v, k) => { EULER_LUT[2 * k + 1] = v; });
 
-// Neighbourhood indices of the eight octants, for the Euler characteristic.
+// Neighbourhood indices of the eight octants, for the Euler characteristic (the first is bit 7 of the
+// octant's table index, the last bit 1; bit 0, the centre, is always set).
 const EULER_OCTANTS = [
   [2, 1, 11, 10, 5, 4, 14], [0, 9, 3, 12, 1, 10, 4], [8, 7, 17, 16, 5, 4, 14], [6, 15, 7, 16, 3, 12, 4],
   [20, 23, 19, 22, 11, 14, 10], [18, 21, 9, 12, 19, 22, 10], [26, 23, 17, 14, 25, 22, 16], [24, 25, 15, 16, 21, 22, 12],
 ];
 
-// Octree for labelling the 26 neighbours (centre removed): per octant, its cube indices and, per index, the
-// octants to visit next (Figs. 6 and 7 of Lee et al.).
-const OCTREE: Array<[number[], number[][]]> = [
-  [[0, 1, 3, 4, 9, 10, 12], [[], [2], [3], [2, 3, 4], [5], [2, 5, 6], [3, 5, 7]]],
-  [[1, 4, 10, 2, 5, 11, 13], [[1], [1, 3, 4], [1, 5, 6], [], [4], [6], [4, 6, 8]]],
-  [[3, 4, 12, 6, 7, 14, 15], [[1], [1, 2, 4], [1, 5, 7], [], [4], [7], [4, 7, 8]]],
-  [[4, 5, 13, 7, 15, 8, 16], [[1, 2, 3], [2], [2, 6, 8], [3], [3, 7, 8], [], [8]]],
-  [[9, 10, 12, 17, 18, 20, 21], [[1], [1, 2, 6], [1, 3, 7], [], [6], [7], [6, 7, 8]]],
-  [[10, 11, 13, 18, 21, 19, 22], [[1, 2, 5], [2], [2, 4, 8], [5], [5, 7, 8], [], [8]]],
-  [[12, 14, 15, 20, 21, 23, 24], [[1, 3, 5], [3], [3, 4, 8], [5], [5, 6, 8], [], [8]]],
-  [[13, 15, 16, 21, 22, 24, 25], [[2, 4, 6], [3, 4, 7], [4], [5, 6, 7], [6], [7], []]],
-];
-// The octant to start labelling from for each cube index.
-const START_OCTANT = [1, 1, 2, 1, 1, 2, 3, 3, 4, 1, 1, 2, 1, 2, 3, 3, 4, 5, 5, 6, 5, 5, 6, 7, 7, 8];
-
-function octreeLabeling(octant: number, label: number, cube: Uint8Array): void {
-  const [indices, next] = OCTREE[octant - 1];
-  for (let k = 0; k < 7; k++) {
-    const idx = indices[k];
-    if (cube[idx] === 1) {
-      cube[idx] = label;
-      for (const o of next[k]) octreeLabeling(o, label, cube);
+// The four lower octants use neighbourhood bits 0–17 only, the four upper ones bits 9–26: two tables of
+// 2¹⁸ entries give each half's sum of δG26 in one look-up (built on first use).
+let eulerLow: Int8Array | null = null, eulerHigh: Int8Array | null = null;
+function eulerTables(): [Int8Array, Int8Array] {
+  if (!eulerLow || !eulerHigh) {
+    const low = new Int8Array(1 << 18), high = new Int8Array(1 << 18);
+    for (let v = 0; v < 1 << 18; v++) {
+      for (let o = 0; o < 8; o++) {
+        const shift = o < 4 ? 0 : 9;
+        let n = 1;
+        for (let j = 0; j < 7; j++) n |= ((v >>> (EULER_OCTANTS[o][j] - shift)) & 1) << (7 - j);
+        if (o < 4) low[v] += EULER_LUT[n];
+        else high[v] += EULER_LUT[n];
+      }
     }
+    eulerLow = low;
+    eulerHigh = high;
+  }
+  return [eulerLow, eulerHigh];
+}
+
+const CENTRE = 1 << 13;
+// bits whose coordinate along an axis (stride 1, 3 or 9 in the bit index) is 0 or 2: the ones that
+// cannot move down or up along that axis
+const AXIS_LOW: number[] = [], AXIS_HIGH: number[] = [];
+for (const stride of [1, 3, 9]) {
+  let low = 0, high = 0;
+  for (let k = 0; k < 27; k++) {
+    const coord = Math.floor(k / stride) % 3;
+    if (coord === 0) low |= 1 << k;
+    if (coord === 2) high |= 1 << k;
+  }
+  AXIS_LOW.push(low);
+  AXIS_HIGH.push(high);
+}
+
+/** The 26-neighbour dilation of a set of cube positions (a 3×3×3 box, one axis at a time). */
+function dilate(m: number): number {
+  m |= ((m & ~AXIS_HIGH[0]) << 1) | ((m & ~AXIS_LOW[0]) >>> 1);
+  m |= ((m & ~AXIS_HIGH[1]) << 3) | ((m & ~AXIS_LOW[1]) >>> 3);
+  m |= ((m & ~AXIS_HIGH[2]) << 9) | ((m & ~AXIS_LOW[2]) >>> 9);
+  return m;
+}
+
+/**
+ * Whether deleting the centre keeps its foreground neighbours in at most one 26-connected piece. This is
+ * what Lee et al.'s octree labelling (Figs. 6 and 7) decides: two positions of the cube are 26-adjacent
+ * exactly when an octant holds both. Like scikit-image, no neighbours at all counts as simple.
+ */
+function isSimplePoint(nb: number): boolean {
+  const m = nb & ~CENTRE;
+  if (m === 0) return true;
+  let piece = m & -m;
+  for (;;) {
+    const grown = dilate(piece) & m;
+    if (grown === piece) return piece === m;
+    piece = grown;
   }
 }
 
-const cube = new Uint8Array(26);
-
-/** Whether deleting the centre keeps the 26 neighbours in one connected piece. */
-function isSimplePoint(nb: Uint8Array): boolean {
-  for (let i = 0; i < 13; i++) cube[i] = nb[i];
-  for (let i = 14; i < 27; i++) cube[i - 1] = nb[i];
-  let label = 2;
-  for (let i = 0; i < 26; i++) {
-    if (cube[i] === 1) {
-      octreeLabeling(START_OCTANT[i], label, cube);
-      label++;
-      if (label - 2 >= 2) return false;
-    }
-  }
-  return true;
+/** Whether deleting the centre keeps the Euler characteristic (Lee et al., Table 2). */
+function isEulerInvariant(nb: number, low: Int8Array, high: Int8Array): boolean {
+  return low[nb & 0x3ffff] + high[nb >>> 9] === 0;
 }
 
-function isEulerInvariant(nb: Uint8Array): boolean {
-  let euler = 0;
-  for (const oct of EULER_OCTANTS) {
-    let n = 1;
-    for (let j = 0; j < 7; j++) if (nb[oct[j]] === 1) n |= 1 << (7 - j);
-    euler += EULER_LUT[n];
-  }
-  return euler === 0;
-}
-
-function isEndpoint(nb: Uint8Array): boolean {
-  let s = 0;
-  for (let j = 0; j < 27; j++) s += nb[j];
-  return s === 2;
+/** An end point: the centre and exactly one neighbour. */
+function isEndpoint(nb: number): boolean {
+  const m = nb & ~CENTRE;
+  return m !== 0 && (m & (m - 1)) === 0;
 }
 
 /**
@@ -92,17 +108,26 @@ export function skeletonize3d(mask: ArrayLike<number>, shape: Shape3): Uint8Arra
   // padded copy: zero boundary conditions without bounds checks
   const P = nz + 2, R = ny + 2, C = nx + 2;
   const img = new Uint8Array(P * R * C);
+  let nfg = 0;
   for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
-    if (mask[(z * ny + y) * nx + x] > 0) img[((z + 1) * R + y + 1) * C + x + 1] = 1;
+    if (mask[(z * ny + y) * nx + x] > 0) { img[((z + 1) * R + y + 1) * C + x + 1] = 1; nfg++; }
   }
+  // the foreground voxels in raster order (ascending padded index), the order in which scikit-image
+  // visits them; only these can be border points, so each pass walks this list, not the whole volume
+  const fg = new Int32Array(nfg);
+  for (let i = 0, k = 0; k < nfg; i++) if (img[i] === 1) fg[k++] = i;
   const sP = R * C, sR = C;
-  // neighbourhood index (dp+1)·9 + (dc+1)·3 + (dr+1), as scikit-image's get_neighborhood orders it
+  // neighbourhood bit (dp+1)·9 + (dc+1)·3 + (dr+1), as scikit-image's get_neighborhood orders it
   const offsets = new Int32Array(27);
   for (let dp = -1; dp <= 1; dp++) for (let dc = -1; dc <= 1; dc++) for (let dr = -1; dr <= 1; dr++) {
     offsets[(dp + 1) * 9 + (dc + 1) * 3 + (dr + 1)] = dp * sP + dr * sR + dc;
   }
-  const nb = new Uint8Array(27);
-  const neighbourhood = (i: number) => { for (let k = 0; k < 27; k++) nb[k] = img[i + offsets[k]]; };
+  const neighbourhood = (i: number): number => {
+    let nb = 0;
+    for (let k = 0; k < 27; k++) nb |= img[i + offsets[k]] << k;
+    return nb;
+  };
+  const [eulerLowHalf, eulerHighHalf] = eulerTables();
   const borders = [4, 3, 2, 1, 5, 6];
   const numBorders = P === 3 ? 4 : 6;
   // the neighbour that must be background for a border point of each type: N, S, E, W, U, B
@@ -114,26 +139,30 @@ export function skeletonize3d(mask: ArrayLike<number>, shape: Shape3): Uint8Arra
     for (let j = 0; j < numBorders; j++) {
       const off = borderOffset[borders[j]];
       candidates.length = 0;
-      for (let p = 1; p < P - 1; p++) for (let r = 1; r < R - 1; r++) {
-        let i = p * sP + r * sR + 1;
-        for (let c = 1; c < C - 1; c++, i++) {
-          if (img[i] !== 1 || img[i + off] !== 0) continue;
-          neighbourhood(i);
-          if (isEndpoint(nb) || !isEulerInvariant(nb) || !isSimplePoint(nb)) continue;
-          candidates.push(i);
-        }
+      for (let k = 0; k < nfg; k++) {
+        const i = fg[k];
+        if (img[i + off] !== 0) continue;
+        const nb = neighbourhood(i);
+        if (isEndpoint(nb) || !isEulerInvariant(nb, eulerLowHalf, eulerHighHalf) || !isSimplePoint(nb)) continue;
+        candidates.push(i);
       }
       let noChange = true;
       for (const i of candidates) {
-        neighbourhood(i);
-        if (isSimplePoint(nb)) { img[i] = 0; noChange = false; }
+        if (isSimplePoint(neighbourhood(i))) { img[i] = 0; noChange = false; }
       }
       if (noChange) unchanged++;
+      else {
+        let m = 0;
+        for (let k = 0; k < nfg; k++) if (img[fg[k]] === 1) fg[m++] = fg[k];
+        nfg = m;
+      }
     }
   }
   const out = new Uint8Array(nz * ny * nx);
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
-    out[(z * ny + y) * nx + x] = img[((z + 1) * R + y + 1) * C + x + 1];
+  for (let k = 0; k < nfg; k++) {
+    const i = fg[k];
+    const p = Math.floor(i / sP), r = Math.floor((i % sP) / sR), c = i % sR;
+    out[((p - 1) * ny + r - 1) * nx + c - 1] = 1;
   }
   return out;
 }

@@ -1,0 +1,279 @@
+// The SELMA3D evaluation over folders: pair predictions with ground-truth labels by case name, score each
+// case as the challenge does (metrics.ts), and aggregate: the challenge's keys (iso_dice_mean/std,
+// iso_panoptic_quality_mean/std, con_dice_mean/std, con_cldice_mean/std), per category, per structure type,
+// overall, and held-out vs seen types when a dataset.json marks roles. Cases run in a pool of worker threads.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
+import { readVolume, type Vec3 } from "../io/index.ts";
+import { writeFileAtomic } from "../util/atomic.ts";
+import { Progress } from "../util/progress.ts";
+import { runPool } from "../util/workers.ts";
+import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "./categories.ts";
+import { caseMetrics, type CaseMetrics } from "./metrics.ts";
+
+export interface CaseTask {
+  pred: string;
+  gt: string;
+  table?: Record<string, StructureInfo>;
+}
+
+export interface CaseResult extends CaseMetrics {
+  case: string;
+  structure: string;
+  category: Category;
+  density: Density;
+  /** dataset.json's role of the structure type ("annotated", "heldOut", …), when it has one. */
+  role?: string;
+  prediction: string;
+  groundTruth: string;
+  shape: Vec3;
+  seconds: number;
+}
+
+/** Scores one prediction against its ground truth; the structure (and so the metrics) comes from the ground truth's file name. */
+export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo> } = {}): Promise<CaseResult> {
+  const t0 = performance.now();
+  const s = structureOf(gtPath, opts.table);
+  const [pred, gt] = await Promise.all([readVolume(predPath), readVolume(gtPath)]);
+  if (pred.shape.some((v, i) => v !== gt.shape[i])) {
+    throw new Error(`${predPath}: shape ${pred.shape.join("×")} does not match the ground truth ${gtPath}, ${gt.shape.join("×")}`);
+  }
+  const m = caseMetrics(pred.data, gt.data, gt.shape, s.category);
+  return {
+    case: s.caseName, structure: s.structure, category: s.category, density: s.density,
+    prediction: predPath, groundTruth: gtPath, shape: gt.shape, ...m, seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+// ---------------------------------------------------------------- aggregation
+
+/** A metric over a group of cases. NaN (null in JSON) propagates into mean and std, as in the challenge. */
+export interface MetricStats {
+  n: number;
+  mean: number;
+  /** Sample standard deviation (n − 1); NaN for fewer than two cases. */
+  std: number;
+  /** Cases whose value is NaN. */
+  nan: number;
+  /** Mean and sample std of the cases that are not NaN. */
+  nanmean: number;
+  nanstd: number;
+}
+
+function meanStd(xs: number[]): [number, number] {
+  const n = xs.length;
+  if (n === 0) return [NaN, NaN];
+  const mean = xs.reduce((s, x) => s + x, 0) / n;
+  if (n < 2) return [mean, NaN];
+  return [mean, Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1))];
+}
+
+export function metricStats(xs: number[]): MetricStats {
+  const finite = xs.filter((x) => !Number.isNaN(x));
+  const [mean, std] = meanStd(xs);
+  const [nanmean, nanstd] = meanStd(finite);
+  return { n: xs.length, mean, std, nan: xs.length - finite.length, nanmean, nanstd };
+}
+
+export interface GroupSummary {
+  cases: number;
+  dice: MetricStats;
+  cldice?: MetricStats;
+  panoptic_quality?: MetricStats;
+}
+
+function summarize(cases: CaseResult[]): GroupSummary {
+  const out: GroupSummary = { cases: cases.length, dice: metricStats(cases.map((c) => c.dice)) };
+  const con = cases.filter((c) => c.cldice !== undefined);
+  const iso = cases.filter((c) => c.panoptic_quality !== undefined);
+  if (con.length) out.cldice = metricStats(con.map((c) => c.cldice!));
+  if (iso.length) out.panoptic_quality = metricStats(iso.map((c) => c.panoptic_quality!));
+  return out;
+}
+
+/**
+ * The challenge's aggregate keys over `cases` (<iso|con>_<metric>_mean and _std, as its evaluate.py writes
+ * them), plus _nanmean, _nanstd and _nan_cases for each.
+ */
+export function challengeAggregates(cases: CaseResult[]): Record<string, number> {
+  const iso = cases.filter((c) => c.category === "isolated"), con = cases.filter((c) => c.category === "contiguous");
+  const series: Array<[string, number[]]> = [
+    ["iso_dice", iso.map((c) => c.dice)],
+    ["iso_panoptic_quality", iso.map((c) => c.panoptic_quality ?? NaN)],
+    ["con_dice", con.map((c) => c.dice)],
+    ["con_cldice", con.map((c) => c.cldice ?? NaN)],
+  ];
+  const out: Record<string, number> = {};
+  for (const [key, xs] of series) {
+    const s = metricStats(xs);
+    out[`${key}_mean`] = s.mean;
+    out[`${key}_std`] = s.std;
+  }
+  for (const [key, xs] of series) {
+    const s = metricStats(xs);
+    out[`${key}_nanmean`] = s.nanmean;
+    out[`${key}_nanstd`] = s.nanstd;
+    out[`${key}_nan_cases`] = s.nan;
+  }
+  return out;
+}
+
+export const METRICS_NOTE = [
+  "null stands for NaN: JSON has no NaN.",
+  "aggregates: *_mean and *_std (sample std, n - 1) are over cases exactly as the challenge computes them, so one NaN case makes them NaN; *_nanmean and *_nanstd leave NaN cases out, and *_nan_cases counts them.",
+  "clDice is NaN, as in the challenge's code (no guard), when a skeleton is empty (empty prediction or ground truth) or when Tprec = Tsens = 0.",
+  "Panoptic quality is NaN when neither prediction nor ground truth has any instance (panoptica's edge case; Dice is 1 then), and 0 when there is no match otherwise.",
+  "A std over fewer than two cases is NaN (the challenge's statistics.stdev raises an error there).",
+];
+
+export interface MetricsJson {
+  tool: "lsmseg evaluate";
+  note: string[];
+  pred: string;
+  gt: string;
+  dataset: string | null;
+  aggregates: Record<string, number>;
+  categories: Record<CategoryName, GroupSummary & { structures: string[] }>;
+  structures: Record<string, GroupSummary & { category: Category; density: Density; role?: string }>;
+  overall: GroupSummary;
+  /** Held-out structure types (role "heldOut" in dataset.json) vs the others, when roles are known. */
+  roles?: { heldOut: { cases: number; structures: string[]; aggregates: Record<string, number> }; seen: { cases: number; structures: string[]; aggregates: Record<string, number> } };
+  results: CaseResult[];
+  /** Predictions with no ground truth of the same case name (not scored). */
+  unmatchedPredictions: string[];
+  workers: number;
+  seconds: number;
+}
+
+export function summarizeCases(cases: CaseResult[]): Pick<MetricsJson, "aggregates" | "categories" | "structures" | "overall" | "roles"> {
+  const categories = {} as MetricsJson["categories"];
+  for (const name of CATEGORY_NAMES) {
+    const inCat = cases.filter((c) => categoryName(c) === name);
+    categories[name] = { ...summarize(inCat), structures: [...new Set(inCat.map((c) => c.structure))].sort() };
+  }
+  const structures: MetricsJson["structures"] = {};
+  for (const name of [...new Set(cases.map((c) => c.structure))].sort()) {
+    const inType = cases.filter((c) => c.structure === name);
+    const { category, density, role } = inType[0];
+    structures[name] = { category, density, ...(role !== undefined ? { role } : {}), ...summarize(inType) };
+  }
+  const out: ReturnType<typeof summarizeCases> = { aggregates: challengeAggregates(cases), categories, structures, overall: summarize(cases) };
+  if (cases.some((c) => c.role !== undefined)) {
+    const group = (held: boolean) => {
+      const inGroup = cases.filter((c) => (c.role === "heldOut") === held);
+      return { cases: inGroup.length, structures: [...new Set(inGroup.map((c) => c.structure))].sort(), aggregates: challengeAggregates(inGroup) };
+    };
+    out.roles = { heldOut: group(true), seen: group(false) };
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- folders
+
+const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff)$/i;
+
+/** The volumes in a folder by case name (files with a volume extension, and .zarr folders). */
+function listVolumes(dir: string, what: string): Map<string, string> {
+  if (!existsSync(dir)) throw new Error(`${dir}: ${what} folder does not exist`);
+  const out = new Map<string, string>();
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (e.name.startsWith(".") || e.name.includes(".tmp-")) continue;
+    const isVolume = e.isDirectory() ? /\.zarr$/i.test(e.name) : VOLUME_FILE.test(e.name);
+    if (!isVolume) continue;
+    const name = caseNameOf(e.name);
+    const prev = out.get(name);
+    if (prev) throw new Error(`${dir}: two ${what} volumes for case ${name}: ${prev.split("/").pop()} and ${e.name}`);
+    out.set(name, join(dir, e.name));
+  }
+  return out;
+}
+
+interface DatasetInfo {
+  path: string;
+  structures: Record<string, { category?: string; density?: string; role?: string }>;
+}
+
+/** dataset.json: the path given, or the one of the synthetic layout (DATA/test/labels → DATA/dataset.json), or none. */
+function findDataset(gtDir: string, given?: string): DatasetInfo | null {
+  const candidates = given ? [given] : [join(gtDir, "..", "..", "dataset.json"), join(gtDir, "..", "dataset.json"), join(gtDir, "dataset.json")];
+  for (const path of candidates) {
+    if (!existsSync(path)) {
+      if (given) throw new Error(`${given}: dataset.json not found`);
+      continue;
+    }
+    let json: { structures?: DatasetInfo["structures"] };
+    try {
+      json = JSON.parse(readFileSync(path, "utf8")) as typeof json;
+    } catch (err) {
+      throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+    }
+    if (!json.structures || typeof json.structures !== "object") {
+      if (given) throw new Error(`${path}: no "structures" object`);
+      continue;
+    }
+    return { path: resolve(path), structures: json.structures };
+  }
+  return null;
+}
+
+export interface EvaluateOptions {
+  /** Where to write metrics.json (atomically); nothing is written without it. */
+  out?: string;
+  /** dataset.json with extra structure types and roles; found beside the labels when not given. */
+  dataset?: string;
+  /** Worker threads; 1 evaluates in this thread. Default: the cores, at most 8 and at most the cases. */
+  workers?: number;
+  quiet?: boolean;
+}
+
+/** Evaluates every ground-truth case in `gtDir` against the prediction of the same case name in `predDir`. */
+export async function evaluateFolder(predDir: string, gtDir: string, opts: EvaluateOptions = {}): Promise<MetricsJson> {
+  const t0 = performance.now();
+  const gts = listVolumes(gtDir, "ground-truth");
+  const preds = listVolumes(predDir, "prediction");
+  if (gts.size === 0) throw new Error(`${gtDir}: no ground-truth volumes (.mha, .nii.gz, .nii, .tif, .zarr)`);
+  const dataset = findDataset(gtDir, opts.dataset);
+  const extra: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(dataset?.structures ?? {})) if (s.category && s.density) extra[name] = s;
+  const table = structureTable(extra, dataset?.path ?? "dataset.json");
+  const cases = [...gts.keys()];
+  for (const name of cases) structureOf(gts.get(name)!, table); // unknown prefixes fail before any work
+  const missing = cases.filter((c) => !preds.has(c));
+  if (missing.length) {
+    throw new Error(`${predDir}: no prediction for ${missing.length} of ${cases.length} cases: ${missing.join(", ")}`);
+  }
+  const unmatchedPredictions = [...preds.keys()].filter((p) => !gts.has(p)).map((p) => preds.get(p)!);
+  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table }));
+  const workers = Math.max(1, Math.min(opts.workers ?? Math.min(availableParallelism(), 8), tasks.length));
+  const progress = new Progress("evaluate", tasks.length, { unit: "cases", silent: opts.quiet });
+  let results: CaseResult[];
+  if (workers === 1) {
+    results = [];
+    for (const t of tasks) {
+      results.push(await evaluateCase(t.pred, t.gt, { table }));
+      progress.tick(1, results[results.length - 1].case);
+    }
+  } else {
+    results = await runPool<CaseTask, CaseResult>(new URL("./worker.ts", import.meta.url), tasks, workers, (_i, r) => progress.tick(1, r.case));
+  }
+  progress.finish();
+  for (const r of results) {
+    const role = dataset?.structures[r.structure]?.role;
+    if (role !== undefined) r.role = role;
+  }
+  const metrics: MetricsJson = {
+    tool: "lsmseg evaluate",
+    note: METRICS_NOTE,
+    pred: resolve(predDir),
+    gt: resolve(gtDir),
+    dataset: dataset?.path ?? null,
+    ...summarizeCases(results),
+    results,
+    unmatchedPredictions,
+    workers,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  if (opts.out) writeFileAtomic(opts.out, Buffer.from(JSON.stringify(metrics, null, 2) + "\n"));
+  return metrics;
+}

@@ -1,0 +1,194 @@
+// The SELMA3D metrics, exactly as the challenge's evaluation computes them (its evaluate.py with panoptica
+// and scikit-image; definitions in ../shared/selma3d.md). Any value > 0 is foreground.
+//   Dice            2|P∩G| / (|P|+|G|); 1 when both are empty, 0 when exactly one is
+//   clDice          Tprec = |S(G)∩P|/|S(G)|, Tsens = |S(P)∩G|/|S(P)|, 2·Tprec·Tsens/(Tprec+Tsens), with the
+//                   Lee (1994) skeleton S; no guard, so 0/0 gives NaN as in the challenge (empty P or G, or
+//                   Tprec = Tsens = 0)
+//   panoptic quality  26-connected components of P and G are the instances; pairs with IoU ≥ 0.3 are
+//                   matched greedily by decreasing IoU, one-to-one; RQ = TP/(TP+½FP+½FN), SQ = mean Dice of
+//                   the matched pairs, PQ = RQ·SQ (panoptica's pq_dsc). With no TP, RQ = SQ = PQ = 0, except
+//                   when neither P nor G has an instance: then all three are NaN (panoptica's edge cases).
+import { labelComponents, type Shape3 } from "./components.ts";
+import { skeletonize3d } from "./skeleton.ts";
+import type { Category } from "./categories.ts";
+
+export type Mask = ArrayLike<number>;
+
+/** The challenge's matching threshold on IoU (NaiveThresholdMatching(matching_threshold=0.3), with ≥). */
+export const PQ_IOU_THRESHOLD = 0.3;
+
+/** 0/1 per voxel: value > 0. */
+export function binarize(mask: Mask): Uint8Array {
+  const out = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) out[i] = mask[i] > 0 ? 1 : 0;
+  return out;
+}
+
+function checkShape(pred: Mask, gt: Mask, shape: Shape3): void {
+  const n = shape[0] * shape[1] * shape[2];
+  if (pred.length !== n || gt.length !== n) {
+    throw new Error(`prediction holds ${pred.length} voxels and ground truth ${gt.length}; shape ${shape.join("×")} needs ${n}`);
+  }
+}
+
+/** Volumetric Dice; 1 when both masks are empty, 0 when exactly one is. */
+export function dice(pred: Mask, gt: Mask): number {
+  if (pred.length !== gt.length) throw new Error(`prediction holds ${pred.length} voxels, ground truth ${gt.length}`);
+  let p = 0, g = 0, both = 0;
+  for (let i = 0; i < pred.length; i++) {
+    const a = pred[i] > 0, b = gt[i] > 0;
+    if (a) p++;
+    if (b) g++;
+    if (a && b) both++;
+  }
+  if (p === 0 && g === 0) return 1;
+  if (p === 0 || g === 0) return 0;
+  return (2 * both) / (p + g);
+}
+
+export interface ClDiceResult {
+  clDice: number;
+  /** Topology precision |S(G)∩P| / |S(G)|. */
+  tprec: number;
+  /** Topology sensitivity |S(P)∩G| / |S(P)|. */
+  tsens: number;
+  skeletonGtVoxels: number;
+  skeletonPredVoxels: number;
+}
+
+/** Centerline Dice (Shit et al. 2021) with scikit-image's 3D skeleton, as panoptica's cldice computes it. */
+export function clDice(pred: Mask, gt: Mask, shape: Shape3): ClDiceResult {
+  checkShape(pred, gt, shape);
+  const skelGt = skeletonize3d(gt, shape);
+  const skelPred = skeletonize3d(pred, shape);
+  let sg = 0, sgInP = 0, sp = 0, spInG = 0;
+  for (let i = 0; i < skelGt.length; i++) {
+    if (skelGt[i]) { sg++; if (pred[i] > 0) sgInP++; }
+    if (skelPred[i]) { sp++; if (gt[i] > 0) spInG++; }
+  }
+  // no guard: 0/0 is NaN, as numpy gives it in the challenge's code
+  const tprec = sgInP / sg;
+  const tsens = spInG / sp;
+  return { clDice: (2 * tprec * tsens) / (tprec + tsens), tprec, tsens, skeletonGtVoxels: sg, skeletonPredVoxels: sp };
+}
+
+export interface InstancePair {
+  /** Ground-truth and predicted instance labels (26-connected components, numbered in raster order). */
+  gt: number;
+  pred: number;
+  intersection: number;
+  iou: number;
+  dice: number;
+}
+
+export interface PanopticResult {
+  pq: number;
+  sq: number;
+  rq: number;
+  tp: number;
+  fp: number;
+  fn: number;
+  predInstances: number;
+  gtInstances: number;
+  /** The matched pairs, in the order they were matched. */
+  matches: InstancePair[];
+}
+
+/**
+ * Every (gt, pred) instance pair that shares a voxel, with its IoU and Dice, sorted as panoptica sorts
+ * them: by decreasing IoU; ties keep panoptica's order of increasing pred label, then gt label.
+ * One pass over the voxels counts the overlaps in a hash map keyed by the pair.
+ */
+export function overlappingPairs(gtLabels: Int32Array, gtSizes: Int32Array, predLabels: Int32Array, predSizes: Int32Array): InstancePair[] {
+  const stride = gtSizes.length; // gt labels are 1..stride-1
+  const counts = new Map<number, number>();
+  let lastKey = -1, run = 0;
+  for (let i = 0; i < gtLabels.length; i++) {
+    const g = gtLabels[i];
+    if (g === 0) continue;
+    const p = predLabels[i];
+    if (p === 0) continue;
+    const key = p * stride + g;
+    if (key === lastKey) { run++; continue; }
+    if (run > 0) counts.set(lastKey, (counts.get(lastKey) ?? 0) + run);
+    lastKey = key;
+    run = 1;
+  }
+  if (run > 0) counts.set(lastKey, (counts.get(lastKey) ?? 0) + run);
+  const keys = Array.from(counts.keys()).sort((a, b) => a - b);
+  const pairs: InstancePair[] = keys.map((key) => {
+    const g = key % stride, p = Math.floor(key / stride);
+    const inter = counts.get(key)!;
+    const a = gtSizes[g], b = predSizes[p];
+    return { gt: g, pred: p, intersection: inter, iou: inter / (a + b - inter), dice: (2 * inter) / (a + b) };
+  });
+  // Array.prototype.sort is stable: equal IoUs stay in key order, as Python's sorted(reverse=True) keeps them
+  return pairs.sort((x, y) => y.iou - x.iou);
+}
+
+/** Panoptic quality with Dice as the segmentation quality (panoptica's pq_dsc), as the challenge scores it. */
+export function panopticQuality(pred: Mask, gt: Mask, shape: Shape3, iouThreshold = PQ_IOU_THRESHOLD): PanopticResult {
+  checkShape(pred, gt, shape);
+  const P = labelComponents(pred, shape, 26);
+  const G = labelComponents(gt, shape, 26);
+  const pairs = overlappingPairs(G.labels, G.sizes, P.labels, P.sizes);
+  const gtTaken = new Uint8Array(G.count + 1), predTaken = new Uint8Array(P.count + 1);
+  const matches: InstancePair[] = [];
+  for (const pair of pairs) {
+    if (!(pair.iou >= iouThreshold)) break; // sorted: the rest are below too
+    if (gtTaken[pair.gt] || predTaken[pair.pred]) continue;
+    gtTaken[pair.gt] = 1;
+    predTaken[pair.pred] = 1;
+    matches.push(pair);
+  }
+  return panopticFromMatches(matches, P.count, G.count);
+}
+
+/** RQ, SQ and PQ from the matched pairs and the instance counts, with panoptica's zero-TP edge cases. */
+export function panopticFromMatches(matches: InstancePair[], predInstances: number, gtInstances: number): PanopticResult {
+  const tp = matches.length, fp = predInstances - tp, fn = gtInstances - tp;
+  let rq: number, sq: number;
+  if (tp === 0) {
+    rq = sq = predInstances + gtInstances > 0 ? 0 : NaN;
+  } else {
+    rq = tp / (tp + 0.5 * fp + 0.5 * fn);
+    sq = matches.reduce((s, m) => s + m.dice, 0) / tp;
+  }
+  return { pq: sq * rq, sq, rq, tp, fp, fn, predInstances, gtInstances, matches };
+}
+
+export interface CaseMetrics {
+  dice: number;
+  /** Contiguous cases. */
+  cldice?: number;
+  /** Isolated cases. */
+  panoptic_quality?: number;
+  /** What the headline numbers were computed from. */
+  details: {
+    predVoxels: number;
+    gtVoxels: number;
+    intersectionVoxels: number;
+    clDice?: Omit<ClDiceResult, "clDice">;
+    panoptic?: Omit<PanopticResult, "pq" | "matches">;
+  };
+}
+
+/** The challenge's metrics for one case of a category: Dice with clDice (contiguous) or PQ (isolated). */
+export function caseMetrics(pred: Mask, gt: Mask, shape: Shape3, category: Category): CaseMetrics {
+  checkShape(pred, gt, shape);
+  const p = binarize(pred), g = binarize(gt);
+  let pv = 0, gv = 0, both = 0;
+  for (let i = 0; i < p.length; i++) { pv += p[i]; gv += g[i]; both += p[i] & g[i]; }
+  const details: CaseMetrics["details"] = { predVoxels: pv, gtVoxels: gv, intersectionVoxels: both };
+  const result: CaseMetrics = { dice: dice(p, g), details };
+  if (category === "contiguous") {
+    const { clDice: cl, ...rest } = clDice(p, g, shape);
+    result.cldice = cl;
+    details.clDice = rest;
+  } else {
+    const { pq, matches: _matches, ...rest } = panopticQuality(p, g, shape);
+    result.panoptic_quality = pq;
+    details.panoptic = rest;
+  }
+  return result;
+}

@@ -1,0 +1,49 @@
+// Worker threads that run TypeScript. On Node 20 a Worker started from a .ts file does not get tsx's
+// loader from `execArgv: ["--import", "tsx"]` (module hooks registered that way do not reach the worker's
+// entry point: "Unknown file extension .ts"), whichever way the main thread was started. What works is a
+// small bootstrap that registers tsx inside the worker and then imports the .ts module; tsx is named by
+// its resolved URL, so it is found whatever the working directory.
+import { Worker, type WorkerOptions } from "node:worker_threads";
+
+/** A Worker running the TypeScript (or JavaScript) module `script`, with tsx registered inside it. */
+export function tsWorker(script: URL, options: WorkerOptions = {}): Worker {
+  const api = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`;
+  return new Worker(bootstrap, { ...options, eval: true });
+}
+
+type Reply<R> = { id: number; result: R } | { id: number; error: string };
+
+/**
+ * Runs `tasks` on a pool of `size` workers started from `script` (a module that answers each message
+ * {id, task} with {id, result} or {id, error}); results come back in task order. `onResult` is called as
+ * each task finishes. The first error stops the pool and rejects.
+ */
+export async function runPool<T, R>(script: URL, tasks: T[], size: number, onResult?: (index: number, result: R) => void): Promise<R[]> {
+  const results = new Array<R>(tasks.length);
+  if (tasks.length === 0) return results;
+  const workers = Array.from({ length: Math.max(1, Math.min(size, tasks.length)) }, () => tsWorker(script));
+  let next = 0, done = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const feed = (w: Worker) => {
+        if (next < tasks.length) { w.postMessage({ id: next, task: tasks[next] }); next++; }
+      };
+      for (const w of workers) {
+        w.on("message", (msg: Reply<R>) => {
+          if ("error" in msg) { reject(new Error(msg.error)); return; }
+          results[msg.id] = msg.result;
+          onResult?.(msg.id, msg.result);
+          if (++done === tasks.length) resolve();
+          else feed(w);
+        });
+        w.on("error", reject);
+        w.on("exit", (code) => { if (done < tasks.length) reject(new Error(`worker exited with code ${code} before finishing`)); });
+        feed(w);
+      }
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return results;
+}
