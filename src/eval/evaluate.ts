@@ -124,7 +124,7 @@ export const METRICS_NOTE = [
   "aggregates: *_mean and *_std (sample std, n - 1) are over cases exactly as the challenge computes them, so one NaN case makes them NaN; *_nanmean and *_nanstd leave NaN cases out, and *_nan_cases counts them.",
   "clDice is NaN, as in the challenge's code (no guard), when a skeleton is empty (empty prediction or ground truth) or when Tprec = Tsens = 0.",
   "Panoptic quality is NaN when neither prediction nor ground truth has any instance (panoptica's edge case; Dice is 1 then), and 0 when there is no match otherwise.",
-  "A std over fewer than two cases is NaN (the challenge's statistics.stdev raises an error there).",
+  "A std over fewer than two cases is NaN (the challenge's statistics.stdev raises an error there), and so is a std over NaN cases (where Python 3.11's statistics.stdev raises AttributeError: the challenge's own evaluate.py would stop).",
 ];
 
 export interface MetricsJson {
