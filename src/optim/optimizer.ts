@@ -73,8 +73,9 @@ export abstract class Optimizer {
 /** SGD with momentum, Nesterov and (coupled) weight decay: nnU-Net's optimiser (lr 0.01, momentum 0.99, Nesterov, wd 3e-5). */
 export class SGD extends Optimizer {
   constructor(params: Tensor[], o: SGDOptions) {
-    super("sgd", params, { lr: o.lr, momentum: o.momentum ?? 0, dampening: o.dampening ?? 0, weightDecay: o.weightDecay ?? 0, nesterov: o.nesterov ?? false }, o.lr);
+    // Checked before libtorch is asked, which would refuse with a message of its own.
     if (o.nesterov && (!o.momentum || (o.dampening ?? 0) !== 0)) throw new Error("SGD: Nesterov needs momentum > 0 and dampening 0");
+    super("sgd", params, { lr: o.lr, momentum: o.momentum ?? 0, dampening: o.dampening ?? 0, weightDecay: o.weightDecay ?? 0, nesterov: o.nesterov ?? false }, o.lr);
   }
 }
 

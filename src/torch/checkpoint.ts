@@ -14,7 +14,8 @@ export interface CheckpointMeta {
   step: number;
   /** The network config (a plain object that buildNetwork() accepts). */
   network?: Record<string, unknown>;
-  optimizer?: { kind: string; lr: number };
+  /** numParams: how many parameters the optimizer had (the state of some may be empty). */
+  optimizer?: { kind: string; lr: number; numParams?: number };
   /** Anything else the caller wants to carry (plan, normalisation, key groups, epoch, ...). */
   extra?: Record<string, unknown>;
   savedAt: string;
@@ -50,7 +51,7 @@ export function saveCheckpoint(path: string, c: SaveCheckpointInput): void {
   if (rng) tensors.set("rng", rng);
   const meta: CheckpointMeta = {
     format: "lsmseg-checkpoint", version: 1, step: c.step, network: c.network,
-    optimizer: c.optimizer ? { kind: c.optimizer.kind, lr: c.optimizer.lr } : undefined,
+    optimizer: c.optimizer ? { kind: c.optimizer.kind, lr: c.optimizer.lr, numParams: c.optimizer.params.length } : undefined,
     extra: c.extra, savedAt: new Date().toISOString(),
   };
   try {
@@ -83,21 +84,38 @@ export function readCheckpointMeta(path: string): CheckpointMeta {
 export function loadCheckpoint(path: string, opts: { restoreRng?: boolean } = {}): Checkpoint {
   if (!existsSync(path)) throw new Error(`${path}: no such checkpoint`);
   const { tensors, metadata } = loadSafetensors(path);
-  const meta = parseMeta(path, metadata);
+  const disposeAll = () => {
+    for (const t of tensors.values()) t.dispose();
+  };
+  let meta: CheckpointMeta;
+  try {
+    meta = parseMeta(path, metadata);
+  } catch (err) {
+    disposeAll();
+    throw err;
+  }
   const model = new Map<string, Tensor>();
-  const optimParams: (Record<string, Tensor> | null)[] = [];
+  // Parameters without state (no step yet, no gradient, SGD without momentum) have no tensors in the
+  // file: the list is as long as the optimizer's parameters, with null for those.
+  const numParams = meta.optimizer?.numParams;
+  const optimParams: (Record<string, Tensor> | null)[] = new Array(numParams ?? 0).fill(null);
   let rng: Tensor | null = null;
+  for (const t of tensors.values()) keep(t);
   for (const [k, t] of tensors) {
-    keep(t);
     if (k.startsWith("model.")) model.set(k.slice(6), t);
     else if (k.startsWith("optim.")) {
       const rest = k.slice(6);
       const dot = rest.indexOf(".");
-      const i = Number(rest.slice(0, dot));
+      const i = dot > 0 ? Number(rest.slice(0, dot)) : NaN;
+      if (!Number.isInteger(i) || i < 0 || (numParams !== undefined && i >= numParams)) {
+        disposeAll();
+        throw new Error(`${path}: tensor '${k}' does not name one of the optimizer's ${numParams ?? "?"} parameters`);
+      }
       while (optimParams.length <= i) optimParams.push(null);
       (optimParams[i] ??= {})[rest.slice(dot + 1)] = t;
     } else if (k === "rng") rng = t;
   }
   if (opts.restoreRng && rng) setRngState(rng);
-  return { meta, model, optimizer: meta.optimizer ? { ...meta.optimizer, params: optimParams } : null, rng };
+  const optimizer = meta.optimizer ? { kind: meta.optimizer.kind, lr: meta.optimizer.lr, params: optimParams } : null;
+  return { meta, model, optimizer, rng };
 }

@@ -54,6 +54,7 @@ export function readSafetensorsHeader(path: string, buf: Buffer = readFileSync(p
   } catch (err) {
     throw fail(`the header is not JSON (${(err as Error).message})`);
   }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw fail(`the header is JSON but not an object (${JSON.stringify(parsed).slice(0, 40)})`);
   const dataStart = 8 + n;
   const dataLen = buf.length - dataStart;
   const entries = new Map<string, Entry>();
@@ -62,6 +63,7 @@ export function readSafetensorsHeader(path: string, buf: Buffer = readFileSync(p
     if (name === "__metadata__") continue;
     const e = raw as Entry;
     if (!e || typeof e.dtype !== "string" || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) throw fail(`tensor '${name}' has no dtype/shape/data_offsets`);
+    if (!e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw fail(`tensor '${name}' has shape [${e.shape}]; dimensions must be integers >= 0`);
     const size = ST_SIZE[e.dtype];
     if (!size || !FROM_ST.has(e.dtype)) throw fail(`tensor '${name}' has unsupported dtype '${e.dtype}'`);
     const [b, end] = e.data_offsets;

@@ -17,18 +17,20 @@ export function writeFileAtomic(path: string, ...chunks: Uint8Array[]): void {
   const tmp = tempPathFor(path);
   const fd = openSync(tmp, "w");
   try {
-    for (const chunk of chunks) {
-      let offset = 0;
-      while (offset < chunk.byteLength) offset += writeSync(fd, chunk, offset, chunk.byteLength - offset);
+    try {
+      for (const chunk of chunks) {
+        let offset = 0;
+        while (offset < chunk.byteLength) offset += writeSync(fd, chunk, offset, chunk.byteLength - offset);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    fsyncSync(fd);
+    renameSync(tmp, path); // fails, for one, when `path` is a directory: the temporary file must go then too
   } catch (err) {
-    closeSync(fd);
     rmSync(tmp, { force: true });
     throw err;
   }
-  closeSync(fd);
-  renameSync(tmp, path);
 }
 
 /**
