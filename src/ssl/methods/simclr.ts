@@ -1,9 +1,12 @@
 // Contrastive pretraining, SimCLR (Chen et al. 2020): two independently augmented views of each crop go
-// through the encoder; the bottleneck is average-pooled and projected by a 2-layer MLP, and the NT-Xent
+// through the encoder; the bottleneck is pooled and projected by a 2-layer MLP, and the NT-Xent
 // loss pulls each view towards its partner and away from the other 2N − 2 views of the batch. Only the
 // encoder is trained (the decoder is left to fine-tuning).
+// Pooling is average and max, concatenated: in a plain U-Net the bottleneck ends in instance norm + LeakyReLU,
+// so its spatial mean is nearly the same for every input (each channel was just normalised to mean 0, std 1)
+// and average pooling alone gives every view the same embedding (the loss sits at log(2N − 1) and never moves).
 import { augmentConfig } from "../../data/augment.ts";
-import { Linear, ReLU } from "../../nn/layers.ts";
+import { BatchNorm3d, Linear, ReLU } from "../../nn/layers.ts";
 import { Module, Sequential } from "../../nn/module.ts";
 import type { SegNetwork } from "../../nn/networks.ts";
 import { type Tensor, cat, crossEntropy, tensor } from "../../torch/index.ts";
@@ -13,11 +16,11 @@ export class Projector extends Module {
   readonly mlp: Sequential;
   constructor(channels: number, hidden: number, out: number) {
     super();
-    this.mlp = this.child("mlp", new Sequential(new Linear(channels, hidden), new ReLU(), new Linear(hidden, out)));
+    this.mlp = this.child("mlp", new Sequential(new Linear(2 * channels, hidden), new BatchNorm3d(hidden), new ReLU(), new Linear(hidden, out)));
   }
   /** bottleneck: [B, C, d, h, w] → embedding [B, out] */
   forward(bottleneck: Tensor): Tensor {
-    return this.mlp.forward(bottleneck.mean([2, 3, 4]));
+    return this.mlp.forward(cat([bottleneck.mean([2, 3, 4]), bottleneck.amax([2, 3, 4])], 1));
   }
 }
 
@@ -49,7 +52,7 @@ export function bottleneck(net: SegNetwork, x: Tensor): Tensor {
 
 const simclr: SslMethod = {
   name: "simclr",
-  describe: "contrastive (SimCLR): NT-Xent on two augmented views, encoder bottleneck → avg pool → 2-layer MLP",
+  describe: "contrastive (SimCLR): NT-Xent on two augmented views, encoder bottleneck → avg+max pool → 2-layer MLP",
   views: 2,
   // stronger than segmentation augmentation: the views must differ for the contrast to teach anything
   augment: augmentConfig({ pRotation: 0.5, pScale: 0.5, pNoise: 0.3, pBlur: 0.3, pBrightness: 0.5, pContrast: 0.5, pGamma: 0.5, pMirror: 0.5, pLowRes: 0.2 }),
