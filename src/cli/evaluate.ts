@@ -2,8 +2,8 @@
 // metrics.json and printed as a table.
 import { join } from "node:path";
 import { intFlag, parseFlags, UsageError } from "./args.ts";
-import { CATEGORY_NAMES } from "../eval/categories.ts";
-import { evaluateFolder, type GroupSummary, type MetricStats } from "../eval/evaluate.ts";
+import { evaluateFolder } from "../eval/evaluate.ts";
+import { metricsTables } from "../eval/table.ts";
 
 const HELP = `usage: lsmseg evaluate --pred DIR --gt DIR [--out FILE] [--dataset FILE] [--workers N] [--json]
 
@@ -16,23 +16,6 @@ structure type and, when dataset.json marks held-out types, held-out vs seen.
   --dataset FILE   dataset.json with extra structure types and roles (default: found beside --gt)
   --workers N      worker threads (default: the cores, at most 8)
   --json           print metrics.json to stdout instead of the table`;
-
-/** "0.8123 ± 0.0456", with NaN counts; "–" for no cases. */
-function meanStd(s: MetricStats | undefined): string {
-  if (!s || s.n === 0) return "–";
-  const f = (x: number) => (Number.isNaN(x) ? "NaN" : x.toFixed(4));
-  const main = s.n < 2 ? f(s.mean) : `${f(s.mean)} ± ${f(s.std)}`;
-  return s.nan ? `${main} (${s.nan} NaN; without: ${f(s.nanmean)} ± ${f(s.nanstd)})` : main;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((v, c) => v.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
-}
-
-function row(name: string, g: GroupSummary): string[] {
-  return [name, String(g.cases), meanStd(g.dice), meanStd(g.cldice), meanStd(g.panoptic_quality)];
-}
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
@@ -50,16 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(JSON.stringify(m, null, 2));
     return 0;
   }
-  const head = ["", "cases", "Dice", "clDice", "PQ"];
-  console.log(table([head, ...CATEGORY_NAMES.map((c) => row(c, m.categories[c])), row("overall", m.overall)]));
-  console.log("\n" + table([head, ...Object.entries(m.structures).map(([name, s]) => row(`${name}${s.role === "heldOut" ? " (held out)" : ""}`, s))]));
-  if (m.roles) console.log(`\nheld-out types: ${m.roles.heldOut.cases} cases; seen types: ${m.roles.seen.cases} cases (aggregates of each in metrics.json)`);
-  const a = m.aggregates;
-  const f = (x: number) => (Number.isNaN(x) ? "NaN" : x.toFixed(4));
-  console.log(`\nchallenge aggregates: iso_dice ${f(a.iso_dice_mean)} ± ${f(a.iso_dice_std)}, iso_panoptic_quality ${f(a.iso_panoptic_quality_mean)} ± ${f(a.iso_panoptic_quality_std)}, con_dice ${f(a.con_dice_mean)} ± ${f(a.con_dice_std)}, con_cldice ${f(a.con_cldice_mean)} ± ${f(a.con_cldice_std)}`);
-  const nan = a.iso_panoptic_quality_nan_cases + a.con_cldice_nan_cases;
-  if (nan) console.log(`${nan} NaN case value(s): the challenge's mean is NaN then; *_nanmean in metrics.json leaves them out`);
-  if (m.unmatchedPredictions.length) console.log(`${m.unmatchedPredictions.length} prediction(s) without ground truth, not scored`);
+  console.log(metricsTables(m));
   console.log(`\n${m.results.length} cases in ${m.seconds.toFixed(1)} s (${m.workers} workers)\nmetrics.json: ${out}`);
   return 0;
 }
