@@ -1,5 +1,56 @@
-// lsmseg experiment: not built yet (issue 8).
-export async function run(_argv: string[]): Promise<number> {
-  console.error("lsmseg experiment is not implemented yet (issue 8)");
-  return 2;
+// lsmseg experiment ssl: pretrain each method, fine-tune on label fractions × seeds, predict and score the test set.
+import { runExperiment } from "../ssl/experiment.ts";
+import { UsageError, intFlag, parseFlags } from "./args.ts";
+import { parsePatch } from "./finetune.ts";
+
+const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
+
+  --data DIR              dataset root with unannotated/, annotated/ and test/ (as 'lsmseg synth' writes it)
+  --out DIR               experiment folder: pretrain/, finetune/, results.md, results.json (rerun to continue)
+  --methods LIST          default mae,simclr,genesis,none ('none': fine-tune from scratch)
+  --label-fractions LIST  default 0.25,1 (stratified by structure type, per seed)
+  --seeds N               fine-tuning seeds per cell (default 3)
+  --pretrain-steps N      default 300
+  --epochs N              fine-tuning epochs (default 3)
+  --steps-per-epoch N     default 40
+  --arch unet|resenc      default unet
+  --features N            channels of the first stage (default 8)
+  --patch ZxYxX           default 32x32x32
+  --batch N               default 2
+  --precision bf16|fp32   default bf16 where the CPU has it
+  --workers N             data-loading worker threads
+  --mirror                mirror test-time augmentation in prediction (8× slower)
+  --quiet                 no progress output`;
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name !== "ssl") {
+    if (name === "--help" || name === "-h") { console.log(HELP); return 0; }
+    throw new UsageError(`unknown experiment '${name ?? ""}' (available: ssl)\n\n${HELP}`);
+  }
+  const parsed = parseFlags(rest, {
+    data: { type: "string" }, out: { type: "string" }, methods: { type: "string" }, "label-fractions": { type: "string" }, seeds: { type: "string" },
+    "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, arch: { type: "string" },
+    features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" }, precision: { type: "string" }, workers: { type: "string" },
+    mirror: { type: "boolean" }, quiet: { type: "boolean" },
+  }, HELP);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
+  const fractions = (v["label-fractions"] ?? "0.25,1").split(",").map(Number);
+  if (fractions.some((f) => !(f > 0 && f <= 1))) throw new UsageError(`--label-fractions: expected numbers in (0, 1], got '${v["label-fractions"]}'`);
+  const arch = v.arch ?? "unet";
+  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  const res = await runExperiment({
+    data: v.data, out: v.out, methods: (v.methods ?? "mae,simclr,genesis,none").split(","), labelFractions: fractions,
+    seeds: intFlag("seeds", v.seeds, 3), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 300),
+    finetuneEpochs: intFlag("epochs", v.epochs, 3), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 40),
+    arch, baseFeatures: intFlag("features", v.features, 8), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2),
+    precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
+    mirror: v.mirror, quiet: v.quiet,
+  });
+  console.log(res.markdown);
+  console.log(`\n${v.out}/results.md, results.json (${(res.seconds / 60).toFixed(1)} min)`);
+  return 0;
 }
