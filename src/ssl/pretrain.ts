@@ -139,7 +139,9 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const t0 = performance.now();
   const idx = await buildIndex(o.data, o.indexPath ?? defaultIndexPath(o.data, o.out), { onProgress: (d, n) => { if (d % 500 === 0) log(`indexing ${d}/${n}`); } });
   log(`data: ${describeIndex(idx.index)}; index ${idx.path} (${idx.rebuilt} read, ${idx.reused} cached, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  const cases = idx.index.entries;
+  // the loader (and each of its workers) gets the cases only, not the statistics
+  const cases = idx.index.entries.map(({ id, imagePath, structure, category, density }) => ({ id, imagePath, structure, category, density }));
+  const shapes = idx.index.entries.map((e) => e.shape), spacings = idx.index.entries.map((e) => e.spacingUm);
 
   let plan: Plan;
   let step = 0;
@@ -152,7 +154,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     step = extra.state.step;
   } else {
     const batchSize = o.plan?.batchSize ?? method.batchSize;
-    plan = makePlan(cases.map((c) => c.shape), cases.map((c) => c.spacingUm), { ...o.plan, batchSize, deepSupervision: false });
+    plan = makePlan(shapes, spacings, { ...o.plan, batchSize, deepSupervision: false });
   }
   manualSeed(seed);
   const net = buildNetwork(plan.network);
