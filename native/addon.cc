@@ -28,6 +28,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lsm::initOps(env, exports);
   lsm::initAutograd(env, exports);
   lsm::initOptim(env, exports);
+  lsm::initDist(env, exports);
   exports.Set("mallocTuned", Napi::Boolean::New(env, tuned));
   return exports;
 }

@@ -74,5 +74,6 @@ void initTensor(Napi::Env env, Napi::Object exports);
 void initOps(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
 void initOptim(Napi::Env env, Napi::Object exports);
+void initDist(Napi::Env env, Napi::Object exports);
 
 }  // namespace lsm

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Installs whatever lsmseg needs and is missing, then returns quickly when everything is there:
-//   1. libtorch (LIBTORCH=/path/to/libtorch, or Debian's libtorch-dev through apt-get),
+//   1. libtorch (LIBTORCH=/path/to/libtorch, or Debian's libtorch-dev and libgloo-dev through apt-get),
 //   2. npm dependencies,
 //   3. the native addon (node-gyp), rebuilt when its sources or the chosen libtorch change.
 // Used by `npm run demo`, `npm test` and `npm run bench`.
@@ -32,14 +32,15 @@ function libtorchFound() {
     }
     return true;
   }
-  return existsSync("/usr/include/torch/csrc/api/include/torch/torch.h");
+  // Debian's libtorch-dev plus the Gloo headers that its c10d headers include (data parallelism).
+  return existsSync("/usr/include/torch/csrc/api/include/torch/torch.h") && existsSync("/usr/include/gloo/algorithm.h");
 }
 if (!libtorchFound()) {
-  say("libtorch not found: installing Debian's libtorch-dev");
+  say("libtorch not found: installing Debian's libtorch-dev and libgloo-dev");
   const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
   const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
   apt(["update"]);
-  apt(["install", "-y", "--no-install-recommends", "libtorch-dev"]);
+  apt(["install", "-y", "--no-install-recommends", "libtorch-dev", "libgloo-dev"]);
 }
 
 // 2. npm dependencies

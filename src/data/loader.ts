@@ -41,6 +41,11 @@ export interface PatchLoaderOptions {
   /** Index of the first batch (a resumed run passes the number of batches it had consumed). */
   startBatch?: number;
   normalize?: NormalizeOptions;
+  /**
+   * Data-parallel sharding: this loader's batch k holds the content of global batch k·worldSize + rank,
+   * so the ranks of a run see disjoint batches and together the same sequence a single process would.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 export interface Batch {
@@ -93,6 +98,7 @@ export class PatchLoader {
   private readonly sampling: "uniform" | "balanced";
   private readonly byStructure: number[][];
   private readonly hasLabels: boolean;
+  private readonly shard: { rank: number; worldSize: number };
   private readonly patchVoxels: number;
   private readonly inlineCache: CaseCache | null = null;
   private readonly pool: WorkerSlot[] = [];
@@ -126,6 +132,10 @@ export class PatchLoader {
     this.workers = opts.workers ?? Math.min(4, cpus().length);
     this.prefetch = Math.max(1, opts.prefetch ?? 2 * this.workers);
     this.cursor = this.dispatched = opts.startBatch ?? 0;
+    this.shard = opts.shard ?? { rank: 0, worldSize: 1 };
+    if (!(this.shard.worldSize >= 1 && this.shard.rank >= 0 && this.shard.rank < this.shard.worldSize)) {
+      throw new Error(`PatchLoader: shard rank ${this.shard.rank} is not in 0…${this.shard.worldSize - 1}`);
+    }
     const cacheBytes = opts.cacheBytes ?? 2 ** 30;
     if (this.workers === 0) {
       this.inlineCache = new CaseCache(cacheBytes, opts.normalize);
@@ -143,8 +153,9 @@ export class PatchLoader {
     this.fill();
   }
 
-  /** The case index of sample `slot` of batch `batch`, and whether it is centred on foreground. */
-  taskOf(batch: number, slot: number): SampleTask {
+  /** The case index of sample `slot` of this loader's batch `local`, and whether it is centred on foreground. */
+  taskOf(local: number, slot: number): SampleTask {
+    const batch = local * this.shard.worldSize + this.shard.rank;
     const rng = stream(this.settings.seed, "batch", batch, "pick", slot);
     let caseIndex: number;
     if (this.sampling === "balanced") {

@@ -10,7 +10,7 @@ import { PatchLoader } from "../data/loader.ts";
 import { openVolume } from "../io/index.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, type Optimizer, SGD, clipGradNorm, makeSchedule } from "../optim/index.ts";
-import { type Tensor, autocast, defaultPrecision, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
+import { ProcessGroup, type Tensor, autocast, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { segmentationLoss } from "./losses.ts";
@@ -166,6 +166,11 @@ async function pseudoDice(net: SegNetwork, val: Case[], plan: Plan, o: FinetuneO
 }
 
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
+  // Data-parallel when started by the launcher (WORLD_SIZE > 1): rank 0 alone logs and writes.
+  const distOpts = distOptionsFromEnv();
+  const rank = distOpts?.rank ?? 0;
+  const main = rank === 0;
+  if (!main) o = { ...o, quiet: true, log: () => {} };
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
   const seed = o.seed ?? 0;
   const precision = o.precision ?? defaultPrecision();
@@ -175,7 +180,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
   }
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
-  mkdirSync(o.out, { recursive: true });
+  if (main) mkdirSync(o.out, { recursive: true });
 
   const cases = await annotatedCases(o.data, { checkShapes: true });
   const foldId = o.fold ?? 0;
@@ -197,7 +202,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     if (ckpt.optimizer) opt.loadStateDict(ckpt.optimizer);
     disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
     records = readJsonl(logPath).filter((r) => r.epoch < state.epoch);
-    rewriteLog(logPath, records);
+    if (main) rewriteLog(logPath, records);
     log(`resuming ${o.out} at epoch ${state.epoch} (step ${state.step})`);
   } else {
     manualSeed(seed);
@@ -210,10 +215,15 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       if (transfer.untouched.length) log(`  not transferred: ${summariseKeys(transfer.untouched)}`);
     }
     opt = makeOptimizer(net, o);
-    writeFileAtomic(join(o.out, "plan.json"), Buffer.from(JSON.stringify(plan, null, 2) + "\n"));
-    writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, fold: foldId, train: fold.train.map((c) => c.id), val: fold.val.map((c) => c.id) }, null, 2) + "\n"));
-    if (existsSync(logPath)) truncateSync(logPath, 0);
+    if (main) {
+      writeFileAtomic(join(o.out, "plan.json"), Buffer.from(JSON.stringify(plan, null, 2) + "\n"));
+      writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, fold: foldId, worldSize: distOpts?.worldSize ?? 1, train: fold.train.map((c) => c.id), val: fold.val.map((c) => c.id) }, null, 2) + "\n"));
+      if (existsSync(logPath)) truncateSync(logPath, 0);
+    }
   }
+  const group = distOpts ? ProcessGroup.init(distOpts) : null;
+  // Every rank starts from rank 0's weights (as DistributedDataParallel does at construction).
+  if (group) group.broadcast([...net.stateDict().values()], 0);
   log(describePlan(plan));
   log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${precision}; optimizer ${o.optimizer ?? "sgd"}`);
 
@@ -225,6 +235,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const loader = new PatchLoader({
     cases: fold.train, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers: o.workers,
     augment: o.augment === false ? null : DEFAULT_AUGMENT, startBatch: state.step, normalize: { percentiles: plan.normalization.percentiles },
+    shard: group ? { rank: group.rank, worldSize: group.worldSize } : undefined,
   });
   const progress = new Progress("finetune", totalSteps, { unit: "steps", silent: o.quiet });
   progress.set(state.step);
@@ -243,6 +254,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
           const l = segmentationLoss(outs, y, { clDiceWeight: o.clDiceWeight });
           opt.zeroGrad();
           l.backward();
+          group?.averageGradients(net.parameters());
           clipGradNorm(net.parameters(), 12);
           opt.step();
           return l.item();
@@ -254,7 +266,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       }
       const trainSeconds = (performance.now() - t0) / 1000;
       const waitFraction = (loader.waitMs - wait0) / 1000 / trainSeconds;
-      const pd = await pseudoDice(net, fold.val, plan, o, precision);
+      // Validation and checkpoints are rank 0's; the other ranks wait for it at the barrier.
+      const pd = main ? await pseudoDice(net, fold.val, plan, o, precision) : {};
       const vals = Object.values(pd);
       const mean = vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN;
       state.ema = state.ema === null || !Number.isFinite(state.ema) ? mean : 0.9 * state.ema + 0.1 * mean;
@@ -267,9 +280,12 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       if (improved) state.bestEma = state.ema;
       const extra = { plan, state, fold: foldId, epochs, stepsPerEpoch };
       const save = (name: string) => saveCheckpoint(join(o.out, name), { step: state.step, model: net.stateDict(), optimizer: opt.stateDict(), network: plan.network as unknown as Record<string, unknown>, extra, overwrite: true });
-      if (improved) save(CHECKPOINT_NAMES.best);
-      save(CHECKPOINT_NAMES.latest);
-      appendFileSync(logPath, JSON.stringify(rec) + "\n");
+      if (main) {
+        if (improved) save(CHECKPOINT_NAMES.best);
+        save(CHECKPOINT_NAMES.latest);
+        appendFileSync(logPath, JSON.stringify(rec) + "\n");
+      }
+      group?.barrier();
       records.push(rec);
       const pdText = Object.entries(pd).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
       log(`epoch ${epoch + 1}/${epochs}: loss ${rec.trainLoss.toFixed(4)}, pseudo-Dice ${pdText || "—"} (EMA ${state.ema.toFixed(3)}${improved ? ", best" : ""}), ${rec.secondsPerStep.toFixed(2)} s/step, waiting for data ${(waitFraction * 100).toFixed(1)} %`);
@@ -279,7 +295,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   }
   progress.finish();
   const finalPath = join(o.out, CHECKPOINT_NAMES.final);
-  saveCheckpoint(finalPath, { step: state.step, model: net.stateDict(), network: plan.network as unknown as Record<string, unknown>, extra: { plan, state, fold: foldId }, rng: false, overwrite: true });
+  group?.destroy();
+  if (main) saveCheckpoint(finalPath, { step: state.step, model: net.stateDict(), network: plan.network as unknown as Record<string, unknown>, extra: { plan, state, fold: foldId }, rng: false, overwrite: true });
   net.dispose();
   return { out: o.out, plan, epochs: records, transfer, bestEma: state.bestEma };
 }

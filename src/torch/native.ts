@@ -49,6 +49,14 @@ export interface NativeAddon {
   optimGetState(h: Handle): (Record<string, Handle> | null)[];
   optimSetState(h: Handle, state: (Record<string, Handle> | null)[]): void;
   clipGradNorm(params: Handle[], maxNorm: number, normType?: number): number;
+  distInit(rank: number, worldSize: number, host: string, port: number, timeoutMs: number): Handle;
+  allReduce(g: Handle, tensors: Handle[], op: string): void;
+  broadcast(g: Handle, tensors: Handle[], root: number): void;
+  allGather(g: Handle, t: Handle): Handle[];
+  barrier(g: Handle): void;
+  groupInfo(g: Handle): { rank: number; worldSize: number; backend: string };
+  allReduceGrads(g: Handle, params: Handle[], bucketCapMB: number): number;
+  distDestroy(g: Handle): void;
   /** Whether the addon switched glibc malloc to heap-only, untrimmed (see native/addon.cc). */
   mallocTuned: boolean;
 }

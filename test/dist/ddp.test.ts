@@ -1,0 +1,58 @@
+// Data parallelism over c10d (Gloo): two processes with batch b reach the same weights as one process
+// with batch 2b on the same data; a dead peer is an error within the timeout, not a hang.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { freePort, stripLaunchFlags } from "../../src/dist/launch.ts";
+import { distOptionsFromEnv } from "../../src/torch/index.ts";
+
+const rankScript = fileURLToPath(new URL("./ddp_rank.ts", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "lsmseg-ddp-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function runRanks(world: number, args: string[], timeoutMs = 20000): Promise<{ codes: number[]; stderr: string[] }> {
+  return freePort().then((port) => Promise.all(Array.from({ length: world }, (_, rank) => new Promise<{ code: number; err: string }>((resolve) => {
+    const env = { ...process.env, WORLD_SIZE: String(world), RANK: String(rank), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port), LSMSEG_DIST_TIMEOUT_MS: String(timeoutMs) };
+    if (world === 1) { delete env.WORLD_SIZE; delete env.RANK; }
+    const child = spawn(process.execPath, ["--import", "tsx", rankScript, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+    child.on("exit", (code) => resolve({ code: code ?? 1, err }));
+  }))).then((rs) => ({ codes: rs.map((r) => r.code), stderr: rs.map((r) => r.err) })));
+}
+
+test("2 processes with batch 2 each reach the weights of 1 process with batch 4 (within 1e-5)", async () => {
+  const one = join(dir, "one.json"), two = join(dir, "two.json");
+  const r1 = await runRanks(1, [one, "5", "4"]);
+  assert.deepEqual(r1.codes, [0], r1.stderr.join("\n"));
+  const r2 = await runRanks(2, [two, "5", "4"]);
+  assert.deepEqual(r2.codes, [0, 0], r2.stderr.join("\n"));
+  const a = JSON.parse(readFileSync(one, "utf8")) as Record<string, number[]>;
+  const b = JSON.parse(readFileSync(two, "utf8")) as Record<string, number[]>;
+  assert.deepEqual(Object.keys(a), Object.keys(b));
+  let maxDiff = 0;
+  for (const k of Object.keys(a)) a[k].forEach((v, i) => { maxDiff = Math.max(maxDiff, Math.abs(v - b[k][i])); });
+  assert.ok(maxDiff < 1e-5, `max weight difference ${maxDiff}`);
+});
+
+test("a peer that dies mid-run makes the other rank fail with a clear error within the timeout", async () => {
+  const t0 = Date.now();
+  const r = await runRanks(2, [join(dir, "dead.json"), "6", "4", "2"], 5000);
+  assert.equal(r.codes[1], 3, "rank 1 exited on purpose");
+  assert.notEqual(r.codes[0], 0, "rank 0 failed instead of hanging");
+  assert.match(r.stderr[0], /Error/);
+  assert.ok(Date.now() - t0 < 60000);
+});
+
+test("launcher conventions: environment variables and flag stripping", () => {
+  assert.equal(distOptionsFromEnv({}), null);
+  assert.equal(distOptionsFromEnv({ WORLD_SIZE: "1" }), null);
+  assert.deepEqual(distOptionsFromEnv({ WORLD_SIZE: "4", RANK: "2", MASTER_ADDR: "10.0.0.1", MASTER_PORT: "1234", LSMSEG_DIST_TIMEOUT_MS: "500" }),
+    { rank: 2, worldSize: 4, masterAddr: "10.0.0.1", masterPort: 1234, timeoutMs: 500 });
+  assert.throws(() => distOptionsFromEnv({ WORLD_SIZE: "2", RANK: "2" }), /RANK=2 is not in 0…1/);
+  assert.deepEqual(stripLaunchFlags(["--data", "d", "--nproc", "2", "--master=h:1", "--epochs", "3"]), ["--data", "d", "--epochs", "3"]);
+});

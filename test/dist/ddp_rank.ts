@@ -1,0 +1,35 @@
+// One rank of the data-parallel tests (started by test/dist/ddp.test.ts, not a test itself).
+// Trains a small conv net with SGD on a fixed global batch; rank r takes its share of the batch,
+// gradients are averaged over ranks (c10d, Gloo). Rank 0 writes the final weights as JSON.
+import { writeFileSync } from "node:fs";
+import * as T from "../../src/torch/index.ts";
+import { Conv3d, Sequential, LeakyReLU } from "../../src/nn/index.ts";
+import { SGD } from "../../src/optim/index.ts";
+
+const [out, stepsText, globalBatchText, dieAtText] = process.argv.slice(2);
+const steps = Number(stepsText), globalBatch = Number(globalBatchText), dieAt = Number(dieAtText ?? -1);
+T.setNumThreads(1);
+const dist = T.distOptionsFromEnv();
+const group = dist ? T.ProcessGroup.init(dist) : null;
+const rank = group?.rank ?? 0, world = group?.worldSize ?? 1;
+T.manualSeed(1234 + rank * 7); // different on each rank on purpose: broadcast must make them equal
+const net = new Sequential(new Conv3d(1, 4, 3, { padding: 1 }), new LeakyReLU(0.01), new Conv3d(4, 1, 3, { padding: 1 }));
+if (group) group.broadcast([...net.stateDict().values()], 0);
+const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9 });
+const local = globalBatch / world;
+for (let step = 0; step < steps; step++) {
+  if (step === dieAt && rank === 1) process.exit(3);
+  T.tidy(() => {
+    const g = new T.Generator(100 + step);
+    const x = T.randn([globalBatch, 1, 6, 6, 6], { generator: g });
+    const y = T.randn([globalBatch, 1, 6, 6, 6], { generator: g });
+    const xs = x.narrow(0, rank * local, local), ys = y.narrow(0, rank * local, local);
+    const loss = T.mseLoss(net.forward(xs) as T.Tensor, ys);
+    opt.zeroGrad();
+    loss.backward();
+    group?.averageGradients(net.parameters(), 0.001); // tiny buckets: several all-reduces per step
+    opt.step();
+  });
+}
+if (rank === 0) writeFileSync(out, JSON.stringify(Object.fromEntries([...net.stateDict()].map(([k, t]) => [k, t.toArray()]))));
+group?.destroy();
