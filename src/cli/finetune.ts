@@ -21,7 +21,7 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --batch N             batch size (default 2)
   --cldice W            add a soft-clDice term with weight W
   --precision bf16|fp32 default bf16 where the CPU has it
-  --workers N           data-loading worker threads (default min(4, cores))
+  --workers N           data-loading worker threads (default cores − 1, at least 1, at most 4)
   --no-augment          train without augmentation
   --seed N              default 0
   --quiet               no progress output

@@ -3,6 +3,7 @@
 // AdamW, bf16 autocast where the CPU has it, pseudo-Dice validation per category every epoch,
 // checkpoints latest/best/final, a JSONL log, and exact resumption after a kill.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { type Case, annotatedCases, foldCases } from "../data/dataset.ts";
 import { DEFAULT_AUGMENT } from "../data/augment.ts";
@@ -233,7 +234,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const warmup = o.warmupSteps ?? (o.init ? Math.round(totalSteps * 0.1) : 0);
   const schedule = makeSchedule({ kind: "poly", baseLr: o.lr ?? ((o.optimizer ?? "sgd") === "sgd" ? 0.01 : 1e-3), totalSteps, warmupSteps: warmup });
   const loader = new PatchLoader({
-    cases: fold.train, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers: o.workers,
+    // One core fewer than the machine has, at most 4: the training step itself needs the rest.
+    cases: fold.train, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers: o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1)),
     augment: o.augment === false ? null : DEFAULT_AUGMENT, startBatch: state.step, normalize: { percentiles: plan.normalization.percentiles },
     shard: group ? { rank: group.rank, worldSize: group.worldSize } : undefined,
   });
