@@ -10,13 +10,13 @@ const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
   --methods LIST          default mae,simclr,genesis,none ('none': fine-tune from scratch)
   --label-fractions LIST  default 0.25,1 (stratified by structure type, per seed)
   --seeds N               fine-tuning seeds per cell (default 3)
-  --pretrain-steps N      default 300
-  --epochs N              fine-tuning epochs (default 3)
-  --steps-per-epoch N     default 40
+  --pretrain-steps N      default 200
+  --epochs N              fine-tuning epochs (default 2)
+  --steps-per-epoch N     default 30
   --arch unet|resenc      default unet
   --features N            channels of the first stage (default 8)
   --patch ZxYxX           default 32x32x32
-  --batch N               default 2
+  --batch N               default 2 (every method, SimCLR too)
   --precision bf16|fp32   default bf16 where the CPU has it
   --workers N             data-loading worker threads
   --mirror                mirror test-time augmentation in prediction (8× slower)
@@ -44,9 +44,9 @@ export async function run(argv: string[]): Promise<number> {
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const res = await runExperiment({
     data: v.data, out: v.out, methods: (v.methods ?? "mae,simclr,genesis,none").split(","), labelFractions: fractions,
-    seeds: intFlag("seeds", v.seeds, 3), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 300),
-    finetuneEpochs: intFlag("epochs", v.epochs, 3), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 40),
-    arch, baseFeatures: intFlag("features", v.features, 8), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2),
+    seeds: intFlag("seeds", v.seeds, 3), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 200),
+    finetuneEpochs: intFlag("epochs", v.epochs, 2), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 30),
+    arch, baseFeatures: intFlag("features", v.features, 8), patchSize: parsePatch(v.patch), batchSize: intFlag("batch", v.batch, 2),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
     mirror: v.mirror, quiet: v.quiet,
   });

@@ -155,7 +155,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   if (!existsSync(testImages) || !existsSync(testLabels)) throw new Error(`${o.data}: no test/images and test/labels (the experiment scores the test set)`);
   const datasetJson = existsSync(join(o.data, "dataset.json")) ? join(o.data, "dataset.json") : null;
   const annotated = await annotatedCases(o.data, { checkShapes: false });
-  const planOptions = { arch: o.arch, baseFeatures: o.baseFeatures ?? 8, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number], batchSize: o.batchSize };
+  const planOptions = { arch: o.arch, baseFeatures: o.baseFeatures ?? 8, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number], batchSize: o.batchSize ?? 2 };
   writeFileAtomic(join(o.out, "experiment.json"), Buffer.from(JSON.stringify({ ...o, log: undefined }, null, 2) + "\n"));
 
   // 1. pretraining, once per method (seed 0): the seeds below measure the spread of fine-tuning
@@ -167,9 +167,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     const final = join(out, CHECKPOINT_NAMES.final);
     const tp = performance.now();
     if (!existsSync(final)) {
-      log(`pretraining ${method} (${o.pretrainSteps ?? 300} steps)`);
+      log(`pretraining ${method} (${o.pretrainSteps ?? 200} steps)`);
       const res = await pretrain({
-        data: o.data, out, method, steps: o.pretrainSteps ?? 300, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
+        data: o.data, out, method, steps: o.pretrainSteps ?? 200, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
         plan: planOptions, precision: o.precision, workers: o.workers, quiet: o.quiet, log: () => {},
       });
       pretraining[method] = { firstLoss: res.firstLoss, lastLoss: res.lastLoss, seconds: (performance.now() - tp) / 1000 };
@@ -197,7 +197,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       rmSync(runDir, { recursive: true, force: true });
       await finetune({
         data: subsetDir, out: runDir, init: checkpoints.get(method), fold: "all", seed,
-        epochs: o.finetuneEpochs ?? 3, stepsPerEpoch: o.finetuneStepsPerEpoch ?? 40,
+        epochs: o.finetuneEpochs ?? 2, stepsPerEpoch: o.finetuneStepsPerEpoch ?? 30,
         precision: o.precision, workers: o.workers, plan: planOptions, quiet: true, log: () => {},
       });
       const model = loadModel(runDir);
