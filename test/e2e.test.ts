@@ -11,8 +11,11 @@ test("the demo loop runs end to end on the tiny preset and writes metrics.json w
   T.setNumThreads(1);
   const dir = mkdtempSync(join(tmpdir(), "lsmseg-e2e-"));
   try {
-    const res = await runDemo({ data: join(dir, "data"), out: join(dir, "run"), preset: "tiny", epochs: 1, stepsPerEpoch: 2, quiet: true, features: 4, workers: 0, mirror: false });
-    const m = JSON.parse(readFileSync(join(dir, "run", "metrics.json"), "utf8"));
+    const res = await runDemo({ data: join(dir, "data"), out: join(dir, "run"), preset: "tiny", epochs: 1, stepsPerEpoch: 2, pretrainSteps: 2, quiet: true, features: 4, workers: 0, mirror: false, report: false });
+    const m = JSON.parse(readFileSync(join(dir, "run", "finetune", "metrics.json"), "utf8"));
+    assert.deepEqual(res.runs.map((r) => r.label), ["scratch", "mae"]);
+    assert.ok(existsSync(join(dir, "run", "finetune-mae", "metrics.json")));
+    assert.ok(existsSync(join(dir, "run", "pretrain-mae", "checkpoint_final.safetensors")));
     for (const k of ["iso_dice_mean", "iso_dice_std", "iso_panoptic_quality_mean", "iso_panoptic_quality_std", "con_dice_mean", "con_dice_std", "con_cldice_mean", "con_cldice_std"]) {
       assert.ok(k in m.aggregates, `metrics.json has ${k}`);
     }
@@ -22,7 +25,7 @@ test("the demo loop runs end to end on the tiny preset and writes metrics.json w
     for (const r of res.metrics.results) assert.ok(r.dice >= 0 && r.dice <= 1);
     assert.ok(existsSync(join(dir, "run", "finetune", "checkpoint_final.safetensors")));
     // A second run reuses the dataset and the finished training run.
-    const again = await runDemo({ data: join(dir, "data"), out: join(dir, "run"), preset: "tiny", epochs: 1, stepsPerEpoch: 2, quiet: true, features: 4, workers: 0, mirror: false });
+    const again = await runDemo({ data: join(dir, "data"), out: join(dir, "run"), preset: "tiny", epochs: 1, stepsPerEpoch: 2, pretrainSteps: 2, quiet: true, features: 4, workers: 0, mirror: false, report: false });
     assert.deepEqual(again.metrics.aggregates, res.metrics.aggregates);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -5,22 +5,27 @@ import { UsageError, intFlag, parseFlags } from "./args.ts";
 const HELP = `usage: lsmseg demo [options]
 
 Generates the synthetic LSM dataset (preset demo: every SELMA3D structure type, held-out types in test/),
-fine-tunes a U-Net on its annotated patches, predicts the test patches with sliding windows and mirror
-averaging, and evaluates them with the challenge's metrics per category. A few minutes on 2 cores.
-Runs again reuse what is there: the dataset, and a finished (or killed: it resumes) training run.
+pretrains a U-Net by masked image modelling on the unannotated patches, fine-tunes it from scratch and from
+the SSL checkpoint on the annotated patches, predicts the test patches (sliding windows, mirror averaging),
+evaluates both with the challenge's metrics per category and writes an HTML report. Runs again reuse
+finished stages and resume killed ones.
 
   --data DIR            where the dataset goes (default data/demo)
   --out DIR             run folder (default data/demo-run)
   --preset tiny|demo    dataset size (default demo; tiny takes seconds and learns little)
   --epochs N            default 8
   --steps-per-epoch N   default 25
-  --fresh               start the training run again from scratch
+  --ssl METHOD|none     pretraining method to compare with training from scratch (default mae)
+  --pretrain-steps N    default 150
+  --no-report           skip the HTML report
+  --fresh               start every training run again
   --quiet               no progress output`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     data: { type: "string" }, out: { type: "string" }, preset: { type: "string" }, epochs: { type: "string" },
     "steps-per-epoch": { type: "string" }, fresh: { type: "boolean" }, quiet: { type: "boolean" },
+    ssl: { type: "string" }, "pretrain-steps": { type: "string" }, "no-report": { type: "boolean" },
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -29,7 +34,8 @@ export async function run(argv: string[]): Promise<number> {
   await runDemo({
     data: v.data ?? "data/demo", out: v.out ?? "data/demo-run", preset,
     epochs: intFlag("epochs", v.epochs, 8), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 25),
-    fresh: v.fresh ?? false, quiet: v.quiet ?? false,
+    fresh: v.fresh ?? false, quiet: v.quiet ?? false, ssl: v.ssl === "none" ? null : (v.ssl ?? "mae"),
+    pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 150), report: !v["no-report"],
   });
   return 0;
 }

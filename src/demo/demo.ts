@@ -1,11 +1,17 @@
-// The end-to-end demo as a library function (the CLI and the end-to-end test call it).
+// The end-to-end demo as a library function (the CLI and the end-to-end test call it):
+// synth → pretrain (masked image modelling) → fine-tune from scratch and from the SSL checkpoint →
+// predict the test set → evaluate per category → report. Finished stages are reused on a rerun,
+// killed ones resumed.
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { CATEGORY_NAMES } from "../eval/categories.ts";
 import { evaluateFolder, type MetricsJson } from "../eval/evaluate.ts";
-import { metricsTables } from "../eval/table.ts";
+import { metricsTables, table } from "../eval/table.ts";
 import { finetune } from "../seg/finetune.ts";
 import { CHECKPOINT_NAMES, loadModel } from "../seg/model.ts";
+import type { PlanOptions } from "../seg/plan.ts";
 import { predictPaths } from "../seg/predict.ts";
+import { pretrain } from "../ssl/pretrain.ts";
 import { synthDataset } from "../synth/index.ts";
 import { defaultPrecision } from "../torch/index.ts";
 import { Progress } from "../util/progress.ts";
@@ -16,6 +22,9 @@ export interface DemoOptions {
   preset: "tiny" | "demo";
   epochs: number;
   stepsPerEpoch: number;
+  /** SSL method to pretrain with and compare against training from scratch; null: scratch only. */
+  ssl?: string | null;
+  pretrainSteps?: number;
   fresh?: boolean;
   quiet?: boolean;
   /** Base channels of the U-Net (default 16: a network a 2-core CPU trains in minutes). */
@@ -23,65 +32,136 @@ export interface DemoOptions {
   workers?: number;
   mirror?: boolean;
   seed?: number;
+  /** Write the HTML report (default true). */
+  report?: boolean;
+}
+
+export interface DemoRun {
+  label: string;
+  run: string;
+  metrics: MetricsJson;
 }
 
 export interface DemoResult {
+  runs: DemoRun[];
+  /** The first run's metrics (scratch). */
   metrics: MetricsJson;
-  seconds: { synth: number; finetune: number; predict: number; evaluate: number };
+  report: string | null;
+  seconds: Record<string, number>;
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const say = (s: string) => { if (!o.quiet) console.log(s); };
+  const log = (line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); };
   const seed = o.seed ?? 0;
-  const seconds = { synth: 0, finetune: 0, predict: 0, evaluate: 0 };
+  const seconds: Record<string, number> = {};
   let t = performance.now();
-  const lap = () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; };
+  const lap = (name: string) => { const now = performance.now(); seconds[name] = (seconds[name] ?? 0) + (now - t) / 1000; t = now; };
+  const precision = defaultPrecision();
+  const plan: PlanOptions = { baseFeatures: o.features ?? 16 };
+  const ssl = o.ssl === undefined ? "mae" : o.ssl;
+  const stages = ssl ? 6 : 4;
+  let stage = 0;
+  const head = (s: string) => say(`${++stage}/${stages} ${s}`);
+  if (o.fresh) rmSync(o.out, { recursive: true, force: true });
 
   const dsJson = join(o.data, "dataset.json");
   const have = existsSync(dsJson) ? (JSON.parse(readFileSync(dsJson, "utf8")) as { preset?: string; seed?: number }) : null;
   if (have && have.preset === o.preset && have.seed === seed) {
-    say(`1/4 dataset: reusing ${o.data} (preset ${o.preset}, seed ${seed})`);
+    head(`dataset: reusing ${o.data} (preset ${o.preset}, seed ${seed})`);
   } else {
-    say(`1/4 dataset: generating the synthetic LSM dataset (preset ${o.preset}) in ${o.data}`);
+    head(`dataset: generating the synthetic LSM dataset (preset ${o.preset}) in ${o.data}`);
     if (have) rmSync(o.data, { recursive: true, force: true });
     await synthDataset(o.data, { preset: o.preset, seed, quiet: o.quiet });
   }
-  seconds.synth = lap();
+  lap("synth");
 
-  const run = join(o.out, "finetune");
-  if (o.fresh) rmSync(run, { recursive: true, force: true });
-  const precision = defaultPrecision();
-  if (existsSync(join(run, CHECKPOINT_NAMES.final))) {
-    say(`2/4 fine-tuning: reusing the finished run ${run} (--fresh to train again)`);
-  } else {
-    const resume = existsSync(join(run, CHECKPOINT_NAMES.latest));
-    say(`2/4 fine-tuning a U-Net on ${join(o.data, "annotated")} (${o.epochs} epochs × ${o.stepsPerEpoch} steps, ${precision}${resume ? ", resuming" : ""})`);
-    await finetune({
-      data: o.data, out: run, resume, fold: 0, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, seed, precision, quiet: o.quiet, workers: o.workers,
-      plan: { baseFeatures: o.features ?? 16 },
-      log: (line) => { if (!o.quiet) process.stderr.write(line + "\n"); },
-    });
+  let sslCheckpoint: string | null = null;
+  if (ssl) {
+    const run = join(o.out, `pretrain-${ssl}`);
+    const final = join(run, CHECKPOINT_NAMES.final);
+    if (existsSync(final)) {
+      head(`pretraining: reusing ${run}`);
+    } else {
+      const steps = o.pretrainSteps ?? 150;
+      head(`pretraining (${ssl}) on ${join(o.data, "unannotated")}: ${steps} steps, ${precision}`);
+      await pretrain({ data: join(o.data, "unannotated"), out: run, method: ssl, steps, resume: existsSync(join(run, CHECKPOINT_NAMES.latest)), plan, precision, seed, workers: o.workers, quiet: o.quiet, log, logEvery: 10 });
+    }
+    sslCheckpoint = final;
+    lap("pretrain");
   }
-  seconds.finetune = lap();
 
-  const pred = join(o.out, "pred");
-  say(`3/4 predicting ${join(o.data, "test", "images")} → ${pred} (sliding window${o.mirror === false ? "" : ", mirror averaging"})`);
-  const model = loadModel(run);
-  const bar = new Progress("predict", 0, { unit: "cases", silent: o.quiet });
-  await predictPaths(model, join(o.data, "test", "images"), pred + "/", {
-    mirror: o.mirror ?? true, precision,
-    onFile: (i, n) => { bar.total = n; bar.set(i); },
-  });
-  bar.set(bar.total);
-  bar.finish();
-  model.net.dispose();
-  seconds.predict = lap();
+  const variants: { label: string; init: string | null }[] = [{ label: "scratch", init: null }];
+  if (sslCheckpoint) variants.push({ label: ssl!, init: sslCheckpoint });
+  const runs: DemoRun[] = [];
+  for (const v of variants) {
+    const run = join(o.out, v.label === "scratch" ? "finetune" : `finetune-${v.label}`);
+    if (existsSync(join(run, CHECKPOINT_NAMES.final))) {
+      head(`fine-tuning (${v.label}): reusing the finished run ${run}`);
+    } else {
+      const resume = existsSync(join(run, CHECKPOINT_NAMES.latest));
+      head(`fine-tuning a U-Net ${v.init ? `from the ${v.label} checkpoint` : "from scratch"} on ${join(o.data, "annotated")} (${o.epochs} epochs × ${o.stepsPerEpoch} steps, ${precision}${resume ? ", resuming" : ""})`);
+      await finetune({
+        data: o.data, out: run, resume, init: v.init ?? undefined, fold: 0, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, seed, precision,
+        quiet: o.quiet, workers: o.workers, plan, log,
+      });
+    }
+    lap(`finetune ${v.label}`);
+    const pred = join(run, "pred");
+    const model = loadModel(run);
+    const bar = new Progress(`predict ${v.label}`, 0, { unit: "cases", silent: o.quiet });
+    await predictPaths(model, join(o.data, "test", "images"), pred + "/", { mirror: o.mirror ?? true, precision, onFile: (i, n) => { bar.total = n; bar.set(i); } });
+    bar.set(bar.total);
+    bar.finish();
+    model.net.dispose();
+    lap(`predict ${v.label}`);
+    const metrics = await evaluateFolder(pred, join(o.data, "test", "labels"), { out: join(run, "metrics.json"), quiet: true });
+    lap(`evaluate ${v.label}`);
+    runs.push({ label: v.label, run, metrics });
+  }
 
-  say("4/4 evaluating with the SELMA3D metrics");
-  const metrics = await evaluateFolder(pred, join(o.data, "test", "labels"), { out: join(o.out, "metrics.json"), quiet: true });
-  seconds.evaluate = lap();
-  say("\n" + metricsTables(metrics));
-  say(`\ntimes: synth ${seconds.synth.toFixed(0)} s, fine-tune ${seconds.finetune.toFixed(0)} s, predict ${seconds.predict.toFixed(0)} s, evaluate ${seconds.evaluate.toFixed(0)} s`);
-  say(`run folder: ${o.out} (finetune/ with checkpoints and log.jsonl, pred/ with the masks, metrics.json)`);
-  return { metrics, seconds };
+  let report: string | null = null;
+  if (o.report !== false) {
+    head("report");
+    report = await writeDemoReport(runs, join(o.out, "report.html"));
+    lap("report");
+  }
+
+  say("\n" + metricsTables(runs[0].metrics));
+  if (runs.length > 1) say("\n" + comparisonTable(runs));
+  say(`\ntimes: ${Object.entries(seconds).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(", ")}`);
+  say(`runs in ${o.out}${report ? `; report: ${report}` : ""}`);
+  return { runs, metrics: runs[0].metrics, report, seconds };
+}
+
+/** Dice (and clDice/PQ) per category, one column per run: scratch vs SSL. */
+export function comparisonTable(runs: DemoRun[]): string {
+  const f = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(3));
+  const head = ["Dice per category", ...runs.map((r) => r.label)];
+  const rows = [...CATEGORY_NAMES].map((c) => [c, ...runs.map((r) => f(r.metrics.categories[c]?.dice.mean))]);
+  rows.push(["overall", ...runs.map((r) => f(r.metrics.overall.dice.mean))]);
+  if (runs[0].metrics.roles) {
+    rows.push(["seen types", ...runs.map((r) => f(meanOf(r.metrics, false)))]);
+    rows.push(["held-out types", ...runs.map((r) => f(meanOf(r.metrics, true)))]);
+  }
+  return table([head, ...rows]);
+}
+
+function meanOf(m: MetricsJson, heldOut: boolean): number {
+  const names = new Set(heldOut ? m.roles?.heldOut.structures : m.roles?.seen.structures);
+  const xs = m.results.filter((r) => names.has(r.structure)).map((r) => r.dice);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+/** The HTML report of the demo's runs (scratch vs SSL side by side), when the report module is there. */
+async function writeDemoReport(runs: DemoRun[], out: string): Promise<string | null> {
+  try {
+    const path = "../report/report.ts"; // optional: the demo runs without the report module
+    const mod = (await import(path)) as { writeReport?: (o: { run: string; out: string; compare?: string; labels?: string[] }) => Promise<string> };
+    if (!mod.writeReport) return null;
+    return await mod.writeReport({ run: runs[0].run, out, compare: runs[1]?.run, labels: runs.map((r) => r.label) });
+  } catch (err) {
+    process.stderr.write(`report skipped: ${(err as Error).message}\n`);
+    return null;
+  }
 }
