@@ -16,12 +16,14 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --threshold P         foreground when p(foreground) > P instead of argmax
   --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
   --precision bf16|fp32 default bf16 where the CPU has it
+  --max-memory-mb N     a volume whose prediction needs more is read and written slab by slab (resumable:
+                        rerun the same command after a kill) with the same result (default 4096)
   --quiet               no progress output`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
-    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, quiet: { type: "boolean" },
+    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" },
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -33,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     mirror: !v["no-tta"], step: v.step === undefined ? undefined : numFlag("step", v.step, 0.5), batchSize: intFlag("batch", v.batch, 2),
     threshold: v.threshold === undefined ? undefined : numFlag("threshold", v.threshold, 0.5), probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(),
+    maxMemoryBytes: intFlag("max-memory-mb", v["max-memory-mb"], 4096) * 2 ** 20,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },
   });

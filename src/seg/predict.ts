@@ -7,6 +7,7 @@ import { normalize } from "../data/normalize.ts";
 import { type Volume, readVolume, writeVolume } from "../io/index.ts";
 import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
 import type { LoadedModel } from "./model.ts";
+import { needsOutOfCore, predictLarge } from "./predict_large.ts";
 import { slidingWindow } from "./sliding_window.ts";
 
 export interface PredictOptions {
@@ -19,6 +20,8 @@ export interface PredictOptions {
   /** Also return the foreground probability map (float32). */
   probabilities?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /** predictFile streams volumes whose in-memory prediction would need more than this (default 4 GiB): see predict_large.ts. */
+  maxMemoryBytes?: number;
 }
 
 export interface Prediction {
@@ -68,6 +71,7 @@ export function outputPathFor(input: string, outDir: string): string {
 
 /** Predicts one file and writes the mask (uint8 {0,1}) with the input's geometry; optionally the probabilities. */
 export async function predictFile(model: LoadedModel, input: string, output: string, o: PredictOptions = {}): Promise<void> {
+  if (await needsOutOfCore(model, input, o.maxMemoryBytes)) return predictLarge(model, input, output, { ...o, maxMemoryBytes: o.maxMemoryBytes });
   let vol: Volume;
   try {
     vol = await readVolume(input);

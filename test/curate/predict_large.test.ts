@@ -1,0 +1,93 @@
+// Out-of-core prediction: a volume predicted slab by slab under a memory budget smaller than its in-memory
+// prediction equals in-memory predictVolume voxel for voxel, into OME-Zarr and a TIFF plane folder, and a run
+// stopped part-way resumes without recomputing the slabs already written.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { normalizationOf } from "../../src/data/normalize.ts";
+import { type Volume, makeVolume, openVolume, readVolume, writeVolume } from "../../src/io/index.ts";
+import { finetune } from "../../src/seg/finetune.ts";
+import { type LoadedModel, loadModel } from "../../src/seg/model.ts";
+import { predictFile, predictVolume } from "../../src/seg/predict.ts";
+import { inMemoryBytes, predictLarge, streamingNormalization } from "../../src/seg/predict_large.ts";
+import { synthDataset } from "../../src/synth/index.ts";
+import * as T from "../../src/torch/index.ts";
+
+let dir = "";
+let model: LoadedModel;
+let vol: Volume;
+let input = "";
+let batchesAll = 0;
+
+before(async () => {
+  T.setNumThreads(1);
+  dir = mkdtempSync(join(tmpdir(), "lsmseg-predict-large-"));
+  const data = join(dir, "data");
+  await synthDataset(data, { preset: "tiny", seed: 2, quiet: true });
+  await finetune({ data, out: join(dir, "run"), fold: 0, epochs: 1, stepsPerEpoch: 2, workers: 0, precision: "fp32", quiet: true, plan: { baseFeatures: 4, patchSize: [32, 32, 32], batchSize: 2 } });
+  model = loadModel(join(dir, "run"));
+  // a tall volume (planes of the two raw volumes, repeated) with y smaller than the patch, so it is padded
+  const a = await readVolume(join(data, "raw", "volume01_cfos_neuron")), b = await readVolume(join(data, "raw", "volume02_blood_vessel.ome.zarr"));
+  const [D, H, W] = [160, 28, 56];
+  const v = new Uint16Array(D * H * W);
+  for (let z = 0; z < D; z++) {
+    const src = (z >> 5) % 2 ? b : a;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) v[(z * H + y) * W + x] = src.data[((z % 32) * 80 + y + 26) * 80 + x + 12];
+  }
+  vol = makeVolume("uint16", [D, H, W], [2, 1, 1], v);
+  input = join(dir, "tall");
+  await writeVolume(input, vol); // a TIFF plane folder
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("streaming normalisation gives normalizationOf's numbers exactly, with and without subsampling", async () => {
+  const source = await openVolume(input);
+  try {
+    assert.deepEqual(await streamingNormalization(source, { slabBytes: 20_000 }), normalizationOf(vol.data));
+    assert.deepEqual(await streamingNormalization(source, { slabBytes: 20_000, maxSamples: 1_000_000 }), normalizationOf(vol.data, { maxSamples: 1_000_000 }));
+  } finally {
+    await source.close();
+  }
+});
+
+test("slab-by-slab prediction under a budget smaller than the volume's equals in-memory prediction", async () => {
+  const opts = { mirror: false, precision: "fp32" as const, batchSize: 2 };
+  const budget = 7 * 2 ** 20;
+  assert.ok(inMemoryBytes(vol, model.plan.network.numClasses) > budget, "the budget is smaller than in-memory prediction needs");
+  const expected = predictVolume(model, vol, opts).mask;
+  assert.ok(expected.some((m) => m === 1) && expected.some((m) => m === 0), "a mask with both classes");
+  for (const name of ["mask.ome.zarr", "mask_planes"]) {
+    let slabs = 0, batches = 0;
+    const out = join(dir, name);
+    await predictLarge(model, input, out, { ...opts, maxMemoryBytes: budget, onSlab: (_d, n) => { slabs = n; }, onProgress: () => { batches++; } });
+    batchesAll = batches;
+    assert.ok(slabs > 2, `${slabs} slabs`);
+    const got = await readVolume(out);
+    assert.deepEqual(got.shape, vol.shape);
+    assert.deepEqual(got.spacingUm, vol.spacingUm);
+    assert.ok(Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength).equals(Buffer.from(expected)), `${name} equals in-memory prediction`);
+    assert.ok(!existsSync(`${out}.parts`));
+  }
+  // predictFile switches to slabs by itself when the budget is too small
+  const out = join(dir, "auto.ome.zarr");
+  await predictFile(model, input, out, { ...opts, maxMemoryBytes: budget });
+  assert.ok(Buffer.from((await readVolume(out)).data).equals(Buffer.from(expected)));
+  assert.ok(readdirSync(out).includes("1"), "an OME-Zarr pyramid");
+});
+
+test("a run stopped part-way resumes: slabs already written are not recomputed", async () => {
+  const opts = { mirror: false, precision: "fp32" as const, batchSize: 2, maxMemoryBytes: 7 * 2 ** 20 };
+  const out = join(dir, "resumed.ome.zarr");
+  let batchesFirst = 0;
+  await assert.rejects(predictLarge(model, input, out, {
+    ...opts, onProgress: () => { batchesFirst++; }, onSlab: (done) => { if (done === 3) throw new Error("stop"); },
+  }), /stop/);
+  assert.equal(readdirSync(`${out}.parts`).filter((f) => f.startsWith("slab_")).length, 3);
+  let batchesAfter = 0, firstSlabSeen = 0;
+  await predictLarge(model, input, out, { ...opts, onProgress: () => { batchesAfter++; }, onSlab: (d) => { firstSlabSeen ||= d; } });
+  assert.equal(firstSlabSeen, 1);
+  assert.ok(batchesAfter < batchesAll && batchesAfter + batchesFirst >= batchesAll, `${batchesFirst} + ${batchesAfter} vs ${batchesAll} batches`);
+  assert.ok(Buffer.from((await readVolume(out)).data).equals(Buffer.from((await readVolume(join(dir, "mask_planes"))).data)));
+});
