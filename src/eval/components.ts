@@ -1,7 +1,6 @@
 // Connected components of a binary volume (any value > 0 is foreground), as the SELMA3D evaluation finds
 // instances for panoptic quality: 26-connectivity by default, labels 1..count numbered in raster order of
 // each component's first voxel (as scipy.ndimage.label and skimage.measure.label number them).
-// Two passes with union-find over the already-visited half of the neighbourhood.
 
 export type Shape3 = readonly [number, number, number];
 
@@ -13,66 +12,93 @@ export interface Components {
   sizes: Int32Array;
 }
 
-/** Offsets (dz, dy, dx) of the neighbours visited before a voxel in raster order, for a connectivity. */
-function previousNeighbours(connectivity: 6 | 18 | 26): Array<[number, number, number]> {
-  const out: Array<[number, number, number]> = [];
-  for (let dz = -1; dz <= 0; dz++) for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-    if (dz === 0 && (dy > 0 || (dy === 0 && dx >= 0))) continue;
-    const order = Math.abs(dz) + Math.abs(dy) + Math.abs(dx);
-    if (connectivity === 6 && order > 1) continue;
-    if (connectivity === 18 && order > 2) continue;
-    out.push([dz, dy, dx]);
-  }
-  return out;
+/**
+ * The earlier rows (dz, dy) a run can touch, each with how far the touch reaches along x: a run [s, e) of
+ * the present row is adjacent to a run [s', e') of that row when s' < e + reach and e' > s − reach.
+ */
+function previousRows(connectivity: 6 | 18 | 26): Array<[number, number, number]> {
+  if (connectivity === 6) return [[-1, 0, 0], [0, -1, 0]];
+  if (connectivity === 18) return [[-1, -1, 0], [-1, 0, 1], [-1, 1, 0], [0, -1, 1]];
+  return [[-1, -1, 1], [-1, 0, 1], [-1, 1, 1], [0, -1, 1]];
 }
 
+/**
+ * Connected components by runs: each row's foreground is cut into runs along x, a run is joined
+ * (union-find) with the runs it touches in the earlier rows, and labels are written per run. The work
+ * grows with the runs and the foreground, not with the volume.
+ */
 export function labelComponents(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26 = 26): Components {
   const [nz, ny, nx] = shape;
   const n = nz * ny * nx;
   if (mask.length !== n) throw new Error(`mask holds ${mask.length} voxels, shape ${shape.join("×")} needs ${n}`);
-  const labels = new Int32Array(n);
-  const parent: number[] = [0];
+  // runs in raster order: row r = z·ny + y holds runs rowFirst[r] .. rowFirst[r + 1] − 1
+  const rowFirst = new Int32Array(nz * ny + 1);
+  let cap = 1 << 12, nruns = 0;
+  let runStart = new Int32Array(cap), runEnd = new Int32Array(cap), runLabel = new Int32Array(cap);
+  let parent = new Int32Array(cap);
+  let nlabels = 1; // provisional labels 1..nlabels − 1; parent[l] = l for a root
   const find = (a: number): number => {
     while (parent[a] !== a) { parent[a] = parent[parent[a]]; a = parent[a]; }
     return a;
   };
-  const union = (a: number, b: number): number => {
-    const ra = find(a), rb = find(b);
-    if (ra === rb) return ra;
-    const lo = Math.min(ra, rb);
-    parent[Math.max(ra, rb)] = lo;
-    return lo;
-  };
-  const offs = previousNeighbours(connectivity);
+  const rows = previousRows(connectivity);
+  const cursor = new Int32Array(rows.length);
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++) {
-      for (let x = 0; x < nx; x++) {
-        const i = (z * ny + y) * nx + x;
-        if (!(mask[i] > 0)) continue;
-        let l = 0;
-        for (const [dz, dy, dx] of offs) {
-          const zz = z + dz, yy = y + dy, xx = x + dx;
-          if (zz < 0 || yy < 0 || yy >= ny || xx < 0 || xx >= nx) continue;
-          const m = labels[(zz * ny + yy) * nx + xx];
-          if (m === 0) continue;
-          l = l === 0 ? find(m) : union(l, m);
+      const r = z * ny + y, base = r * nx;
+      rowFirst[r] = nruns;
+      for (let k = 0; k < rows.length; k++) {
+        const zz = z + rows[k][0], yy = y + rows[k][1];
+        cursor[k] = zz >= 0 && yy >= 0 && yy < ny ? rowFirst[zz * ny + yy] : -1;
+      }
+      for (let x = 0; x < nx;) {
+        if (!(mask[base + x] > 0)) { x++; continue; }
+        const s = x;
+        while (x < nx && mask[base + x] > 0) x++;
+        if (nruns === cap) {
+          cap *= 2;
+          const grow = (a: Int32Array) => { const b = new Int32Array(cap); b.set(a); return b; };
+          runStart = grow(runStart); runEnd = grow(runEnd); runLabel = grow(runLabel); parent = grow(parent);
         }
-        if (l === 0) { l = parent.length; parent.push(l); }
-        labels[i] = l;
+        let label = 0;
+        for (let k = 0; k < rows.length; k++) {
+          if (cursor[k] < 0) continue;
+          const reach = rows[k][2], last = rowFirst[(z + rows[k][0]) * ny + y + rows[k][1] + 1];
+          // runs ending before this one's reach touch no later run of this row either
+          while (cursor[k] < last && runEnd[cursor[k]] <= s - reach) cursor[k]++;
+          for (let q = cursor[k]; q < last && runStart[q] < x + reach; q++) {
+            const other = find(runLabel[q]);
+            if (label === 0) label = other;
+            else if (other !== label) {
+              const lo = Math.min(label, other);
+              parent[Math.max(label, other)] = lo;
+              label = lo;
+            }
+          }
+        }
+        if (label === 0) { label = nlabels++; parent[label] = label; }
+        runStart[nruns] = s; runEnd[nruns] = x; runLabel[nruns] = label;
+        nruns++;
       }
     }
   }
-  // resolve and renumber in raster order of first appearance
-  const remap = new Int32Array(parent.length);
-  let count = 0;
-  const sizesList: number[] = [0];
-  for (let i = 0; i < n; i++) {
-    const l = labels[i];
-    if (l === 0) { sizesList[0]++; continue; }
-    const r = find(l);
-    if (remap[r] === 0) { remap[r] = ++count; sizesList.push(0); }
-    labels[i] = remap[r];
-    sizesList[remap[r]]++;
+  rowFirst[nz * ny] = nruns;
+  // resolve and renumber in raster order of each component's first voxel, which starts its first run
+  const labels = new Int32Array(n);
+  const remap = new Int32Array(nlabels);
+  const sizes = new Int32Array(nlabels);
+  let count = 0, foreground = 0;
+  for (let r = 0; r < nz * ny; r++) {
+    const base = r * nx;
+    for (let k = rowFirst[r]; k < rowFirst[r + 1]; k++) {
+      const root = find(runLabel[k]);
+      if (remap[root] === 0) remap[root] = ++count;
+      const l = remap[root];
+      labels.fill(l, base + runStart[k], base + runEnd[k]);
+      sizes[l] += runEnd[k] - runStart[k];
+      foreground += runEnd[k] - runStart[k];
+    }
   }
-  return { labels, count, sizes: Int32Array.from(sizesList) };
+  sizes[0] = n - foreground;
+  return { labels, count, sizes: sizes.slice(0, count + 1) };
 }

@@ -6,7 +6,7 @@
 // Euler-invariant, non-end border points, then re-check and delete them one by one.
 //
 // For speed, a voxel's 3×3×3 neighbourhood is one 27-bit integer (bit k = neighbour k in scikit-image's
-// order, k = (dz+1)·9 + (dx+1)·3 + (dy+1)), and each pass walks only the remaining foreground voxels.
+// order, k = (dz+1)·9 + (dx+1)·3 + (dy+1)), and each pass walks only the surface voxels (see skeletonize3d).
 import type { Shape3 } from "./components.ts";
 
 // Column δG26 of Table 2 of Lee et al. (1994), at odd indices of a 256-entry table.
@@ -76,7 +76,7 @@ function dilate(m: number): number {
  * what Lee et al.'s octree labelling (Figs. 6 and 7) decides: two positions of the cube are 26-adjacent
  * exactly when an octant holds both. Like scikit-image, no neighbours at all counts as simple.
  */
-function isSimplePoint(nb: number): boolean {
+export function isSimplePoint(nb: number): boolean {
   const m = nb & ~CENTRE;
   if (m === 0) return true;
   let piece = m & -m;
@@ -98,71 +98,115 @@ function isEndpoint(nb: number): boolean {
   return m !== 0 && (m & (m - 1)) === 0;
 }
 
+/** Lee et al.'s deletion test for a border point: not an end point, Euler-invariant and simple. */
+export function isDeletable(nb: number): boolean {
+  const [low, high] = eulerTables();
+  return !isEndpoint(nb) && isEulerInvariant(nb, low, high) && isSimplePoint(nb);
+}
+
 /**
  * The skeleton (0/1 per voxel) of a binary volume (value > 0 is foreground), exactly as scikit-image's
  * skeletonize_3d computes it (its output divided by 255).
+ *
+ * scikit-image scans the whole volume in every sub-iteration; only voxels on the surface (foreground with
+ * a 6-neighbour in the background) can be border points, and a voxel's verdict depends only on its
+ * 3×3×3 neighbourhood. So this keeps a worklist of the surface voxels in raster order, and remembers per
+ * voxel and border direction that it was found not to be a candidate, until a neighbour is deleted: the
+ * same candidates in the same order as scikit-image's scan, hence the same skeleton.
  */
 export function skeletonize3d(mask: ArrayLike<number>, shape: Shape3): Uint8Array {
   const [nz, ny, nx] = shape;
   if (mask.length !== nz * ny * nx) throw new Error(`mask holds ${mask.length} voxels, shape ${shape.join("×")} needs ${nz * ny * nx}`);
-  // padded copy: zero boundary conditions without bounds checks
+  // One byte per voxel of a padded copy (zero boundary conditions without bounds checks): bit 0 is the
+  // foreground; bit 1 + d says "not a candidate for border direction d with the present neighbourhood";
+  // IN_SURFACE marks voxels on the worklist. One array keeps a neighbourhood's reads in few cache lines.
+  const FG = 1, IN_SURFACE = 0x80, KEEP_ON_CHANGE = FG | IN_SURFACE;
   const P = nz + 2, R = ny + 2, C = nx + 2;
-  const img = new Uint8Array(P * R * C);
-  let nfg = 0;
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
-    if (mask[(z * ny + y) * nx + x] > 0) { img[((z + 1) * R + y + 1) * C + x + 1] = 1; nfg++; }
-  }
-  // the foreground voxels in raster order (ascending padded index), the order in which scikit-image
-  // visits them; only these can be border points, so each pass walks this list, not the whole volume
-  const fg = new Int32Array(nfg);
-  for (let i = 0, k = 0; k < nfg; i++) if (img[i] === 1) fg[k++] = i;
   const sP = R * C, sR = C;
-  // neighbourhood bit (dp+1)·9 + (dc+1)·3 + (dr+1), as scikit-image's get_neighborhood orders it
-  const offsets = new Int32Array(27);
-  for (let dp = -1; dp <= 1; dp++) for (let dc = -1; dc <= 1; dc++) for (let dr = -1; dr <= 1; dr++) {
-    offsets[(dp + 1) * 9 + (dc + 1) * 3 + (dr + 1)] = dp * sP + dr * sR + dc;
+  const vox = new Uint8Array(P * sP);
+  let nfg = 0;
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) {
+    const src = (z * ny + y) * nx, dst = ((z + 1) * R + y + 1) * C + 1;
+    for (let x = 0; x < nx; x++) if (mask[src + x] > 0) { vox[dst + x] = FG; nfg++; }
   }
+  // neighbourhood bit (dp+1)·9 + (dc+1)·3 + (dr+1), as scikit-image's get_neighborhood orders it (c is
+  // the padded array's fastest axis); rowOffsets[(dp+1)·3 + (dr+1)] is the row (dp, dr) at dc = 0
+  const rowOffsets = new Int32Array(9);
+  for (let dp = -1; dp <= 1; dp++) for (let dr = -1; dr <= 1; dr++) rowOffsets[(dp + 1) * 3 + dr + 1] = dp * sP + dr * sR;
   const neighbourhood = (i: number): number => {
     let nb = 0;
-    for (let k = 0; k < 27; k++) nb |= img[i + offsets[k]] << k;
+    for (let row = 0; row < 9; row++) {
+      const b = i + rowOffsets[row], bit = (row - (row % 3)) * 3 + (row % 3);
+      nb |= ((vox[b - 1] & FG) << bit) | ((vox[b] & FG) << (bit + 3)) | ((vox[b + 1] & FG) << (bit + 6));
+    }
     return nb;
   };
+  const faceOffsets = [1, -1, sR, -sR, sP, -sP];
+  // the worklist: a bitmap of the surface voxels (bit i of word i >>> 5), walked in ascending index, the
+  // raster order in which scikit-image visits voxels; voxels join and leave it without any sorting
+  const surface = new Int32Array((vox.length + 31) >>> 5);
+  let firstWord = surface.length, lastWord = -1;
+  for (let i = sP; i < vox.length - sP; i++) {
+    if (vox[i] === 0) continue;
+    if ((vox[i + 1] & vox[i - 1] & vox[i + sR] & vox[i - sR] & vox[i + sP] & vox[i - sP] & FG) === 0) {
+      surface[i >>> 5] |= 1 << (i & 31);
+      vox[i] |= IN_SURFACE;
+      firstWord = Math.min(firstWord, i >>> 5);
+      lastWord = i >>> 5;
+    }
+  }
+  const candidates = new Int32Array(nfg);
   const [eulerLowHalf, eulerHighHalf] = eulerTables();
   const borders = [4, 3, 2, 1, 5, 6];
   const numBorders = P === 3 ? 4 : 6;
   // the neighbour that must be background for a border point of each type: N, S, E, W, U, B
   const borderOffset = [0, -1, 1, sR, -sR, sP, -sP];
-  const candidates: number[] = [];
   let unchanged = 0;
   while (unchanged < numBorders) {
     unchanged = 0;
     for (let j = 0; j < numBorders; j++) {
-      const off = borderOffset[borders[j]];
-      candidates.length = 0;
-      for (let k = 0; k < nfg; k++) {
-        const i = fg[k];
-        if (img[i + off] !== 0) continue;
-        const nb = neighbourhood(i);
-        if (isEndpoint(nb) || !isEulerInvariant(nb, eulerLowHalf, eulerHighHalf) || !isSimplePoint(nb)) continue;
-        candidates.push(i);
+      const off = borderOffset[borders[j]], notCandidate = 2 << j;
+      let ncand = 0;
+      for (let word = firstWord; word <= lastWord; word++) {
+        for (let bits = surface[word]; bits !== 0;) {
+          const low = bits & -bits;
+          bits ^= low;
+          const i = (word << 5) + 31 - Math.clz32(low);
+          if ((vox[i + off] & FG) !== 0 || (vox[i] & notCandidate) !== 0) continue;
+          const nb = neighbourhood(i);
+          if (isEndpoint(nb) || !isEulerInvariant(nb, eulerLowHalf, eulerHighHalf) || !isSimplePoint(nb)) { vox[i] |= notCandidate; continue; }
+          // the bit now means "neighbourhood unchanged since this test": any deletion around clears it
+          vox[i] |= notCandidate;
+          candidates[ncand++] = i;
+        }
       }
-      let noChange = true;
-      for (const i of candidates) {
-        if (isSimplePoint(neighbourhood(i))) { img[i] = 0; noChange = false; }
+      let deleted = 0;
+      for (let c = 0; c < ncand; c++) {
+        const i = candidates[c];
+        // re-checked as scikit-image does, unless no neighbour was deleted since the test above
+        if ((vox[i] & notCandidate) === 0 && !isSimplePoint(neighbourhood(i))) continue;
+        vox[i] = 0;
+        surface[i >>> 5] &= ~(1 << (i & 31));
+        deleted++;
+        // the neighbours' verdicts are stale; face neighbours are on the surface now
+        for (let row = 0; row < 9; row++) {
+          const b = i + rowOffsets[row];
+          vox[b - 1] &= KEEP_ON_CHANGE;
+          vox[b] &= KEEP_ON_CHANGE;
+          vox[b + 1] &= KEEP_ON_CHANGE;
+        }
+        for (const o of faceOffsets) {
+          const q = i + o;
+          if (vox[q] === FG) { vox[q] |= IN_SURFACE; surface[q >>> 5] |= 1 << (q & 31); }
+        }
       }
-      if (noChange) unchanged++;
-      else {
-        let m = 0;
-        for (let k = 0; k < nfg; k++) if (img[fg[k]] === 1) fg[m++] = fg[k];
-        nfg = m;
-      }
+      if (deleted === 0) unchanged++;
     }
   }
   const out = new Uint8Array(nz * ny * nx);
-  for (let k = 0; k < nfg; k++) {
-    const i = fg[k];
-    const p = Math.floor(i / sP), r = Math.floor((i % sP) / sR), c = i % sR;
-    out[((p - 1) * ny + r - 1) * nx + c - 1] = 1;
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) {
+    const src = ((z + 1) * R + y + 1) * C + 1, dst = (z * ny + y) * nx;
+    for (let x = 0; x < nx; x++) out[dst + x] = vox[src + x] & FG;
   }
   return out;
 }

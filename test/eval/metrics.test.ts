@@ -9,6 +9,7 @@ import { test } from "node:test";
 import type { Shape3 } from "../../src/eval/components.ts";
 import { evaluateCase, evaluateFolder } from "../../src/eval/evaluate.ts";
 import { caseMetrics, clDice, dice, panopticQuality } from "../../src/eval/metrics.ts";
+import { floodFill } from "./reference.ts";
 
 /** A volume of `shape` with the boxes [z0, z1) × [y0, y1) × [x0, x1) set. */
 function boxes(shape: Shape3, ...bs: Array<[number, number, number, number, number, number]>): Uint8Array {
@@ -117,29 +118,6 @@ test("caseMetrics picks clDice for contiguous and PQ for isolated cases", () => 
 });
 
 // ---------------------------------------------------------------- a slow, obvious reference
-
-/** 26-connected components by breadth-first flood fill from each unlabelled voxel in raster order. */
-function floodFill(mask: Uint8Array, shape: Shape3): { labels: Int32Array; count: number } {
-  const [nz, ny, nx] = shape;
-  const labels = new Int32Array(mask.length);
-  let count = 0;
-  for (let start = 0; start < mask.length; start++) {
-    if (!mask[start] || labels[start]) continue;
-    labels[start] = ++count;
-    const queue = [start];
-    while (queue.length) {
-      const i = queue.pop()!;
-      const z = Math.floor(i / (ny * nx)), y = Math.floor(i / nx) % ny, x = i % nx;
-      for (let dz = -1; dz <= 1; dz++) for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-        const zz = z + dz, yy = y + dy, xx = x + dx;
-        if (zz < 0 || yy < 0 || xx < 0 || zz >= nz || yy >= ny || xx >= nx) continue;
-        const j = (zz * ny + yy) * nx + xx;
-        if (mask[j] && !labels[j]) { labels[j] = count; queue.push(j); }
-      }
-    }
-  }
-  return { labels, count };
-}
 
 function referencePQ(pred: Uint8Array, gt: Uint8Array, shape: Shape3) {
   const P = floodFill(pred, shape), G = floodFill(gt, shape);
