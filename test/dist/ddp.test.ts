@@ -16,8 +16,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 function runRanks(world: number, args: string[], timeoutMs = 20000): Promise<{ codes: number[]; stderr: string[] }> {
   return freePort().then((port) => Promise.all(Array.from({ length: world }, (_, rank) => new Promise<{ code: number; err: string }>((resolve) => {
-    const env = { ...process.env, WORLD_SIZE: String(world), RANK: String(rank), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port), LSMSEG_DIST_TIMEOUT_MS: String(timeoutMs) };
-    if (world === 1) { delete env.WORLD_SIZE; delete env.RANK; }
+    const env: NodeJS.ProcessEnv = { ...process.env, LSMSEG_DIST_TIMEOUT_MS: String(timeoutMs) };
+    if (world > 1) Object.assign(env, { WORLD_SIZE: String(world), RANK: String(rank), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) });
     const child = spawn(process.execPath, ["--import", "tsx", rankScript, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
