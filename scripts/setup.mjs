@@ -43,6 +43,16 @@ if (!libtorchFound()) {
   apt(["install", "-y", "--no-install-recommends", "libtorch-dev", "libgloo-dev"]);
 }
 
+// 1b. Debian's chromium for the report's browser test: in CI (where that test must run) or on request
+// (--with-browser); elsewhere the test skips with a note saying how to get it.
+if ((process.env.CI || process.argv.includes("--with-browser")) && !existsSync("/usr/bin/chromium")) {
+  say("installing Debian's chromium for the report's browser test");
+  const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
+  const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
+  apt(["update"]);
+  apt(["install", "-y", "--no-install-recommends", "chromium"]);
+}
+
 // 2. npm dependencies
 const stamp = join(root, "node_modules", ".package-lock.json");
 const needInstall = !existsSync(stamp) || statSync(join(root, "package.json")).mtimeMs > statSync(stamp).mtimeMs;

@@ -13,11 +13,12 @@ const COMMANDS: Record<string, string> = {
   experiment: "run a named experiment",
   report: "HTML report with a volume viewer",
   serve: "the challenge container's invoke API",
+  "export-container": "the challenge container's Dockerfile and model tarball",
   demo: "the end-to-end demo on synthetic data",
 };
 
 function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(11)} ${what}`);
+  const lines = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(16)} ${what}`);
   return `usage: lsmseg <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n'lsmseg <command> --help' for a command's options.`;
 }
 

@@ -1,4 +1,4 @@
-// A minimal PNG encoder (8-bit grayscale, no interlace) with node's zlib, and maximum-intensity projections:
+// A minimal PNG encoder (8-bit grayscale or RGB, no interlace) with node's zlib, and maximum-intensity projections:
 // enough for pictures of volumes in the README and reports without an image library.
 import { deflateSync } from "node:zlib";
 import { type Volume } from "./volume.ts";
@@ -30,14 +30,24 @@ function chunk(type: string, data: Uint8Array): Buffer {
 
 /** Encodes a `width`×`height` 8-bit grayscale image (row-major) as PNG bytes. */
 export function encodePngGray(pixels: Uint8Array, width: number, height: number): Buffer {
-  if (pixels.length !== width * height) throw new Error(`PNG: ${pixels.length} pixels for ${width}×${height}`);
-  const raw = Buffer.alloc((width + 1) * height);
-  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  return encodePng(pixels, width, height, 1);
+}
+
+/** Encodes a `width`×`height` 8-bit RGB image (row-major, r g b per pixel) as PNG bytes. */
+export function encodePngRgb(pixels: Uint8Array, width: number, height: number): Buffer {
+  return encodePng(pixels, width, height, 3);
+}
+
+function encodePng(pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Buffer {
+  const row = width * channels;
+  if (pixels.length !== row * height) throw new Error(`PNG: ${pixels.length} bytes for ${width}×${height}×${channels}`);
+  const raw = Buffer.alloc((row + 1) * height);
+  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * row, (y + 1) * row), y * (row + 1) + 1);
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // grayscale
+  ihdr[9] = channels === 1 ? 0 : 2; // grayscale or truecolour
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw, { level: 9 })), chunk("IEND", new Uint8Array(0)),
