@@ -11,6 +11,7 @@ import { finetune } from "../seg/finetune.ts";
 import { CHECKPOINT_NAMES, loadModel } from "../seg/model.ts";
 import type { PlanOptions } from "../seg/plan.ts";
 import { predictPaths } from "../seg/predict.ts";
+import { writeReport } from "../report/report.ts";
 import { pretrain } from "../ssl/pretrain.ts";
 import { synthDataset } from "../synth/index.ts";
 import { defaultPrecision } from "../torch/index.ts";
@@ -153,15 +154,7 @@ function meanOf(m: MetricsJson, heldOut: boolean): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
-/** The HTML report of the demo's runs (scratch vs SSL side by side), when the report module is there. */
-async function writeDemoReport(runs: DemoRun[], out: string): Promise<string | null> {
-  try {
-    const path = "../report/report.ts"; // optional: the demo runs without the report module
-    const mod = (await import(path)) as { writeReport?: (o: { run: string; out: string; compare?: string; labels?: string[] }) => Promise<string> };
-    if (!mod.writeReport) return null;
-    return await mod.writeReport({ run: runs[0].run, out, compare: runs[1]?.run, labels: runs.map((r) => r.label) });
-  } catch (err) {
-    process.stderr.write(`report skipped: ${(err as Error).message}\n`);
-    return null;
-  }
+/** The HTML report of the demo's runs (scratch vs SSL side by side). */
+async function writeDemoReport(runs: DemoRun[], out: string): Promise<string> {
+  return writeReport({ run: runs[0].run, out, compare: runs[1]?.run, labels: runs.map((r) => r.label) });
 }

@@ -11,12 +11,14 @@ import { PatchLoader } from "../data/loader.ts";
 import { openVolume } from "../io/index.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, type Optimizer, SGD, clipGradNorm, makeSchedule } from "../optim/index.ts";
-import { ProcessGroup, type Tensor, autocast, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
+import { ProcessGroup, type Tensor, autocast, buildInfo, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { segmentationLoss } from "./losses.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint, networkFromCheckpoint, transferWeights, type TransferReport } from "./model.ts";
 import { type Plan, type PlanOptions, describePlan, makePlan } from "./plan.ts";
+
+const LSMSEG_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export interface FinetuneOptions {
   data: string;
@@ -218,7 +220,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     opt = makeOptimizer(net, o);
     if (main) {
       writeFileAtomic(join(o.out, "plan.json"), Buffer.from(JSON.stringify(plan, null, 2) + "\n"));
-      writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, fold: foldId, worldSize: distOpts?.worldSize ?? 1, train: fold.train.map((c) => c.id), val: fold.val.map((c) => c.id) }, null, 2) + "\n"));
+      writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, fold: foldId, worldSize: distOpts?.worldSize ?? 1, versions: { lsmseg: LSMSEG_VERSION, node: process.versions.node, libtorch: buildInfo().torchVersion }, train: fold.train.map((c) => c.id), val: fold.val.map((c) => c.id) }, null, 2) + "\n"));
       if (existsSync(logPath)) truncateSync(logPath, 0);
     }
   }
