@@ -28,6 +28,39 @@ function previousRows(connectivity: 6 | 18 | 26): Array<[number, number, number]
  * grows with the runs and the foreground, not with the volume.
  */
 export function labelComponents(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26 = 26): Components {
+  const { rowFirst, runStart, runEnd, runLabel, nlabels, find } = joinRuns(mask, shape, connectivity);
+  const [nz, ny, nx] = shape;
+  const n = nz * ny * nx;
+  // resolve and renumber in raster order of each component's first voxel, which starts its first run
+  const labels = new Int32Array(n);
+  const remap = new Int32Array(nlabels);
+  const sizes = new Int32Array(nlabels);
+  let count = 0, foreground = 0;
+  for (let r = 0; r < nz * ny; r++) {
+    const base = r * nx;
+    for (let k = rowFirst[r]; k < rowFirst[r + 1]; k++) {
+      const root = find(runLabel[k]);
+      if (remap[root] === 0) remap[root] = ++count;
+      const l = remap[root];
+      labels.fill(l, base + runStart[k], base + runEnd[k]);
+      sizes[l] += runEnd[k] - runStart[k];
+      foreground += runEnd[k] - runStart[k];
+    }
+  }
+  sizes[0] = n - foreground;
+  return { labels, count, sizes: sizes.slice(0, count + 1) };
+}
+
+/** The number of connected components, without labelling the voxels. */
+export function countComponents(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26 = 26): number {
+  const { nlabels, find } = joinRuns(mask, shape, connectivity);
+  let count = 0;
+  for (let l = 1; l < nlabels; l++) if (find(l) === l) count++;
+  return count;
+}
+
+/** The runs of each row and their provisional labels, joined by union-find. */
+function joinRuns(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26) {
   const [nz, ny, nx] = shape;
   const n = nz * ny * nx;
   if (mask.length !== n) throw new Error(`mask holds ${mask.length} voxels, shape ${shape.join("×")} needs ${n}`);
@@ -83,22 +116,5 @@ export function labelComponents(mask: ArrayLike<number>, shape: Shape3, connecti
     }
   }
   rowFirst[nz * ny] = nruns;
-  // resolve and renumber in raster order of each component's first voxel, which starts its first run
-  const labels = new Int32Array(n);
-  const remap = new Int32Array(nlabels);
-  const sizes = new Int32Array(nlabels);
-  let count = 0, foreground = 0;
-  for (let r = 0; r < nz * ny; r++) {
-    const base = r * nx;
-    for (let k = rowFirst[r]; k < rowFirst[r + 1]; k++) {
-      const root = find(runLabel[k]);
-      if (remap[root] === 0) remap[root] = ++count;
-      const l = remap[root];
-      labels.fill(l, base + runStart[k], base + runEnd[k]);
-      sizes[l] += runEnd[k] - runStart[k];
-      foreground += runEnd[k] - runStart[k];
-    }
-  }
-  sizes[0] = n - foreground;
-  return { labels, count, sizes: sizes.slice(0, count + 1) };
+  return { rowFirst, runStart, runEnd, runLabel, nlabels, find };
 }

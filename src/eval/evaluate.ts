@@ -1,7 +1,8 @@
 // The SELMA3D evaluation over folders: pair predictions with ground-truth labels by case name, score each
 // case as the challenge does (metrics.ts), and aggregate: the challenge's keys (iso_dice_mean/std,
 // iso_panoptic_quality_mean/std, con_dice_mean/std, con_cldice_mean/std), per category, per structure type,
-// overall, and held-out vs seen types when a dataset.json marks roles. Cases run in a pool of worker threads.
+// overall, and held-out vs seen types when a dataset.json marks roles; the extra metrics (Betti errors,
+// HD95) per case and group under `extra` when asked for, apart from the challenge's. Cases run in a pool of worker threads.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,12 +11,13 @@ import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { runPool } from "../util/workers.ts";
 import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "./categories.ts";
-import { caseMetrics, type CaseMetrics } from "./metrics.ts";
+import { caseMetrics, type CaseMetrics, type ExtraMetrics } from "./metrics.ts";
 
 export interface CaseTask {
   pred: string;
   gt: string;
   table?: Record<string, StructureInfo>;
+  extra?: boolean;
 }
 
 export interface CaseResult extends CaseMetrics {
@@ -32,14 +34,14 @@ export interface CaseResult extends CaseMetrics {
 }
 
 /** Scores one prediction against its ground truth; the structure (and so the metrics) comes from the ground truth's file name. */
-export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo> } = {}): Promise<CaseResult> {
+export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean } = {}): Promise<CaseResult> {
   const t0 = performance.now();
   const s = structureOf(gtPath, opts.table);
   const [pred, gt] = await Promise.all([readVolume(predPath), readVolume(gtPath)]);
   if (pred.shape.some((v, i) => v !== gt.shape[i])) {
     throw new Error(`${predPath}: shape ${pred.shape.join("×")} does not match the ground truth ${gtPath}, ${gt.shape.join("×")}`);
   }
-  const m = caseMetrics(pred.data, gt.data, gt.shape, s.category);
+  const m = caseMetrics(pred.data, gt.data, gt.shape, s.category, { extra: opts.extra, spacingUm: gt.spacingUm });
   return {
     case: s.caseName, structure: s.structure, category: s.category, density: s.density,
     prediction: predPath, groundTruth: gtPath, shape: gt.shape, ...m, seconds: (performance.now() - t0) / 1000,
@@ -76,11 +78,17 @@ export function metricStats(xs: number[]): MetricStats {
   return { n: xs.length, mean, std, nan: xs.length - finite.length, nanmean, nanstd };
 }
 
+/** The extra metrics' names, as in ExtraMetrics and metrics.json. */
+export const EXTRA_METRICS = ["betti0_error", "betti1_error", "hd95_voxels", "hd95_um"] as const;
+export type ExtraMetricName = (typeof EXTRA_METRICS)[number];
+
 export interface GroupSummary {
   cases: number;
   dice: MetricStats;
   cldice?: MetricStats;
   panoptic_quality?: MetricStats;
+  /** The extra metrics over the cases that have them: not the challenge's, not in its aggregates. */
+  extra?: Record<ExtraMetricName, MetricStats>;
 }
 
 function summarize(cases: CaseResult[]): GroupSummary {
@@ -89,6 +97,8 @@ function summarize(cases: CaseResult[]): GroupSummary {
   const iso = cases.filter((c) => c.panoptic_quality !== undefined);
   if (con.length) out.cldice = metricStats(con.map((c) => c.cldice!));
   if (iso.length) out.panoptic_quality = metricStats(iso.map((c) => c.panoptic_quality!));
+  const extra = cases.map((c) => c.extra).filter((e): e is ExtraMetrics => e !== undefined);
+  if (extra.length) out.extra = Object.fromEntries(EXTRA_METRICS.map((k) => [k, metricStats(extra.map((e) => e[k]))])) as Record<ExtraMetricName, MetricStats>;
   return out;
 }
 
@@ -124,6 +134,7 @@ export const METRICS_NOTE = [
   "aggregates: *_mean and *_std (sample std, n - 1) are over cases exactly as the challenge computes them, so one NaN case makes them NaN; *_nanmean and *_nanstd leave NaN cases out, and *_nan_cases counts them.",
   "clDice is NaN, as in the challenge's code (no guard), when a skeleton is empty (empty prediction or ground truth) or when Tprec = Tsens = 0.",
   "Panoptic quality is NaN when neither prediction nor ground truth has any instance (panoptica's edge case; Dice is 1 then), and 0 when there is no match otherwise.",
+  "extra (per case and per group) holds metrics that are not the 2026 challenge's and are in none of its aggregates: betti0_error and betti1_error (|β0(P) − β0(G)|, |β1(P) − β1(G)|, 26-connected foreground, as the 2024–2025 editions scored) and hd95_voxels / hd95_um (MONAI's 95th-percentile Hausdorff distance between the 6-connected surfaces, the larger directed percentile; NaN when either mask is empty).",
   "A std over fewer than two cases is NaN (the challenge's statistics.stdev raises an error there), and so is a std over NaN cases (where Python 3.11's statistics.stdev raises AttributeError: the challenge's own evaluate.py would stop).",
 ];
 
@@ -225,6 +236,8 @@ export interface EvaluateOptions {
   /** Worker threads; 1 evaluates in this thread. Default: the cores, at most 8 and at most the cases. */
   workers?: number;
   quiet?: boolean;
+  /** Compute the extra metrics (Betti errors, HD95) as well; default false (they cost more than the challenge's). */
+  extra?: boolean;
 }
 
 /** Evaluates every ground-truth case in `gtDir` against the prediction of the same case name in `predDir`. */
@@ -244,14 +257,15 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
     throw new Error(`${predDir}: no prediction for ${missing.length} of ${cases.length} cases: ${missing.join(", ")}`);
   }
   const unmatchedPredictions = [...preds.keys()].filter((p) => !gts.has(p)).map((p) => preds.get(p)!);
-  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table }));
+  const extraMetrics = opts.extra ?? false;
+  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics }));
   const workers = Math.max(1, Math.min(opts.workers ?? Math.min(availableParallelism(), 8), tasks.length));
   const progress = new Progress("evaluate", tasks.length, { unit: "cases", silent: opts.quiet });
   let results: CaseResult[];
   if (workers === 1) {
     results = [];
     for (const t of tasks) {
-      results.push(await evaluateCase(t.pred, t.gt, { table }));
+      results.push(await evaluateCase(t.pred, t.gt, { table, extra: extraMetrics }));
       progress.tick(1, results[results.length - 1].case);
     }
   } else {

@@ -8,8 +8,13 @@
 //                   matched greedily by decreasing IoU, one-to-one; RQ = TP/(TP+½FP+½FN), SQ = mean Dice of
 //                   the matched pairs, PQ = RQ·SQ (panoptica's pq_dsc). With no TP, RQ = SQ = PQ = 0, except
 //                   when neither P nor G has an instance: then all three are NaN (panoptica's edge cases).
+// Extras, not part of the 2026 challenge's scores or aggregates (`extra` in CaseMetrics):
+//   Betti errors    |β0(P) − β0(G)| and |β1(P) − β1(G)|, as the 2024–2025 editions scored (topology.ts)
+//   HD95            the larger directed 95th-percentile surface distance, MONAI's definition (surface.ts)
 import { labelComponents, type Shape3 } from "./components.ts";
 import { skeletonize3d } from "./skeleton.ts";
+import { hausdorff95, type SurfaceDistanceResult } from "./surface.ts";
+import { bettiNumbers, type Betti } from "./topology.ts";
 import type { Category } from "./categories.ts";
 
 export type Mask = ArrayLike<number>;
@@ -157,6 +162,32 @@ export function panopticFromMatches(matches: InstancePair[], predInstances: numb
   return { pq: sq * rq, sq, rq, tp, fp, fn, predInstances, gtInstances, matches };
 }
 
+/** Metrics beyond the challenge's, marked as extra wherever they are written. */
+export interface ExtraMetrics {
+  /** |β0(P) − β0(G)|: difference in 26-connected components. */
+  betti0_error: number;
+  /** |β1(P) − β1(G)|: difference in tunnels/handles. */
+  betti1_error: number;
+  /** 95th-percentile Hausdorff distance in voxels, and in µm with the ground truth's spacing; NaN when a mask is empty. */
+  hd95_voxels: number;
+  hd95_um: number;
+  details: { bettiPred: Betti; bettiGt: Betti; surface: Omit<SurfaceDistanceResult, "hd95Voxels" | "hd95Um"> };
+}
+
+/** The extra metrics of one case: Betti-0/Betti-1 errors and HD95 (spacing z, y, x in µm). */
+export function extraMetrics(pred: Mask, gt: Mask, shape: Shape3, spacingUm: readonly [number, number, number] = [1, 1, 1]): ExtraMetrics {
+  checkShape(pred, gt, shape);
+  const bettiPred = bettiNumbers(pred, shape), bettiGt = bettiNumbers(gt, shape);
+  const { hd95Voxels, hd95Um, ...surface } = hausdorff95(pred, gt, shape, spacingUm);
+  return {
+    betti0_error: Math.abs(bettiPred.b0 - bettiGt.b0),
+    betti1_error: Math.abs(bettiPred.b1 - bettiGt.b1),
+    hd95_voxels: hd95Voxels,
+    hd95_um: hd95Um,
+    details: { bettiPred, bettiGt, surface },
+  };
+}
+
 export interface CaseMetrics {
   dice: number;
   /** Contiguous cases. */
@@ -171,10 +202,15 @@ export interface CaseMetrics {
     clDice?: Omit<ClDiceResult, "clDice">;
     panoptic?: Omit<PanopticResult, "pq" | "matches">;
   };
+  /** Extra metrics (not the challenge's), when asked for. */
+  extra?: ExtraMetrics;
 }
 
-/** The challenge's metrics for one case of a category: Dice with clDice (contiguous) or PQ (isolated). */
-export function caseMetrics(pred: Mask, gt: Mask, shape: Shape3, category: Category): CaseMetrics {
+/**
+ * The challenge's metrics for one case of a category: Dice with clDice (contiguous) or PQ (isolated); with
+ * `extra`, also the extra metrics (spacing z, y, x in µm for HD95).
+ */
+export function caseMetrics(pred: Mask, gt: Mask, shape: Shape3, category: Category, opts: { extra?: boolean; spacingUm?: readonly [number, number, number] } = {}): CaseMetrics {
   checkShape(pred, gt, shape);
   const p = binarize(pred), g = binarize(gt);
   let pv = 0, gv = 0, both = 0;
@@ -190,5 +226,6 @@ export function caseMetrics(pred: Mask, gt: Mask, shape: Shape3, category: Categ
     result.panoptic_quality = pq;
     details.panoptic = rest;
   }
+  if (opts.extra) result.extra = extraMetrics(p, g, shape, opts.spacingUm);
   return result;
 }
