@@ -12,7 +12,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { type Vec3, type VolumeHeader, DTYPES, makeVolume, openVolume, readVolume, writeVolume } from "../io/index.ts";
+import { type Vec3, type VolumeHeader, type VolumeSource, DTYPES, makeVolume, openVolume, readVolume, writeVolume } from "../io/index.ts";
 import { encodePngGray, mipZ, toGray } from "../io/png.ts";
 import { STRUCTURES } from "../synth/structures.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
@@ -371,14 +371,8 @@ function spread<T>(xs: T[], k: number): T[] {
 }
 
 /** A 64×64 gray thumbnail: the tile's z-MIP, max-pooled, scaled by the volume's normalisation range. */
-async function thumbnail(path: string, line: ManifestLine, lo: number, hi: number, size = 64): Promise<Uint8Array> {
-  const source = await openVolume(path);
-  let vol;
-  try {
-    vol = await source.readRegion({ start: line.start, size: line.size });
-  } finally {
-    await source.close();
-  }
+async function thumbnail(source: VolumeSource, line: ManifestLine, lo: number, hi: number, size = 64): Promise<Uint8Array> {
+  const vol = await source.readRegion({ start: line.start, size: line.size });
   const mip = mipZ(vol);
   const [, ny, nx] = vol.shape;
   const out = new Uint8Array(size * size);
@@ -418,20 +412,32 @@ async function summarize(out: string, lines: ManifestLine[], volumes: VolumeStat
   }
   // contact sheets: one row of kept examples per row of `examples`; one row per rejection reason
   const byName = new Map(volumes.map((v) => [v.info.name, v.info]));
-  const thumb = (l: ManifestLine) => {
+  const sources = new Map<string, VolumeSource>();
+  const thumb = async (l: ManifestLine) => {
     const info = byName.get(l.volume)!;
-    return thumbnail(info.path, l, info.normalization.lo, info.normalization.hi);
+    if (!sources.has(l.volume)) sources.set(l.volume, await openVolume(info.path));
+    return thumbnail(sources.get(l.volume)!, l, info.normalization.lo, info.normalization.hi);
   };
   const keptEx = spread(lines.filter((l) => l.kept), o.examples * 3);
   const keptRows: Uint8Array[][] = [];
-  for (let i = 0; i < keptEx.length; i += o.examples) keptRows.push(await Promise.all(keptEx.slice(i, i + o.examples).map(thumb)));
   const rejectedRows: Uint8Array[][] = [];
   const rowReasons: string[] = [];
-  for (const reason of REJECT_REASONS) {
-    const ex = spread(lines.filter((l) => l.reason === reason), o.examples);
-    if (!ex.length) continue;
-    rowReasons.push(reason);
-    rejectedRows.push(await Promise.all(ex.map(thumb)));
+  try {
+    for (let i = 0; i < keptEx.length; i += o.examples) {
+      const row: Uint8Array[] = [];
+      for (const l of keptEx.slice(i, i + o.examples)) row.push(await thumb(l));
+      keptRows.push(row);
+    }
+    for (const reason of REJECT_REASONS) {
+      const ex = spread(lines.filter((l) => l.reason === reason), o.examples);
+      if (!ex.length) continue;
+      rowReasons.push(reason);
+      const row: Uint8Array[] = [];
+      for (const l of ex) row.push(await thumb(l));
+      rejectedRows.push(row);
+    }
+  } finally {
+    for (const src of sources.values()) await src.close();
   }
   for (const [file, rows] of [["contact_kept.png", keptRows], ["contact_rejected.png", rejectedRows]] as const) {
     const s = sheet(rows, o.examples);

@@ -1,6 +1,6 @@
 // The first streaming pass over a raw volume: a low-resolution overview (block means of f×f×f voxels), a
 // deterministic voxel subsample for the per-volume normalisation statistics, and from the overview a tissue
-// mask (Otsu or triangle threshold, then opening/closing and removal of small components). The pass is cut
+// mask (Otsu or triangle threshold on log intensities, then opening/closing and removal of small components). The pass is cut
 // into boxes of whole f-blocks (a band of z-planes × a band of rows × every column) that workers scan in
 // parallel; a box holds at most `boxBytes`, so memory does not grow with the volume.
 import { labelComponents } from "../eval/components.ts";
@@ -24,8 +24,8 @@ export interface OverviewPart {
   samples: Float32Array;
 }
 
-/** The downsampling factor that keeps the overview under `maxVoxels` (about 4 M by default). */
-export function overviewFactor(shape: Shape3, maxVoxels = 1 << 22): number {
+/** The downsampling factor that keeps the overview under `maxVoxels` (about 1 M by default). */
+export function overviewFactor(shape: Shape3, maxVoxels = 1 << 20): number {
   const n = shape[0] * shape[1] * shape[2];
   return Math.max(1, Math.ceil(Math.cbrt(n / maxVoxels)));
 }
@@ -124,7 +124,11 @@ export function assembleOverview(header: VolumeHeader, tasks: OverviewTask[], pa
   for (const p of parts) { samples.set(p.samples, k); k += p.samples.length; }
   const pct: [number, number] = [0.5, 99.5];
   const normalization = { ...normalizationOf(samples, { percentiles: pct, maxSamples: samples.length }), samples: samples.length, percentiles: pct };
-  const threshold = thresholdOf(means, o.method ?? "otsu", 256, [normalization.lo, normalization.hi]);
+  // on log intensities: bright structures (vessels at several times the tissue's level) would otherwise pull
+  // Otsu's split between structures and tissue instead of between tissue and background
+  const logMeans = means.map((v) => Math.log1p(Math.max(0, v)));
+  const logRange: [number, number] = [Math.log1p(Math.max(0, normalization.lo)), Math.log1p(Math.max(0, normalization.hi))];
+  const threshold = Math.expm1(thresholdOf(logMeans, o.method ?? "otsu", 256, logRange));
   let tissue: Uint8Array = new Uint8Array(means.length);
   for (let i = 0; i < means.length; i++) tissue[i] = means[i] > threshold ? 1 : 0;
   tissue = cleanMask(tissue, shape, o.cleanRadius ?? 1);

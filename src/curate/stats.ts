@@ -302,28 +302,40 @@ export function tileStats(data: VoxelArray, shape: Shape3, o: TileStatsOptions):
 
 // ---------------------------------------------------------------------------------------------- morphology
 
-/** Binary dilation (op "max") or erosion ("min") by a (2r+1)³ cube, separable, edges clamped. In place on a copy. */
+/**
+ * Binary dilation (op "max") or erosion ("min") by a (2r+1)³ cube: separable, one pass per axis whatever r (the
+ * distance to the nearest set voxel before and after each voxel along the line); the window is cut at the
+ * volume's edge, which is the same as clamping (edge voxels repeated).
+ */
 export function morph(mask: Uint8Array, shape: Shape3, r: number, op: "max" | "min"): Uint8Array {
-  let cur = mask.slice();
   const [nz, ny, nx] = shape;
-  const strides = [ny * nx, nx, 1];
+  // erosion is the complement of the dilation of the complement
+  const flip = op === "max" ? 0 : 1;
+  let cur = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) cur[i] = (mask[i] ? 1 : 0) ^ flip;
   for (let axis = 0; axis < 3; axis++) {
-    const n = shape[axis], st = strides[axis];
     const out = new Uint8Array(cur.length);
-    for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
-      const i = (z * ny + y) * nx + x;
-      const c = axis === 0 ? z : axis === 1 ? y : x;
-      let v = cur[i];
-      for (let d = -r; d <= r; d++) {
-        const j = Math.min(n - 1, Math.max(0, c + d));
-        const w = cur[i + (j - c) * st];
-        v = op === "max" ? (w > v ? w : v) : (w < v ? w : v);
-      }
-      out[i] = v;
-    }
+    if (axis === 0) for (let k = 0; k < ny * nx; k++) dilateLine(cur, out, k, ny * nx, nz, r);
+    else if (axis === 1) for (let z = 0; z < nz; z++) for (let x = 0; x < nx; x++) dilateLine(cur, out, z * ny * nx + x, nx, ny, r);
+    else for (let k = 0; k < nz * ny; k++) dilateLine(cur, out, k * nx, 1, nx, r);
     cur = out;
   }
+  if (flip) for (let i = 0; i < cur.length; i++) cur[i] ^= 1;
   return cur;
+}
+
+/** out[line] = 1 where a set voxel of `src` lies within r along the line (base, base+stride, … n voxels). */
+function dilateLine(src: Uint8Array, out: Uint8Array, base: number, stride: number, n: number, r: number): void {
+  let last = -1 - r;
+  for (let i = 0, k = base; i < n; i++, k += stride) {
+    if (src[k]) last = i;
+    if (i - last <= r) out[k] = 1;
+  }
+  last = n + r;
+  for (let i = n - 1, k = base + (n - 1) * stride; i >= 0; i--, k -= stride) {
+    if (src[k]) last = i;
+    if (last - i <= r) out[k] = 1;
+  }
 }
 
 /** Opening then closing by a (2r+1)³ cube: removes specks smaller than the cube, fills gaps narrower than it. */

@@ -1,0 +1,35 @@
+// Curation speed: MB/s of uint16 raw data scanned (the overview pass reads everything; the tile pass reads the
+// tissue again) and tiles/s, on a generated raw volume (TIFF plane folder) in os.tmpdir()/data/.
+//   npm run bench -- curate [--shape Z,Y,X] [--patch N] [--workers N]      defaults 200,1024,1024 (400 MB), 100, cores
+import { rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { curate } from "../src/curate/index.ts";
+import type { Vec3 } from "../src/io/index.ts";
+import { machine, round } from "./common.ts";
+import { rawVolume } from "./raw_volume.ts";
+
+const { values } = parseArgs({ options: { shape: { type: "string" }, patch: { type: "string" }, workers: { type: "string" } } });
+const shape = (values.shape ?? "200,1024,1024").split(",").map(Number) as Vec3;
+const patch = Number(values.patch ?? 100);
+const workers = Number(values.workers ?? availableParallelism());
+const input = join(tmpdir(), "data", `bench_raw_${shape.join("x")}_cfos_neuron`);
+const out = join(tmpdir(), "data", "bench_curate_out");
+const t0 = performance.now();
+await rawVolume(input, shape);
+console.log(`raw volume ${input}: ${shape.join("×")} uint16, ${((shape[0] * shape[1] * shape[2] * 2) / 2 ** 20).toFixed(0)} MB (ready in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+rmSync(out, { recursive: true, force: true });
+const s = await curate({ inputs: [input], out, patch, workers, quiet: true });
+const mb = (shape[0] * shape[1] * shape[2] * 2) / 2 ** 20;
+const read = s.volumes[0].tiles - s.rejected.background;
+console.log(`machine: ${machine()}; workers ${workers}, patch ${patch}`);
+console.log(`scan (overview, mask, normalisation): ${s.seconds.scan.toFixed(2)} s = ${(mb / s.seconds.scan).toFixed(0)} MB/s`);
+console.log(`tiles: ${s.tiles} (${read} read and measured, kept ${s.kept}) in ${s.seconds.tiles.toFixed(2)} s = ${(s.tiles / s.seconds.tiles).toFixed(1)} tiles/s, ${(read / s.seconds.tiles).toFixed(1)} measured tiles/s`);
+console.log(`whole run incl. summary and contact sheets: ${s.seconds.total.toFixed(2)} s = ${(mb / s.seconds.total).toFixed(0)} MB/s of raw volume`);
+rmSync(out, { recursive: true, force: true });
+console.log(JSON.stringify({
+  bench: "curate", machine: machine(), shape, patch, workers, rawMB: round(mb, 1), tiles: s.tiles, measuredTiles: read, kept: s.kept,
+  scanMBps: round(mb / s.seconds.scan, 1), tilesPerS: round(s.tiles / s.seconds.tiles, 2), measuredTilesPerS: round(read / s.seconds.tiles, 2),
+  totalMBps: round(mb / s.seconds.total, 1), seconds: s.seconds,
+}));
