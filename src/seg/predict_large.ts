@@ -7,8 +7,10 @@
 //   windows        the in-memory sliding window's grid and batches (src/seg/sliding_window.ts). An output slab
 //                  [a, b) runs every batch holding a window that overlaps it, reading the planes those windows
 //                  cover (the slab plus up to a patch of margin on each side); every window covering a voxel of
-//                  the slab is added in the same order into the same float32 accumulator, so the
-//                  Gaussian-weighted logits, and the mask, match in-memory prediction bit for bit
+//                  the slab adds its value there in the same order as in memory, into an accumulator of the
+//                  slab's own planes, so the Gaussian-weighted logits, and the mask, match bit for bit. Memory
+//                  grows with the plane's area (y·x) times about three patches, not with the depth: planes too
+//                  large for the budget would need y/x blocks as well (not done)
 //   output         each slab's mask is written atomically to <out>.parts/slab_<a>_<b>.u8.gz beside a small
 //                  progress.json; a killed run resumes and skips the slabs already there. When all are done they
 //                  are streamed into the output (OME-Zarr with a pyramid, a TIFF plane folder, or any format by
@@ -37,7 +39,7 @@ export interface LargePredictOptions extends PredictOptions {
 
 export const DEFAULT_MAX_MEMORY_BYTES = 4096 * 2 ** 20;
 
-/** Bytes per voxel that prediction holds for a region: raw, normalised, tensor, logits, weights, argmax, mask. */
+/** Bytes per voxel that in-memory prediction holds: raw, normalised, tensor, logits, weights, argmax, mask. */
 function bytesPerVoxel(header: VolumeHeader, numClasses: number): number {
   return DTYPES[header.dtype].bytes + 4 + 4 + 4 * numClasses + 4 + 8 + 2;
 }
@@ -124,12 +126,20 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const boxes: Triple[] = [];
     for (const z of windowStarts(Dp, p[0], step)) for (const y of windowStarts(Hp, p[1], step)) for (const x of windowStarts(Wp, p[2], step)) boxes.push([z, y, x]);
 
-    // slab thickness from the budget: the region read is the slab plus up to a patch (and a batch's rows) each side
+    // slab thickness from the budget: the input is read with up to a patch (and a batch's window rows) of margin
+    // on each side, while logits and weights are kept for the slab's own planes only
     const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
-    const planeBytes = Hp * Wp * bytesPerVoxel(header, C);
+    const inputPlane = Hp * Wp * (DTYPES[header.dtype].bytes + 4 + 4);
+    const outputPlane = Hp * Wp * (4 * C + 4 + 8 + 2);
     const rowsPerBatch = Math.ceil(batch / Math.max(1, boxes.length / windowStarts(Dp, p[0], step).length)) + 1;
     const margin = 2 * p[0] + rowsPerBatch * Math.ceil(p[0] * step);
-    const thickness = D <= p[0] ? D : Math.max(1, Math.floor(budget / planeBytes) - margin);
+    const fit = Math.floor((budget - margin * inputPlane) / (inputPlane + outputPlane));
+    // below a patch's thickness every window would be run for several slabs: take a patch and say so
+    const minThickness = Math.min(D, p[0]);
+    if (fit < minThickness && D > fit) {
+      console.warn(`${input}: --max-memory-mb ${Math.round(budget / 2 ** 20)} is below the ${Math.ceil(((margin + minThickness) * inputPlane + minThickness * outputPlane) / 2 ** 20)} MB that slabs of ${minThickness} planes of ${H}×${W} need; using that`);
+    }
+    const thickness = Math.min(D, Math.max(minThickness, fit));
     const slabs: Array<[number, number]> = [];
     for (let a = 0; a < D; a += thickness) slabs.push([a, Math.min(D, a + thickness)]);
 
@@ -174,8 +184,9 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
           const before = oz0 + padBefore[0] - r0, after = r1 - (oz1 + padBefore[0]);
           const padded = before > 0 || after > 0 || padBefore[1] + padAfter[1] + padBefore[2] + padAfter[2] > 0;
           const vol = padded ? pad(x0, [padBefore[2], padAfter[2], padBefore[1], padAfter[1], before, after]) : x0;
-          const acc = zeros([C, r1 - r0, Hp, Wp]);
-          const norm = zeros([1, r1 - r0, Hp, Wp]);
+          // logits and weights of the slab's planes [za, zb) only; each window adds the part that falls there
+          const acc = zeros([C, zb - za, Hp, Wp]);
+          const norm = zeros([1, zb - za, Hp, Wp]);
           for (const i of chosen) {
             tidy(() => {
               const chunk = boxes.slice(i, i + batch);
@@ -189,14 +200,17 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
               }
               if (mirrors.length > 1) out!.div_(mirrors.length);
               chunk.forEach(([z, y, xx], k) => {
-                acc.slice(1, z - r0, z - r0 + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out!.select(0, k).mul(weight));
-                norm.slice(1, z - r0, z - r0 + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(weight);
+                const a0 = Math.max(z, za), a1 = Math.min(z + p[0], zb);
+                if (a0 >= a1) return; // a batch-mate of a window that overlaps the slab
+                const w = weight.slice(0, a0 - z, a1 - z);
+                acc.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out!.select(0, k).slice(1, a0 - z, a1 - z).mul(w));
+                norm.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(w);
               });
             });
             o.onProgress?.(++batchesDone, batchesTotal);
           }
           // the slab's interior, padding cropped: division and decision are per voxel, as in memory
-          const crop = (t: Tensor) => t.slice(1, za - r0, zb - r0).slice(2, padBefore[1], padBefore[1] + H).slice(3, padBefore[2], padBefore[2] + W);
+          const crop = (t: Tensor) => t.slice(2, padBefore[1], padBefore[1] + H).slice(3, padBefore[2], padBefore[2] + W);
           const logits = crop(acc).div(crop(norm));
           const m = o.threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(o.threshold) : logits.argmax(0).gt(0);
           return m.to("uint8").contiguous().data() as Uint8Array;

@@ -54,7 +54,7 @@ test("streaming normalisation gives normalizationOf's numbers exactly, with and 
 
 test("slab-by-slab prediction under a budget smaller than the volume's equals in-memory prediction", async () => {
   const opts = { mirror: false, precision: "fp32" as const, batchSize: 2 };
-  const budget = 7 * 2 ** 20;
+  const budget = 4 * 2 ** 20;
   assert.ok(inMemoryBytes(vol, model.plan.network.numClasses) > budget, "the budget is smaller than in-memory prediction needs");
   const expected = predictVolume(model, vol, opts).mask;
   assert.ok(expected.some((m) => m === 1) && expected.some((m) => m === 0), "a mask with both classes");
@@ -78,7 +78,7 @@ test("slab-by-slab prediction under a budget smaller than the volume's equals in
 });
 
 test("a run stopped part-way resumes: slabs already written are not recomputed", async () => {
-  const opts = { mirror: false, precision: "fp32" as const, batchSize: 2, maxMemoryBytes: 7 * 2 ** 20 };
+  const opts = { mirror: false, precision: "fp32" as const, batchSize: 2, maxMemoryBytes: 4 * 2 ** 20 };
   const out = join(dir, "resumed.ome.zarr");
   let batchesFirst = 0;
   await assert.rejects(predictLarge(model, input, out, {
