@@ -197,16 +197,14 @@ export function signatureOf(data: ArrayLike<number>, shape: Shape3, mean: number
   const [nz, ny, nx] = shape;
   const b = [Math.min(blocks, nz), Math.min(blocks, ny), Math.min(blocks, nx)];
   const sums = new Float64Array(b[0] * b[1] * b[2]), counts = new Float64Array(sums.length);
+  const bx = Int32Array.from({ length: nx }, (_, x) => Math.floor((x * b[2]) / nx));
   for (let z = 0; z < nz; z++) {
     const bz = Math.floor((z * b[0]) / nz);
     for (let y = 0; y < ny; y++) {
-      const by = Math.floor((y * b[1]) / ny);
+      const k0 = (bz * b[1] + Math.floor((y * b[1]) / ny)) * b[2];
       const o = (z * ny + y) * nx;
-      for (let x = 0; x < nx; x++) {
-        const k = (bz * b[1] + by) * b[2] + Math.floor((x * b[2]) / nx);
-        sums[k] += data[o + x];
-        counts[k]++;
-      }
+      for (let x = 0; x < nx; x++) sums[k0 + bx[x]] += data[o + x];
+      for (let x = 0; x < nx; x++) counts[k0 + bx[x]]++;
     }
   }
   const inv = 1 / Math.max(std, 1e-8);
