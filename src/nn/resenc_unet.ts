@@ -2,10 +2,10 @@
 // a stem conv, then stages of BasicBlockD residual blocks (the first strided; the shortcut
 // average-pools then projects with a 1×1×1 conv + norm), and the plain U-Net's decoder.
 // State-dict keys: encoder.stem.*, encoder.stages.<s>.<b>.{conv1,norm1,conv2,norm2,skip}.*, up.*, dec.*, head.*, ds.*
-import { type Tensor, cat, leakyRelu_ } from "../torch/index.ts";
+import { type Tensor, leakyRelu_ } from "../torch/index.ts";
 import { AvgPool3d, Conv3d, ConvTranspose3d, Identity, LeakyReLU, type NormKind, type Triple, makeNorm } from "./layers.ts";
 import { Module, ModuleList, Sequential } from "./module.ts";
-import { convBlock, initNnUNet } from "./unet.ts";
+import { convBlock, decodeFeatures, initNnUNet, segmentationHeads } from "./unet.ts";
 
 export interface ResEncUNetConfig {
   arch: "resenc";
@@ -116,34 +116,11 @@ export class ResEncUNet extends Module {
   }
 
   decodeFeatures(skips: Tensor[]): Tensor[] {
-    const n = skips.length;
-    let h = skips[n - 1];
-    const outs: Tensor[] = [];
-    for (let j = 0; j < n - 1; j++) {
-      const u = this.up.items[j].forward(h) as Tensor;
-      const skip = skips[n - 2 - j];
-      const joined = cat([u, skip], 1);
-      u.dispose();
-      skip.dispose();
-      if (j === 0) h.dispose();
-      h = this.dec.items[j].forward(joined) as Tensor;
-      joined.dispose();
-      outs.push(h);
-    }
-    return outs;
+    return decodeFeatures(this, skips);
   }
 
   forward(x: Tensor): Tensor | Tensor[] {
-    const feats = this.decodeFeatures(this.encode(x));
-    const logits = this.head.forward(feats[feats.length - 1]);
-    if (!this.ds || !this.training) {
-      for (const t of feats) t.dispose();
-      return logits;
-    }
-    const outs = [logits];
-    for (let j = feats.length - 2; j >= 0; j--) outs.push(this.ds.items[j].forward(feats[j]) as Tensor);
-    for (const t of feats) t.dispose();
-    return outs;
+    return segmentationHeads(this, this.decodeFeatures(this.encode(x)));
   }
 
   keyGroups(): { stem: string[]; encoder: string[]; decoder: string[] } {

@@ -66,6 +66,50 @@ export function initNnUNet(net: Module): void {
   }
 }
 
+/** The parts of an encoder-decoder U-Net that its decoder and heads need (both U-Nets here have them). */
+export interface DecoderParts {
+  up: ModuleList;
+  dec: ModuleList;
+  head: Conv3d;
+  ds: ModuleList | null;
+  training: boolean;
+}
+
+/**
+ * Decoder features of every level, coarse to fine (the last at full resolution), from the encoder's
+ * stage outputs (shallow to deep). Frees the skips as soon as they are joined.
+ */
+export function decodeFeatures(net: DecoderParts, skips: Tensor[]): Tensor[] {
+  const n = skips.length;
+  let h = skips[n - 1];
+  const outs: Tensor[] = [];
+  for (let j = 0; j < n - 1; j++) {
+    const u = net.up.items[j].forward(h) as Tensor;
+    const skip = skips[n - 2 - j];
+    const joined = cat([u, skip], 1);
+    u.dispose();
+    skip.dispose();
+    if (j === 0) h.dispose();
+    h = net.dec.items[j].forward(joined) as Tensor;
+    joined.dispose();
+    outs.push(h);
+  }
+  return outs;
+}
+
+/** Logits [B, numClasses, D, H, W] from decoder features; with deep supervision in training, [full, 1/2, 1/4, ...]. */
+export function segmentationHeads(net: DecoderParts, feats: Tensor[]): Tensor | Tensor[] {
+  const logits = net.head.forward(feats[feats.length - 1]);
+  if (!net.ds || !net.training) {
+    for (const t of feats) t.dispose();
+    return logits;
+  }
+  const outs = [logits];
+  for (let j = feats.length - 2; j >= 0; j--) outs.push(net.ds.items[j].forward(feats[j]) as Tensor);
+  for (const t of feats) t.dispose();
+  return outs;
+}
+
 function checkConfig(cfg: { features: number[]; strides: Triple[]; kernelSizes: Triple[] }, name: string): void {
   const n = cfg.features.length;
   if (n < 2) throw new Error(`${name}: need at least 2 stages, got ${n}`);
@@ -111,35 +155,12 @@ export class UNet extends Module {
 
   /** Decoder features of every level, coarse to fine (the last is at full resolution). Frees the skips. */
   decodeFeatures(skips: Tensor[]): Tensor[] {
-    const n = skips.length;
-    let h = skips[n - 1];
-    const outs: Tensor[] = [];
-    for (let j = 0; j < n - 1; j++) {
-      const u = this.up.items[j].forward(h) as Tensor;
-      const skip = skips[n - 2 - j];
-      const joined = cat([u, skip], 1);
-      u.dispose();
-      skip.dispose();
-      if (j === 0) h.dispose();
-      h = this.dec.items[j].forward(joined) as Tensor;
-      joined.dispose();
-      outs.push(h);
-    }
-    return outs;
+    return decodeFeatures(this, skips);
   }
 
   /** Logits [B, numClasses, D, H, W]; with deep supervision in training, [full, 1/2, 1/4, ...]. */
   forward(x: Tensor): Tensor | Tensor[] {
-    const feats = this.decodeFeatures(this.encode(x));
-    const logits = this.head.forward(feats[feats.length - 1]);
-    if (!this.ds || !this.training) {
-      for (const t of feats) t.dispose();
-      return logits;
-    }
-    const outs = [logits];
-    for (let j = feats.length - 2; j >= 0; j--) outs.push(this.ds.items[j].forward(feats[j]) as Tensor);
-    for (const t of feats) t.dispose();
-    return outs;
+    return segmentationHeads(this, this.decodeFeatures(this.encode(x)));
   }
 
   /** Which state-dict keys belong to which part, for transfer from pretraining. */

@@ -21,11 +21,11 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { percentileSorted, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, openVolume } from "../io/index.ts";
-import { type Tensor, autocast, fromBytes, noGrad, pad, softmax, stack, tidy, zeros } from "../torch/index.ts";
+import { type Tensor, fromBytes, noGrad, pad, softmax, stack, tidy, zeros } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import type { LoadedModel } from "./model.ts";
 import type { PredictOptions } from "./predict.ts";
-import { MIRROR_AXES, type Triple, gaussianImportance, windowStarts } from "./sliding_window.ts";
+import { MIRROR_AXES, type Triple, gaussianImportance, mirroredLogits, windowRunner, windowStarts } from "./sliding_window.ts";
 
 export interface LargePredictOptions extends PredictOptions {
   /** Memory budget for one slab's volume-sized arrays and tensors (default 4 GiB); the network's own working
@@ -160,7 +160,7 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const slabPath = ([a, b]: [number, number]) => join(parts, `slab_${a}_${b}.u8.gz`);
 
     const weight = gaussianImportance(p);
-    const run = (x: Tensor): Tensor => autocast(() => net.forward(x) as Tensor, { enabled: (o.precision ?? "fp32") === "bf16", device: "cpu" }).float();
+    const run = windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision);
     let batchesDone = 0;
     const batchesTotal = Math.ceil(boxes.length / batch);
     try {
@@ -191,19 +191,12 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
             tidy(() => {
               const chunk = boxes.slice(i, i + batch);
               const x = stack(chunk.map(([z, y, xx]) => vol.slice(1, z - r0, z - r0 + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2])));
-              let out: Tensor | null = null;
-              for (const axes of mirrors) {
-                const xin = axes.length ? x.flip(axes) : x;
-                let y = run(xin);
-                if (axes.length) y = y.flip(axes);
-                out = out ? out.add_(y) : y;
-              }
-              if (mirrors.length > 1) out!.div_(mirrors.length);
+              const out = mirroredLogits(run, x, mirrors);
               chunk.forEach(([z, y, xx], k) => {
                 const a0 = Math.max(z, za), a1 = Math.min(z + p[0], zb);
                 if (a0 >= a1) return; // a batch-mate of a window that overlaps the slab
                 const w = weight.slice(0, a0 - z, a1 - z);
-                acc.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out!.select(0, k).slice(1, a0 - z, a1 - z).mul(w));
+                acc.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out.select(0, k).slice(1, a0 - z, a1 - z).mul(w));
                 norm.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(w);
               });
             });

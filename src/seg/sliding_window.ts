@@ -36,6 +36,24 @@ export function gaussianImportance(patch: Triple, sigmaScale = 1 / 8): Tensor {
 /** The 8 mirror configurations over the spatial axes of [B, C, D, H, W] (the empty one first). */
 export const MIRROR_AXES: number[][] = [[], [2], [3], [4], [2, 3], [2, 4], [3, 4], [2, 3, 4]];
 
+/** The network run under autocast when asked, logits back in float32. */
+export function windowRunner(net: (x: Tensor) => Tensor, precision: "bf16" | "fp32" = "fp32", device = "cpu"): (x: Tensor) => Tensor {
+  return (x) => autocast(() => net(x), { enabled: precision === "bf16", device: device.startsWith("cuda") ? "cuda" : "cpu" }).float();
+}
+
+/** Logits of a batch of windows x: [B, C, D, H, W], averaged over the mirror configurations (undone after the net). */
+export function mirroredLogits(run: (x: Tensor) => Tensor, x: Tensor, mirrors: number[][]): Tensor {
+  let out: Tensor | null = null;
+  for (const axes of mirrors) {
+    const xin = axes.length ? x.flip(axes) : x;
+    let y = run(xin);
+    if (axes.length) y = y.flip(axes);
+    out = out ? out.add_(y) : y;
+  }
+  if (mirrors.length > 1) out!.div_(mirrors.length);
+  return out!;
+}
+
 export interface SlidingWindowOptions {
   patchSize: Triple;
   numClasses: number;
@@ -73,23 +91,16 @@ export function slidingWindow(net: (x: Tensor) => Tensor, image: Tensor, o: Slid
   const acc = zeros([o.numClasses, D, H, W]);
   const norm = zeros([1, D, H, W]);
   const mirrors = o.mirror ? MIRROR_AXES : [[]];
-  const run = (x: Tensor): Tensor => autocast(() => net(x), { enabled: (o.precision ?? "fp32") === "bf16", device: o.device?.startsWith("cuda") ? "cuda" : "cpu" }).float();
+  const run = windowRunner(net, o.precision, o.device);
 
   noGrad(() => {
     for (let i = 0; i < boxes.length; i += batch) {
       tidy(() => {
         const chunk = boxes.slice(i, i + batch);
         const x = stack(chunk.map(([z, y, xx]) => vol.slice(1, z, z + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2])));
-        let out: Tensor | null = null;
-        for (const axes of mirrors) {
-          const xin = axes.length ? x.flip(axes) : x;
-          let y = run(xin);
-          if (axes.length) y = y.flip(axes);
-          out = out ? out.add_(y) : y;
-        }
-        if (mirrors.length > 1) out!.div_(mirrors.length);
+        const out = mirroredLogits(run, x, mirrors);
         chunk.forEach(([z, y, xx], k) => {
-          acc.slice(1, z, z + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out!.select(0, k).mul(weight));
+          acc.slice(1, z, z + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out.select(0, k).mul(weight));
           norm.slice(1, z, z + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(weight);
         });
       });
