@@ -9,6 +9,7 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --data DIR            annotated layout (images/ + labels/), or a dataset root holding annotated/
   --out RUN             run folder: plan.json, log.jsonl, checkpoint_{latest,best,final}.safetensors
   --init CKPT           start from a pretraining checkpoint (encoder, and decoder where shapes match)
+  --init-parts P        encoder (default) or all: also the decoder where shapes match
   --resume              continue RUN from checkpoint_latest (after a kill); --epochs may be raised
   --fold K|all          cross-validation fold (default 0 of 5); 'all' trains on every case
   --epochs N            default 50
@@ -37,9 +38,14 @@ export function parsePatch(v: string | undefined): [number, number, number] | un
   return parts as [number, number, number];
 }
 
+function parseParts(v: string | undefined): "encoder" | "all" | undefined {
+  if (v === undefined || v === "encoder" || v === "all") return v;
+  throw new UsageError(`--init-parts: expected encoder or all, got '${v}'`);
+}
+
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
-    data: { type: "string" }, out: { type: "string" }, init: { type: "string" }, resume: { type: "boolean" },
+    data: { type: "string" }, out: { type: "string" }, init: { type: "string" }, "init-parts": { type: "string" }, resume: { type: "boolean" },
     fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
     lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
@@ -62,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0);
   const res = await finetune({
-    data: v.data, out: v.out, init: v.init, resume: v.resume, fold,
+    data: v.data, out: v.out, init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
     epochs: intFlag("epochs", v.epochs, 50), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250),
     optimizer, lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 0), seed: intFlag("seed", v.seed, 0),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),

@@ -30,6 +30,8 @@ export interface FinetuneOptions {
   /** Patches per validation case for the per-epoch pseudo-Dice. */
   valPatchesPerCase?: number;
   init?: string;
+  /** What --init transfers: the encoder (default) or every tensor that fits. */
+  initParts?: "encoder" | "all";
   resume?: boolean;
   optimizer?: "sgd" | "adamw";
   lr?: number;
@@ -212,7 +214,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     plan = await planFor(fold.train, o);
     net = buildNetwork(plan.network);
     if (o.init) {
-      transfer = transferWeights(net, o.init);
+      transfer = transferWeights(net, o.init, o.initParts ?? "encoder");
       log(`init from ${transfer.source}: transferred ${transfer.transferred.length} tensors, skipped ${transfer.skipped.length}, ${transfer.untouched.length} left at their initialisation`);
       for (const s of transfer.skipped) log(`  skipped ${s.key}: ${s.reason}`);
       if (transfer.untouched.length) log(`  not transferred: ${summariseKeys(transfer.untouched)}`);

@@ -61,20 +61,25 @@ export interface TransferReport {
 }
 
 /**
- * Loads a pretrained checkpoint's weights into `net` wherever the key exists and the shape matches
- * (encoder always; decoder where shapes match; the segmentation heads rarely do). Reports the rest.
+ * Loads a pretrained checkpoint's weights into `net` wherever the key exists and the shape matches:
+ * the encoder by default, or everything that fits with parts "all" (the decoder where shapes match;
+ * the segmentation heads rarely do). Reports the rest. Encoder-only is the default because a decoder
+ * trained to reconstruct intensities (MAE, Models Genesis) fine-tuned badly in short runs here.
  */
-export function transferWeights(net: SegNetwork, path: string): TransferReport {
+export function transferWeights(net: SegNetwork, path: string, parts: "encoder" | "all" = "encoder"): TransferReport {
   const file = resolveCheckpoint(path);
   const ckpt = loadCheckpoint(file);
   try {
-    const res = net.loadStateDict(ckpt.model, { strict: false });
+    const encoder = new Set(net.keyGroups().encoder);
+    const wanted = parts === "all" ? ckpt.model : new Map([...ckpt.model].filter(([k]) => encoder.has(k)));
+    const res = net.loadStateDict(wanted, { strict: false });
     return {
       source: file,
       transferred: res.loaded,
       skipped: [
         ...res.mismatched.map((m) => ({ key: m.key, reason: `shape [${m.got}] does not fit [${m.expected}]` })),
         ...res.unexpected.map((k) => ({ key: k, reason: "not in the fine-tuning network" })),
+        ...[...ckpt.model.keys()].filter((k) => !wanted.has(k)).map((k) => ({ key: k, reason: "not an encoder key (--init-parts all transfers the decoder too)" })),
       ],
       untouched: [...res.missing, ...res.mismatched.map((m) => m.key)],
     };
