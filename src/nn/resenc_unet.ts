@@ -5,7 +5,7 @@
 import { type Tensor, leakyRelu_ } from "../torch/index.ts";
 import { AvgPool3d, Conv3d, ConvTranspose3d, Identity, LeakyReLU, type NormKind, type Triple, makeNorm } from "./layers.ts";
 import { Module, ModuleList, Sequential } from "./module.ts";
-import { convBlock, decodeFeatures, initNnUNet, segmentationHeads } from "./unet.ts";
+import { type KeyGroups, convBlock, decodeFeatures, initNnUNet, keyGroupsByPrefix, segmentationHeads } from "./unet.ts";
 
 export interface ResEncUNetConfig {
   arch: "resenc";
@@ -123,13 +123,8 @@ export class ResEncUNet extends Module {
     return segmentationHeads(this, this.decodeFeatures(this.encode(x)));
   }
 
-  keyGroups(): { stem: string[]; encoder: string[]; decoder: string[] } {
-    const keys = [...this.stateDict().keys()];
-    return {
-      stem: keys.filter((k) => k.startsWith("encoder.stem.")),
-      encoder: keys.filter((k) => k.startsWith("encoder.")),
-      decoder: keys.filter((k) => !k.startsWith("encoder.")),
-    };
+  keyGroups(): KeyGroups {
+    return keyGroupsByPrefix(this, "encoder.stem.", "encoder.");
   }
 }
 

@@ -110,6 +110,22 @@ export function segmentationHeads(net: DecoderParts, feats: Tensor[]): Tensor | 
   return outs;
 }
 
+export interface KeyGroups {
+  stem: string[];
+  encoder: string[];
+  decoder: string[];
+}
+
+/** The state-dict keys of `net` split by prefix: the stem's, the encoder's, and the rest (decoder and heads). */
+export function keyGroupsByPrefix(net: Module, stemPrefix: string, encoderPrefix: string): KeyGroups {
+  const keys = [...net.stateDict().keys()];
+  return {
+    stem: keys.filter((k) => k.startsWith(stemPrefix)),
+    encoder: keys.filter((k) => k.startsWith(encoderPrefix)),
+    decoder: keys.filter((k) => !k.startsWith(encoderPrefix)),
+  };
+}
+
 function checkConfig(cfg: { features: number[]; strides: Triple[]; kernelSizes: Triple[] }, name: string): void {
   const n = cfg.features.length;
   if (n < 2) throw new Error(`${name}: need at least 2 stages, got ${n}`);
@@ -164,12 +180,7 @@ export class UNet extends Module {
   }
 
   /** Which state-dict keys belong to which part, for transfer from pretraining. */
-  keyGroups(): { stem: string[]; encoder: string[]; decoder: string[] } {
-    const keys = [...this.stateDict().keys()];
-    return {
-      stem: keys.filter((k) => k.startsWith("enc.0.")),
-      encoder: keys.filter((k) => k.startsWith("enc.")),
-      decoder: keys.filter((k) => !k.startsWith("enc.")),
-    };
+  keyGroups(): KeyGroups {
+    return keyGroupsByPrefix(this, "enc.0.", "enc.");
   }
 }
