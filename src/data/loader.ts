@@ -6,7 +6,8 @@
 // case (case index mod workers) unless that worker is well behind the others, so the workers' caches together
 // hold each case about once.
 import { cpus } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { tsWorker } from "../util/workers.ts";
 import type { Vec3 } from "../io/index.ts";
 import type { AugmentConfig } from "./augment.ts";
 import type { Case } from "./dataset.ts";
@@ -74,16 +75,12 @@ interface WorkerSlot {
 }
 
 /**
- * A worker thread running src/data/worker.ts through tsx. On Node 20 a worker's entry file cannot be TypeScript,
- * and tsx needs both its --import hook and register() inside the worker (tested on 20.20: either alone fails when
- * the main thread registered tsx with register(), as bin/lsmseg.js does), so the entry is a small module that
- * registers tsx and then imports the worker.
+ * A worker thread running src/data/worker.ts through tsx (src/util/workers.ts). The loader also passes tsx's
+ * --import hook: on Node 20.20 register() alone failed here when the main thread had registered tsx with
+ * register(), as bin/lsmseg.js does.
  */
 function startWorker(workerData: WorkerInit): Worker {
-  const tsx = import.meta.resolve("tsx"), api = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./worker.ts", import.meta.url).href;
-  const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry)});`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData, execArgv: ["--import", tsx] });
+  return tsWorker(new URL("./worker.ts", import.meta.url), { workerData, execArgv: ["--import", import.meta.resolve("tsx")] });
 }
 
 export class PatchLoader {
