@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { caseNameOf } from "../eval/categories.ts";
 import type { CaseResult, MetricsJson } from "../eval/evaluate.ts";
 import type { EpochRecord } from "../seg/finetune.ts";
+import { readJsonl } from "../util/jsonl.ts";
 
 export interface RunFiles {
   dir: string;
@@ -52,17 +53,7 @@ export function readRun(dir: string, label: string): RunFiles {
   }
   const trainDir = [join(dir, "finetune"), dir].find((d) => existsSync(join(d, "log.jsonl")) || existsSync(join(d, "plan.json"))) ?? null;
   const optional = (name: string) => (trainDir && existsSync(join(trainDir, name)) ? (readJson(join(trainDir, name)) as Record<string, unknown>) : null);
-  const log: EpochRecord[] = [];
-  if (trainDir && existsSync(join(trainDir, "log.jsonl"))) {
-    for (const line of readFileSync(join(trainDir, "log.jsonl"), "utf8").split("\n")) {
-      if (!line.trim()) continue;
-      try {
-        log.push(JSON.parse(line) as EpochRecord);
-      } catch {
-        // a line cut by a kill mid-write: the run resumes from its checkpoint and rewrites it
-      }
-    }
-  }
+  const log = trainDir ? readJsonl<EpochRecord>(join(trainDir, "log.jsonl")) : [];
   return { dir: resolve(dir), label, metricsPath, metrics, train: trainDir, plan: optional("plan.json"), config: optional("config.json"), log };
 }
 

@@ -13,6 +13,7 @@ import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, type Optimizer, SGD, clipGradNorm, makeSchedule } from "../optim/index.ts";
 import { ProcessGroup, type Tensor, autocast, buildInfo, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
+import { readJsonl } from "../util/jsonl.ts";
 import { Progress } from "../util/progress.ts";
 import { segmentationLoss } from "./losses.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint, networkFromCheckpoint, transferWeights, type TransferReport } from "./model.ts";
@@ -81,21 +82,6 @@ interface RunState {
 /** The group a case is reported in: "isolated dense", "contiguous sparse", ... */
 export function categoryOf(c: Pick<Case, "category" | "density">): string {
   return `${c.category} ${c.density}`;
-}
-
-function readJsonl(path: string): EpochRecord[] {
-  if (!existsSync(path)) return [];
-  const text = readFileSync(path, "utf8");
-  const out: EpochRecord[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line) as EpochRecord);
-    } catch {
-      break; // a half-written last line after a kill: dropped
-    }
-  }
-  return out;
 }
 
 /** Rewrites the log to exactly the given records (on resume: drops epochs after the checkpoint). */
@@ -206,7 +192,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     opt = makeOptimizer(net, o);
     if (ckpt.optimizer) opt.loadStateDict(ckpt.optimizer);
     disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
-    records = readJsonl(logPath).filter((r) => r.epoch < state.epoch);
+    records = readJsonl<EpochRecord>(logPath).filter((r) => r.epoch < state.epoch);
     if (main) rewriteLog(logPath, records);
     log(`resuming ${o.out} at epoch ${state.epoch} (step ${state.step})`);
   } else {
@@ -321,10 +307,5 @@ export function summariseKeys(keys: string[]): string {
     groups.set(g, (groups.get(g) ?? 0) + 1);
   }
   return [...groups].map(([g, n]) => `${g} (${n})`).join(", ");
-}
-
-/** The records of a run's log (for reports). */
-export function readRunLog(out: string): EpochRecord[] {
-  return readJsonl(join(out, "log.jsonl"));
 }
 

@@ -5,7 +5,7 @@
 // adaptation plan fine-tuning needs (network config, patch, spacing, normalisation, method, key groups).
 // Batch k depends only on (seed, k) and the method's random draws on (seed, step), so a run killed at any point
 // and resumed from checkpoint_latest ends with the same weights as one that never stopped.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PatchLoader } from "../data/loader.ts";
 import { stream } from "../data/rng.ts";
@@ -19,6 +19,7 @@ import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { buildIndex, defaultIndexPath, describeIndex } from "./data_index.ts";
 import { type SslBatch, type SslMethod, type SslObjective, methodOptions, sslMethod, trainedKeys } from "./method.ts";
+import { readJsonl } from "../util/jsonl.ts";
 
 export interface PretrainOptions {
   data: string;
@@ -87,19 +88,6 @@ export interface AdaptationPlan {
 
 const SAVE_EVERY_MS = 5 * 60_000;
 
-function readRecords(path: string): PretrainRecord[] {
-  if (!existsSync(path)) return [];
-  const out: PretrainRecord[] = [];
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line) as PretrainRecord);
-    } catch {
-      break; // a half-written last line after a kill
-    }
-  }
-  return out;
-}
 
 /** The parameters a run optimises, in a fixed order: the trained part of the network, then the method's heads. */
 function trainedParameters(net: SegNetwork, keys: Set<string>, heads: Module): Tensor[] {
@@ -173,7 +161,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     } finally {
       disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
     }
-    records = readRecords(logPath).filter((r) => r.step <= step);
+    records = readJsonl<PretrainRecord>(logPath).filter((r) => r.step <= step);
     writeFileAtomic(logPath, Buffer.from(records.map((r) => JSON.stringify(r) + "\n").join("")));
     log(`resuming ${o.out} at step ${step}`);
   } else {
