@@ -107,11 +107,12 @@ static Napi::Value allGather(const Napi::CallbackInfo& info) {
   return wrapList(info.Env(), out[0]);
 }
 
+// barrier(group, timeoutMs?): the group's timeout unless given (a rank waiting for slower peers' long work).
 static Napi::Value barrier(const Napi::CallbackInfo& info) {
   auto* g = unwrapGroup(info[0]);
   c10d::BarrierOptions o;
-  o.timeout = g->timeout;
-  waitFor(g->pg->barrier(o), g->timeout, "barrier");
+  o.timeout = info.Length() > 1 && info[1].IsNumber() ? std::chrono::milliseconds(toInt(info[1], "timeoutMs")) : g->timeout;
+  waitFor(g->pg->barrier(o), o.timeout, "barrier");
   return info.Env().Undefined();
 }
 

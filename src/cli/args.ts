@@ -1,4 +1,5 @@
 // Flag parsing shared by the commands: node's parseArgs with a usage text and clear errors.
+import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -34,4 +35,27 @@ export function numFlag(name: string, value: string | undefined, fallback: numbe
   const n = Number(value);
   if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
   return n;
+}
+
+/** The launcher's flags, for the commands that run data-parallel (finetune, pretrain, predict). */
+export const LAUNCH_FLAGS = {
+  nproc: { type: "string" }, nnodes: { type: "string" }, "node-rank": { type: "string" }, master: { type: "string" },
+} as const satisfies Options;
+
+export const LAUNCH_HELP = `  --nproc N             N processes on this machine over c10d (Gloo), the cores split between them
+  --nnodes M --node-rank R --master ADDR:PORT
+                        several machines (also read from WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT)`;
+
+/**
+ * With --nproc N > 1 or --nnodes M > 1 (and not already a launched rank), starts the ranks of `command`
+ * and resolves to their exit code; otherwise null (run here, as one rank or as a single process).
+ */
+export async function launchIfAsked(command: string, argv: string[], v: { nproc?: string; nnodes?: string; "node-rank"?: string; master?: string }): Promise<number | null> {
+  const nproc = intFlag("nproc", v.nproc, 1);
+  const nnodes = intFlag("nnodes", v.nnodes, 1);
+  if (nproc < 1 || nnodes < 1) throw new UsageError(`--nproc and --nnodes must be at least 1`);
+  if ((nproc === 1 && nnodes === 1) || process.env.WORLD_SIZE) return null;
+  const { launch, stripLaunchFlags } = await import("../dist/launch.ts");
+  const bin = fileURLToPath(new URL("../../bin/lsmseg.js", import.meta.url));
+  return launch(bin, [command, ...stripLaunchFlags(argv)], { nproc, nnodes, nodeRank: intFlag("node-rank", v["node-rank"], 0), master: v.master });
 }

@@ -1,8 +1,6 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
-import { fileURLToPath } from "node:url";
-import { launch, stripLaunchFlags } from "../dist/launch.ts";
 import { finetune } from "../seg/finetune.ts";
-import { UsageError, intFlag, numFlag, parseFlags } from "./args.ts";
+import { LAUNCH_FLAGS, LAUNCH_HELP, UsageError, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
@@ -26,9 +24,8 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --no-augment          train without augmentation
   --seed N              default 0
   --quiet               no progress output
-  --nproc N             data-parallel over N processes on this machine (c10d, Gloo); cores split between them
-  --nnodes M --node-rank R --master ADDR:PORT
-                        several machines (also read from WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT)`;
+${LAUNCH_HELP}
+                        (data-parallel: each rank a shard of the batches; resume with another N works)`;
 
 export function parsePatch(v: string | undefined): [number, number, number] | undefined {
   if (v === undefined) return undefined;
@@ -50,16 +47,12 @@ export async function run(argv: string[]): Promise<number> {
     lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
     seed: { type: "string" }, quiet: { type: "boolean" },
-    nproc: { type: "string" }, nnodes: { type: "string" }, "node-rank": { type: "string" }, master: { type: "string" },
+    ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
-  const nproc = intFlag("nproc", v.nproc, 1);
-  const nnodes = intFlag("nnodes", v.nnodes, 1);
-  if ((nproc > 1 || nnodes > 1) && !process.env.WORLD_SIZE) {
-    const bin = fileURLToPath(new URL("../../bin/lsmseg.js", import.meta.url));
-    return launch(bin, ["finetune", ...stripLaunchFlags(argv)], { nproc, nnodes, nodeRank: intFlag("node-rank", v["node-rank"], 0), master: v.master });
-  }
+  const launched = await launchIfAsked("finetune", argv, v);
+  if (launched !== null) return launched;
   if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
   const optimizer = v.optimizer ?? "sgd";
   if (optimizer !== "sgd" && optimizer !== "adamw") throw new UsageError(`--optimizer: expected sgd or adamw, got '${optimizer}'`);

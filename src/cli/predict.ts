@@ -1,9 +1,9 @@
 // lsmseg predict: sliding-window segmentation of volumes of any size with a fine-tuned model.
 import { loadModel } from "../seg/model.ts";
 import { predictPaths } from "../seg/predict.ts";
-import { defaultPrecision } from "../torch/index.ts";
+import { ProcessGroup, defaultPrecision, distOptionsFromEnv } from "../torch/index.ts";
 import { Progress } from "../util/progress.ts";
-import { UsageError, intFlag, numFlag, parseFlags } from "./args.ts";
+import { LAUNCH_FLAGS, LAUNCH_HELP, UsageError, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DIR [options]
 
@@ -18,17 +18,25 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --precision bf16|fp32 default bf16 where the CPU has it
   --max-memory-mb N     a volume whose prediction needs more is read and written slab by slab (resumable:
                         rerun the same command after a kill) with the same result (default 4096)
-  --quiet               no progress output`;
+  --quiet               no progress output
+${LAUNCH_HELP}
+                        (a folder's volumes are dealt out to the ranks; one volume is split into z-slabs,
+                        the same result bit for bit)`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
     batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" },
+    ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
   if (!v.model || !v.in || !v.out) throw new UsageError(`--model, --in and --out are required\n\n${HELP}`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  const launched = await launchIfAsked("predict", argv, v);
+  if (launched !== null) return launched;
+  const distOpts = distOptionsFromEnv();
+  const group = distOpts ? ProcessGroup.init(distOpts) : null;
   const model = loadModel(v.model);
   let bar: Progress | null = null;
   const written = await predictPaths(model, v.in, v.out, {
@@ -36,10 +44,13 @@ export async function run(argv: string[]): Promise<number> {
     threshold: v.threshold === undefined ? undefined : numFlag("threshold", v.threshold, 0.5), probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(),
     maxMemoryBytes: intFlag("max-memory-mb", v["max-memory-mb"], 4096) * 2 ** 20,
+    shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },
   });
   (bar as Progress | null)?.finish();
+  group?.destroy();
+  if (group && group.rank !== 0) return 0;
   console.log(`wrote ${written.length} mask${written.length === 1 ? "" : "s"}${written.length === 1 ? `: ${written[0]}` : ` to ${v.out}`}`);
   return 0;
 }

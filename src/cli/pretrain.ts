@@ -1,7 +1,7 @@
 // lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
 import { sslMethods } from "../ssl/method.ts";
 import { pretrain } from "../ssl/pretrain.ts";
-import { UsageError, intFlag, numFlag, parseFlags } from "./args.ts";
+import { LAUNCH_FLAGS, LAUNCH_HELP, UsageError, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
@@ -26,7 +26,9 @@ const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options
   --index PATH          where the dataset index is cached (default: in the data folder, else in RUN)
   --seed N              default 0
   --list                list the methods and exit
-  --quiet               no progress output`;
+  --quiet               no progress output
+${LAUNCH_HELP}
+                        (data-parallel: the effective batch is N × --batch; resume with another N works)`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
@@ -34,6 +36,7 @@ export async function run(argv: string[]): Promise<number> {
     opt: { type: "string", multiple: true }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     balanced: { type: "boolean" }, lr: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "cache-mb": { type: "string" },
     "save-every": { type: "string" }, index: { type: "string" }, seed: { type: "string" }, list: { type: "boolean" }, quiet: { type: "boolean" },
+    ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -41,6 +44,8 @@ export async function run(argv: string[]): Promise<number> {
     for (const m of (await sslMethods()).values()) console.log(`${m.name.padEnd(10)} ${m.describe}\n${" ".repeat(11)}options: ${Object.entries(m.defaults).map(([k, d]) => `${k}=${d}`).join(" ")}`);
     return 0;
   }
+  const launched = await launchIfAsked("pretrain", argv, v);
+  if (launched !== null) return launched;
   if (!v.data || !v.out || !v.method) throw new UsageError(`--data, --method and --out are required\n\n${HELP}`);
   const arch = v.arch ?? "unet";
   if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
@@ -60,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     saveEvery: v["save-every"] === undefined ? undefined : intFlag("save-every", v["save-every"], 200), indexPath: v.index,
     seed: intFlag("seed", v.seed, 0), quiet: v.quiet,
   });
+  if (Number(process.env.RANK ?? 0) !== 0) return 0;
   console.log(`finished ${res.out}: ${res.method}, loss ${res.firstLoss.toFixed(4)} → ${res.lastLoss.toFixed(4)}; fine-tune with: lsmseg finetune --init ${res.checkpoint} ...`);
   return 0;
 }

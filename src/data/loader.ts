@@ -45,8 +45,10 @@ export interface PatchLoaderOptions {
   /**
    * Data-parallel sharding: this loader's batch k holds the content of global batch k·worldSize + rank,
    * so the ranks of a run see disjoint batches and together the same sequence a single process would.
+   * `startGlobal` (a run resumed with another number of processes) is the global batch that local batch
+   * `startBatch` maps to: batch k is then startGlobal + (k − startBatch)·worldSize + rank.
    */
-  shard?: { rank: number; worldSize: number };
+  shard?: { rank: number; worldSize: number; startGlobal?: number };
 }
 
 export interface Batch {
@@ -95,7 +97,8 @@ export class PatchLoader {
   private readonly sampling: "uniform" | "balanced";
   private readonly byStructure: number[][];
   private readonly hasLabels: boolean;
-  private readonly shard: { rank: number; worldSize: number };
+  private readonly shard: { rank: number; worldSize: number; startGlobal?: number };
+  private readonly startBatch: number;
   private readonly patchVoxels: number;
   private readonly inlineCache: CaseCache | null = null;
   private readonly pool: WorkerSlot[] = [];
@@ -128,7 +131,7 @@ export class PatchLoader {
     this.settings = { cases: [...cases], patchSize: this.patchSize, seed: opts.seed, augment: opts.augment ?? null, views: opts.views ?? 1 };
     this.workers = opts.workers ?? Math.min(4, cpus().length);
     this.prefetch = Math.max(1, opts.prefetch ?? 2 * this.workers);
-    this.cursor = this.dispatched = opts.startBatch ?? 0;
+    this.cursor = this.dispatched = this.startBatch = opts.startBatch ?? 0;
     this.shard = opts.shard ?? { rank: 0, worldSize: 1 };
     if (!(this.shard.worldSize >= 1 && this.shard.rank >= 0 && this.shard.rank < this.shard.worldSize)) {
       throw new Error(`PatchLoader: shard rank ${this.shard.rank} is not in 0…${this.shard.worldSize - 1}`);
@@ -152,7 +155,8 @@ export class PatchLoader {
 
   /** The case index of sample `slot` of this loader's batch `local`, and whether it is centred on foreground. */
   taskOf(local: number, slot: number): SampleTask {
-    const batch = local * this.shard.worldSize + this.shard.rank;
+    const { rank, worldSize, startGlobal } = this.shard;
+    const batch = startGlobal === undefined ? local * worldSize + rank : startGlobal + (local - this.startBatch) * worldSize + rank;
     const rng = stream(this.settings.seed, "batch", batch, "pick", slot);
     let caseIndex: number;
     if (this.sampling === "balanced") {

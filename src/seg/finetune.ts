@@ -77,6 +77,8 @@ interface RunState {
   step: number;
   bestEma: number;
   ema: number | null;
+  /** Global batches consumed (steps × ranks, summed over runs with different numbers of ranks); absent in old runs. */
+  globalBatches?: number;
 }
 
 /** The group a case is reported in: "isolated dense", "contiguous sparse", ... */
@@ -227,8 +229,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     // One core fewer than the machine has, at most 4: the training step itself needs the rest.
     cases: fold.train, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers: o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1)),
     augment: o.augment === false ? null : DEFAULT_AUGMENT, startBatch: state.step, normalize: { percentiles: plan.normalization.percentiles },
-    shard: group ? { rank: group.rank, worldSize: group.worldSize } : undefined,
+    shard: { rank: group?.rank ?? 0, worldSize: group?.worldSize ?? 1, startGlobal: state.globalBatches ?? state.step * (group?.worldSize ?? 1) },
   });
+  state.globalBatches ??= state.step * (group?.worldSize ?? 1);
   const progress = new Progress("finetune", totalSteps, { unit: "steps", silent: o.quiet });
   progress.set(state.step);
   net.train();
@@ -254,6 +257,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
         if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${state.step}; lower the learning rate (--lr) or use --precision fp32`);
         lossSum += loss;
         state.step++;
+        state.globalBatches! += group?.worldSize ?? 1;
         progress.tick(1, `epoch ${epoch + 1}/${epochs} loss ${loss.toFixed(4)} lr ${opt.lr.toExponential(2)}`);
       }
       const trainSeconds = (performance.now() - t0) / 1000;

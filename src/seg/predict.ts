@@ -7,7 +7,7 @@ import { normalize } from "../data/normalize.ts";
 import { type Volume, readVolume, writeVolume } from "../io/index.ts";
 import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
 import type { LoadedModel } from "./model.ts";
-import { needsOutOfCore, predictLarge } from "./predict_large.ts";
+import { SHARD_WAIT_MS, needsOutOfCore, predictLarge } from "./predict_large.ts";
 import { slidingWindow } from "./sliding_window.ts";
 
 export interface PredictOptions {
@@ -22,6 +22,15 @@ export interface PredictOptions {
   onProgress?: (done: number, total: number) => void;
   /** predictFile streams volumes whose in-memory prediction would need more than this (default 4 GiB): see predict_large.ts. */
   maxMemoryBytes?: number;
+  /** This process's part of a multi-process prediction (`lsmseg predict --nproc N`); see predictPaths. */
+  shard?: PredictShard;
+}
+
+/** One rank of a multi-process prediction: its rank, the number of ranks, and a barrier over them. */
+export interface PredictShard {
+  rank: number;
+  worldSize: number;
+  barrier: (timeoutMs?: number) => void;
 }
 
 export interface Prediction {
@@ -71,6 +80,7 @@ export function outputPathFor(input: string, outDir: string): string {
 
 /** Predicts one file and writes the mask (uint8 {0,1}) with the input's geometry; optionally the probabilities. */
 export async function predictFile(model: LoadedModel, input: string, output: string, o: PredictOptions = {}): Promise<void> {
+  if (o.shard && o.shard.worldSize > 1) return predictLarge(model, input, output, o);
   if (await needsOutOfCore(model, input, o.maxMemoryBytes)) return predictLarge(model, input, output, { ...o, maxMemoryBytes: o.maxMemoryBytes });
   let vol: Volume;
   try {
@@ -88,17 +98,25 @@ export async function predictFile(model: LoadedModel, input: string, output: str
   }
 }
 
-/** Predicts a file or a folder of files into a file or a folder. */
+/**
+ * Predicts a file or a folder of files into a file or a folder. With `o.shard` (several ranks), a folder's
+ * files are dealt out (file i to rank i mod N, each predicted whole by its rank), and a single volume is
+ * split into z-slabs dealt out the same way (predict_large.ts), with the result of one process bit for bit;
+ * every rank returns the full list of outputs once all are written.
+ */
 export async function predictPaths(model: LoadedModel, input: string, output: string, o: PredictOptions & { onFile?: (i: number, n: number, path: string) => void } = {}): Promise<string[]> {
   const inputs = listInputs(input);
   const toFolder = inputs.length > 1 || (existsSync(output) && statSync(output).isDirectory() && !output.endsWith(".zarr")) || output.endsWith("/");
   if (toFolder) mkdirSync(output, { recursive: true });
+  const shard = o.shard && o.shard.worldSize > 1 ? o.shard : null;
   const written: string[] = [];
   for (const [i, file] of inputs.entries()) {
-    o.onFile?.(i, inputs.length, file);
     const out = toFolder ? outputPathFor(file, output) : output;
-    await predictFile(model, file, out, o);
     written.push(out);
+    if (shard && inputs.length > 1 && i % shard.worldSize !== shard.rank) continue;
+    o.onFile?.(i, inputs.length, file);
+    await predictFile(model, file, out, inputs.length > 1 ? { ...o, shard: undefined } : o);
   }
+  if (shard && inputs.length > 1) shard.barrier(SHARD_WAIT_MS);
   return written;
 }

@@ -15,6 +15,10 @@
 //                  progress.json; a killed run resumes and skips the slabs already there. When all are done they
 //                  are streamed into the output (OME-Zarr with a pyramid, a TIFF plane folder, or any format by
 //                  the output's name) and the parts folder is removed.
+//   ranks          with o.shard (`lsmseg predict --nproc N`), slabs are at most ⌈depth / N⌉ planes thick and slab i
+//                  is rank i mod N's: rank 0 computes the normalisation and the progress file, every rank writes
+//                  its slabs' parts, and rank 0 assembles the output after a barrier. Each slab's mask is what
+//                  one process computes, so the result is the same bit for bit.
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -38,6 +42,8 @@ export interface LargePredictOptions extends PredictOptions {
 }
 
 export const DEFAULT_MAX_MEMORY_BYTES = 4096 * 2 ** 20;
+/** How long a rank of a multi-process prediction waits at a barrier for its peers' share of the work. */
+export const SHARD_WAIT_MS = 24 * 3600_000;
 
 /** Bytes per voxel that in-memory prediction holds: raw, normalised, tensor, logits, weights, argmax, mask. */
 function bytesPerVoxel(header: VolumeHeader, numClasses: number): number {
@@ -139,7 +145,8 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     if (fit < minThickness && D > fit) {
       console.warn(`${input}: --max-memory-mb ${Math.round(budget / 2 ** 20)} is below the ${Math.ceil(((margin + minThickness) * inputPlane + minThickness * outputPlane) / 2 ** 20)} MB that slabs of ${minThickness} planes of ${H}×${W} need; using that`);
     }
-    const thickness = Math.min(D, Math.max(minThickness, fit));
+    const world = o.shard?.worldSize ?? 1, rank = o.shard?.rank ?? 0;
+    const thickness = Math.min(D, Math.max(minThickness, Math.min(fit, Math.ceil(D / world))));
     const slabs: Array<[number, number]> = [];
     for (let a = 0; a < D; a += thickness) slabs.push([a, Math.min(D, a + thickness)]);
 
@@ -147,14 +154,25 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const parts = `${output.replace(/\/+$/, "")}.parts`;
     const key = JSON.stringify({ input, shape: header.shape, patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32", slabs });
     const progressPath = join(parts, "progress.json");
-    let state: Progress | null = existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null;
-    if (state && state.key !== key) { rmSync(parts, { recursive: true, force: true }); state = null; }
-    if (!state) {
-      const normalization = await streamingNormalization(source, { percentiles: plan.normalization.percentiles, maxSamples: o.maxSamples });
-      state = { key, normalization, slabs };
-      mkdirSync(parts, { recursive: true });
-      writeFileAtomic(progressPath, Buffer.from(JSON.stringify(state, null, 2) + "\n"));
+    const readState = () => (existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null);
+    let state: Progress | null = null;
+    if (rank === 0) {
+      state = readState();
+      if (state && state.key !== key) { rmSync(parts, { recursive: true, force: true }); state = null; }
+      if (!state) {
+        const normalization = await streamingNormalization(source, { percentiles: plan.normalization.percentiles, maxSamples: o.maxSamples });
+        state = { key, normalization, slabs };
+        mkdirSync(parts, { recursive: true });
+        writeFileAtomic(progressPath, Buffer.from(JSON.stringify(state, null, 2) + "\n"));
+      }
     }
+    // the other ranks take rank 0's normalisation and progress file
+    o.shard?.barrier(SHARD_WAIT_MS);
+    if (rank !== 0) {
+      state = readState();
+      if (!state || state.key !== key) throw new Error(`${progressPath}: rank 0's progress file does not match rank ${rank}'s plan (do all ranks see the same files?)`);
+    }
+    if (!state) throw new Error(`${progressPath}: no progress state`);
     const { lo, hi, mean, std } = state.normalization;
     const inv = 1 / Math.max(std, 1e-8);
     const slabPath = ([a, b]: [number, number]) => join(parts, `slab_${a}_${b}.u8.gz`);
@@ -165,6 +183,7 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const batchesTotal = Math.ceil(boxes.length / batch);
     try {
       for (const [si, [a, b]] of slabs.entries()) {
+        if (si % world !== rank) continue;
         if (existsSync(slabPath([a, b]))) { o.onSlab?.(si + 1, slabs.length); continue; }
         // padded z range of the slab; the batches with a window overlapping it; the planes they cover
         const za = a + padBefore[0], zb = b + padBefore[0];
@@ -215,7 +234,9 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
       weight.dispose();
     }
 
-    // stream the slabs into the output, then drop the parts
+    // stream the slabs into the output, then drop the parts (rank 0, once every rank has written its slabs)
+    o.shard?.barrier(SHARD_WAIT_MS);
+    if (rank !== 0) return;
     const { data: _none, ...outHeader } = { ...header, data: null, dtype: "uint8" as const };
     const sink = await createVolume(output, outHeader);
     try {

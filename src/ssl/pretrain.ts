@@ -5,6 +5,11 @@
 // adaptation plan fine-tuning needs (network config, patch, spacing, normalisation, method, key groups).
 // Batch k depends only on (seed, k) and the method's random draws on (seed, step), so a run killed at any point
 // and resumed from checkpoint_latest ends with the same weights as one that never stopped.
+// Data-parallel when started by the launcher (WORLD_SIZE > 1, `lsmseg pretrain --nproc N`): rank 0 indexes the
+// data and alone writes logs and checkpoints; every rank starts from rank 0's weights, reads its own shard of the
+// global batches (local batch k = global batch k·N + rank) and draws its own masks (seed, step, rank); gradients
+// are averaged over the ranks before the optimizer step, so the effective batch is N × --batch. A run resumed with
+// another N goes on from the number of global batches consumed.
 import { appendFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PatchLoader } from "../data/loader.ts";
@@ -14,7 +19,7 @@ import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, clipGradNorm, makeSchedule } from "../optim/index.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint } from "../seg/model.ts";
 import { type Plan, type PlanOptions, describePlan, makePlan } from "../seg/plan.ts";
-import { type Tensor, autocast, defaultPrecision, fromBytes, loadCheckpoint, manualSeed, saveCheckpoint, setRngState, tidy } from "../torch/index.ts";
+import { ProcessGroup, type Tensor, autocast, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, saveCheckpoint, setRngState, tensor, tidy } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { buildIndex, defaultIndexPath, describeIndex } from "./data_index.ts";
@@ -82,11 +87,14 @@ export interface AdaptationPlan {
   plan: Omit<Plan, "network">;
   /** The network's keys by part; `pretrained` lists the ones this checkpoint holds (the rest are at initialisation). */
   keyGroups: { stem: string[]; encoder: string[]; decoder: string[]; pretrained: string[] };
-  state: { step: number };
-  run: { seed: number; steps: number; sampling: string; batchSize: number; lr: number; warmupSteps: number };
+  /** globalBatches: batches consumed over all ranks (absent in runs before data parallelism: = step). */
+  state: { step: number; globalBatches?: number };
+  run: { seed: number; steps: number; sampling: string; batchSize: number; lr: number; warmupSteps: number; worldSize?: number };
 }
 
 const SAVE_EVERY_MS = 5 * 60_000;
+/** How long ranks > 0 wait for rank 0 to index the data. */
+const INDEX_WAIT_MS = 6 * 3600_000;
 
 
 /** The parameters a run optimises, in a fixed order: the trained part of the network, then the method's heads. */
@@ -111,6 +119,9 @@ function loadModel(file: string, model: Map<string, Tensor>, net: SegNetwork, he
 }
 
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
+  const distOpts = distOptionsFromEnv();
+  const main = (distOpts?.rank ?? 0) === 0;
+  if (!main) o = { ...o, quiet: true, log: () => {} };
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
   const method: SslMethod = await sslMethod(o.method);
   const mopts = methodOptions(method, o.methodOptions);
@@ -122,17 +133,22 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const logPath = join(o.out, "log.jsonl");
   if (!o.resume && existsSync(latestPath)) throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
-  mkdirSync(o.out, { recursive: true });
+  if (main) mkdirSync(o.out, { recursive: true });
 
+  const group = distOpts ? ProcessGroup.init(distOpts) : null;
+  const world = group?.worldSize ?? 1;
   const t0 = performance.now();
+  // rank 0 builds (or refreshes) the cached index; the others then read it
+  if (group && !main) group.barrier(INDEX_WAIT_MS);
   const idx = await buildIndex(o.data, o.indexPath ?? defaultIndexPath(o.data, o.out), { onProgress: (d, n) => { if (d % 500 === 0) log(`indexing ${d}/${n}`); } });
+  if (group && main) group.barrier(INDEX_WAIT_MS);
   log(`data: ${describeIndex(idx.index)}; index ${idx.path} (${idx.rebuilt} read, ${idx.reused} cached, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   // the loader (and each of its workers) gets the cases only, not the statistics
   const cases = idx.index.entries.map(({ id, imagePath, structure, category, density }) => ({ id, imagePath, structure, category, density }));
   const shapes = idx.index.entries.map((e) => e.shape), spacings = idx.index.entries.map((e) => e.spacingUm);
 
   let plan: Plan;
-  let step = 0;
+  let step = 0, globalBatches = 0;
   let ckpt: ReturnType<typeof loadCheckpoint> | null = null;
   if (o.resume) {
     ckpt = loadCheckpoint(latestPath);
@@ -140,6 +156,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     if (extra.method !== method.name) throw new Error(`${latestPath}: a '${extra.method}' run, not '${method.name}'`);
     plan = { ...extra.plan, network: ckpt.meta.network } as unknown as Plan;
     step = extra.state.step;
+    globalBatches = extra.state.globalBatches ?? step;
   } else {
     const batchSize = o.plan?.batchSize ?? method.batchSize;
     plan = makePlan(shapes, spacings, { ...o.plan, batchSize, deepSupervision: false });
@@ -162,15 +179,18 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
     }
     records = readJsonl<PretrainRecord>(logPath).filter((r) => r.step <= step);
-    writeFileAtomic(logPath, Buffer.from(records.map((r) => JSON.stringify(r) + "\n").join("")));
+    if (main) writeFileAtomic(logPath, Buffer.from(records.map((r) => JSON.stringify(r) + "\n").join("")));
     log(`resuming ${o.out} at step ${step}`);
-  } else {
+  } else if (main) {
     writeFileAtomic(logPath, Buffer.alloc(0));
-    writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, methodOptions: mopts, plan }, null, 2) + "\n"));
+    writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, methodOptions: mopts, plan, worldSize: world }, null, 2) + "\n"));
   }
+  // every rank starts from rank 0's weights (as DistributedDataParallel does); a resumed run's optimizer
+  // state is the same on every rank, read from the same checkpoint
+  if (group) group.broadcast(params, 0);
   log(describePlan(plan));
   log(`method ${method.name}: ${method.describe}; options ${JSON.stringify(mopts)}`);
-  log(`training ${params.length} tensors (${keys.size} network keys: ${method.trains.join(" + ")}, plus ssl.*); ${precision}; AdamW lr ${lr}, warm-up ${warmupSteps}, cosine to ${steps} steps; sampling ${o.sampling ?? "uniform"}`);
+  log(`training ${params.length} tensors (${keys.size} network keys: ${method.trains.join(" + ")}, plus ssl.*); ${precision}; AdamW lr ${lr}, warm-up ${warmupSteps}, cosine to ${steps} steps; sampling ${o.sampling ?? "uniform"}${group ? `; ${world} ranks, effective batch ${world * plan.batchSize}` : ""}`);
 
   const schedule = makeSchedule({ kind: "cosine", baseLr: lr, totalSteps: steps, warmupSteps });
   const workers = o.workers ?? undefined;
@@ -179,6 +199,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     augment: method.augment, views: method.views, sampling: o.sampling ?? "uniform",
     cacheBytes: Math.floor((o.cacheBytes ?? 2 ** 31) / Math.max(1, workers ?? 4)),
     normalize: { percentiles: plan.normalization.percentiles },
+    shard: { rank: group?.rank ?? 0, worldSize: world, startGlobal: globalBatches },
   });
   const [pd, ph, pw] = plan.patchSize;
   const B = plan.batchSize;
@@ -187,11 +208,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     const g = net.keyGroups();
     return {
       kind: "lsmseg-pretraining", method: method.name, methodOptions: mopts, patchSize: plan.patchSize, spacingUm: plan.spacingUm,
-      normalization: plan.normalization, plan: rest, keyGroups: { ...g, pretrained: [...keys] }, state: { step: s },
-      run: { seed, steps, sampling: o.sampling ?? "uniform", batchSize: B, lr, warmupSteps },
+      normalization: plan.normalization, plan: rest, keyGroups: { ...g, pretrained: [...keys] }, state: { step: s, globalBatches },
+      run: { seed, steps, sampling: o.sampling ?? "uniform", batchSize: B, lr, warmupSteps, worldSize: world },
     };
   };
-  const save = (path: string, withOptimizer: boolean) => saveCheckpoint(path, {
+  const save = (path: string, withOptimizer: boolean) => main && saveCheckpoint(path, {
     step, model: checkpointModel(net, keys, objective.heads), optimizer: withOptimizer ? opt.stateDict() : undefined,
     network: plan.network as unknown as Record<string, unknown>, extra: extraFor(step) as unknown as Record<string, unknown>, overwrite: true, rng: withOptimizer,
   });
@@ -206,7 +227,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     while (step < steps) {
       const batch = await loader.next();
       opt.lr = schedule(step);
-      const rng = stream(seed, "ssl", method.name, step);
+      const rng = group ? stream(seed, "ssl", method.name, step, "rank", group.rank) : stream(seed, "ssl", method.name, step);
       const loss = tidy(() => {
         const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
         const sb: SslBatch = {
@@ -217,22 +238,25 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         const l = autocast(() => objective.loss(sb, rng), { enabled: precision === "bf16" }).float();
         opt.zeroGrad();
         l.backward();
+        group?.averageGradients(params);
         clipGradNorm(params, 12);
         opt.step();
         return l.item();
       });
       if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}; lower the learning rate (--lr) or use --precision fp32`);
       step++;
+      globalBatches += world;
       lossSum += loss;
       lossCount++;
       progress.tick(1, `loss ${loss.toFixed(4)} lr ${opt.lr.toExponential(2)}`);
       if (step % logEvery === 0 || step === steps) {
         const seconds = (performance.now() - intervalStart) / 1000;
+        if (group) lossSum = tidy(() => { const t = tensor([lossSum]); group.allReduce([t]); return t.item() / world; });
         const rec: PretrainRecord = {
           step, loss: lossSum / lossCount, lr: opt.lr, dataWaitFraction: (loader.waitMs - waitStart) / 1000 / seconds,
           secondsPerStep: seconds / lossCount, time: new Date().toISOString(),
         };
-        appendFileSync(logPath, JSON.stringify(rec) + "\n");
+        if (main) appendFileSync(logPath, JSON.stringify(rec) + "\n");
         records.push(rec);
         lossSum = 0; lossCount = 0; intervalStart = performance.now(); waitStart = loader.waitMs;
       }
@@ -247,6 +271,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   progress.finish();
   save(latestPath, true);
   save(finalPath, false);
+  group?.barrier();
+  group?.destroy();
   net.dispose();
   objective.heads.dispose();
   const n = Math.max(1, Math.min(3, Math.floor(records.length / 2)));

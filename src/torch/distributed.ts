@@ -63,8 +63,9 @@ export class ProcessGroup {
     return native.allGather(this.h, t.handle).map((h) => new Tensor(h));
   }
 
-  barrier(): void {
-    native.barrier(this.h);
+  /** Waits for every rank; `timeoutMs` overrides the group's timeout (waiting for peers' long work). */
+  barrier(timeoutMs?: number): void {
+    native.barrier(this.h, timeoutMs);
   }
 
   /**

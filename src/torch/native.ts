@@ -53,7 +53,7 @@ export interface NativeAddon {
   allReduce(g: Handle, tensors: Handle[], op: string): void;
   broadcast(g: Handle, tensors: Handle[], root: number): void;
   allGather(g: Handle, t: Handle): Handle[];
-  barrier(g: Handle): void;
+  barrier(g: Handle, timeoutMs?: number): void;
   groupInfo(g: Handle): { rank: number; worldSize: number; backend: string };
   allReduceGrads(g: Handle, params: Handle[], bucketCapMB: number): number;
   distDestroy(g: Handle): void;

@@ -54,6 +54,18 @@ test("same seed: identical batches with 0 and 2 workers, and from startBatch k",
   assert.equal(inline[0].labels!.length, 3 * 16 ** 3);
 });
 
+test("sharding: rank r's batch k is global batch k·N + r; a resume with another N starts at the global batch given", async () => {
+  const opts = { cases: annotated, patchSize: [16, 16, 16] as [number, number, number], batchSize: 2, seed: 9, workers: 0 };
+  const single = await take(new PatchLoader(opts), 8);
+  const ranks = await Promise.all([0, 1].map((rank) => take(new PatchLoader({ ...opts, shard: { rank, worldSize: 2 } }), 3)));
+  const same = (a: Batch, b: Batch) => { assert.deepEqual(a.caseIds, b.caseIds); assert.deepEqual(a.images, b.images); assert.deepEqual(a.labels, b.labels); };
+  for (let k = 0; k < 3; k++) for (const rank of [0, 1]) same(ranks[rank][k], single[2 * k + rank]);
+  // 3 steps of 2 ranks consumed global batches 0…5; one process resumed at step 3 goes on with batch 6
+  const resumed = await take(new PatchLoader({ ...opts, startBatch: 3, shard: { rank: 0, worldSize: 1, startGlobal: 6 } }), 2);
+  same(resumed[0], single[6]);
+  same(resumed[1], single[7]);
+});
+
 test("foreground oversampling: the last third of each batch is centred on foreground", async () => {
   const B = 3, P = 8, n = P ** 3, batches = 20;
   const got = await take(new PatchLoader({ cases: annotated, patchSize: [P, P, P], batchSize: B, seed: 5, workers: 0 }), batches);
