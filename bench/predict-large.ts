@@ -31,7 +31,7 @@ const rssBefore = process.resourceUsage().maxRSS * 1024;
 const voxels = shape[0] * shape[1] * shape[2];
 let slabs = 0;
 const t0 = performance.now();
-await predictLarge(model, input, join(work, "mask.ome.zarr"), { mirror: false, precision: "fp32", batchSize: 2, maxMemoryBytes: budgetMb * 2 ** 20, onSlab: (_d, n) => { slabs = n; } });
+await predictLarge(model, input, join(work, "mask.ome.zarr"), { mirror: false, precision: "fp32", batchSize: 2, maxMemoryBytes: budgetMb * 2 ** 20, onBlock: (_d, n) => { slabs = n; } });
 const s = (performance.now() - t0) / 1000;
 const peak = process.resourceUsage().maxRSS * 1024;
 const gib = (b: number) => b / 2 ** 30;

@@ -16,7 +16,7 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --threshold P         foreground when p(foreground) > P instead of argmax
   --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
   --precision bf16|fp32 default bf16 where the CPU has it
-  --max-memory-mb N     a volume whose prediction needs more is read and written slab by slab (resumable:
+  --max-memory-mb N     a volume whose prediction needs more is read and written block by block (resumable:
                         rerun the same command after a kill) with the same result (default 4096)
   --quiet               no progress output
 ${LAUNCH_HELP}

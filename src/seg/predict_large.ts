@@ -4,28 +4,31 @@
 //                  same deterministic voxel subsample (its indices come from the same seeded stream) for the
 //                  percentiles, then the clipped sum and the squared deviations, accumulated in voxel order
 //                  as the in-memory loop does, so lo, hi, mean and std are bit-identical
-//   windows        the in-memory sliding window's grid and batches (src/seg/sliding_window.ts). An output slab
-//                  [a, b) runs every batch holding a window that overlaps it, reading the planes those windows
-//                  cover (the slab plus up to a patch of margin on each side); every window covering a voxel of
-//                  the slab adds its value there in the same order as in memory, into an accumulator of the
-//                  slab's own planes, so the Gaussian-weighted logits, and the mask, match bit for bit. Memory
-//                  grows with the plane's area (y·x) times about three patches, not with the depth: planes too
-//                  large for the budget would need y/x blocks as well (not done)
-//   output         each slab's mask is written atomically to <out>.parts/slab_<a>_<b>.u8.gz beside a small
-//                  progress.json; a killed run resumes and skips the slabs already there. When all are done they
-//                  are streamed into the output (OME-Zarr with a pyramid, a TIFF plane folder, or any format by
-//                  the output's name) and the parts folder is removed.
-//   ranks          with o.shard (`lsmseg predict --nproc N`), slabs are at most ⌈depth / N⌉ planes thick and slab i
-//                  is rank i mod N's: rank 0 computes the normalisation and the progress file, every rank writes
-//                  its slabs' parts, and rank 0 assembles the output after a barrier. Each slab's mask is what
+//   windows        the in-memory sliding window's grid and batches (src/seg/sliding_window.ts). The output is cut
+//                  into blocks (full planes as deep as the budget allows, else a patch deep and square in y/x:
+//                  planBlocks). A block runs every batch holding a window that overlaps it, reading the box those
+//                  windows cover (the block plus up to a patch of margin on each side; a batch-mate outside it is
+//                  read by itself, since batches run whole as in memory); every window covering a voxel of the
+//                  block adds its value there in the same order as in memory, into an accumulator of the block's
+//                  own size, so the Gaussian-weighted logits, and the mask, match bit for bit. Memory is bounded
+//                  by the budget whatever the volume's size (a block needs at least about 3 patches each way)
+//   output         each block's mask is written atomically to <out>.parts/block_<z>_<y>_<x>.u8.gz (one gzip
+//                  member per plane behind an index) beside a small progress.json; a killed run resumes and skips
+//                  the blocks already there. When all are done they are streamed, a group of planes at a time,
+//                  into the output (OME-Zarr with a pyramid, a TIFF plane folder, or any format by the output's
+//                  name) and the parts folder is removed. The output format's own buffer comes on top (OME-Zarr
+//                  collects a chunk's depth of mask planes, uint8, before writing a layer of chunks)
+//   ranks          with o.shard (`lsmseg predict --nproc N`), blocks are at most ⌈depth / N⌉ planes deep and block
+//                  i is rank i mod N's: rank 0 computes the normalisation and the progress file, every rank writes
+//                  its blocks' parts, and rank 0 assembles the output after a barrier. Each block's mask is what
 //                  one process computes, so the result is the same bit for bit.
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { percentileSorted, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, openVolume } from "../io/index.ts";
-import { type Tensor, fromBytes, noGrad, pad, softmax, stack, tidy, zeros } from "../torch/index.ts";
+import { type Tensor, fromBytes, keep, noGrad, pad, softmax, stack, tidy, zeros } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import type { LoadedModel } from "./model.ts";
 import type { PredictOptions } from "./predict.ts";
@@ -37,8 +40,10 @@ export interface LargePredictOptions extends PredictOptions {
   maxMemoryBytes?: number;
   /** Voxels sampled for the percentiles (default 100,000, as normalize's default). */
   maxSamples?: number;
-  /** Called after each slab with (slabs done, slabs in all). */
-  onSlab?: (done: number, total: number) => void;
+  /** Called after each block with (blocks done, blocks in all). */
+  onBlock?: (done: number, total: number) => void;
+  /** The output block's size instead of the one planned from the budget (tests, tuning). */
+  blockShape?: Triple;
 }
 
 export const DEFAULT_MAX_MEMORY_BYTES = 4096 * 2 ** 20;
@@ -110,7 +115,85 @@ export async function streamingNormalization(source: VolumeSource, o: { percenti
 interface Progress {
   key: string;
   normalization: Normalization;
-  slabs: Array<[number, number]>;
+  block: Triple;
+}
+
+/** An output block: [start, end) along z, y and x, in the volume's coordinates. */
+export type Block = [[number, number], [number, number], [number, number]];
+
+/**
+ * The largest output block (z, y, x) whose prediction fits `budget` bytes: full planes as deep as fit (at most
+ * `maxDepth`), else a patch deep and square in y/x. A block reads its input with up to a patch of margin on
+ * each side (its windows), and holds logits and weights for itself only. `bytes` is what the block needs,
+ * above the budget when even a patch-sized block does not fit.
+ */
+export function planBlocks(shape: Triple, patch: Triple, o: { budget: number; inputBytes: number; numClasses: number; maxDepth?: number }): { shape: Triple; bytes: number } {
+  const inBytes = o.inputBytes + 4 + 4; // raw, normalised, tensor
+  const outBytes = 4 * o.numClasses + 4 + 8 + 2; // logits, weights, argmax, mask
+  const padded = shape.map((n, i) => Math.max(n, patch[i]));
+  const ext = (b: number, i: number) => Math.min(padded[i], b + 2 * patch[i]);
+  const need = ([bz, by, bx]: Triple) => ext(bz, 0) * ext(by, 1) * ext(bx, 2) * inBytes + bz * by * bx * outBytes;
+  const [D, H, W] = shape;
+  const minDepth = Math.min(D, patch[0]);
+  const maxDepth = Math.max(minDepth, Math.min(D, o.maxDepth ?? D));
+  if (need([minDepth, H, W]) <= o.budget) {
+    let bz = minDepth;
+    while (bz < maxDepth && need([bz + 1, H, W]) <= o.budget) bz = Math.min(maxDepth, Math.max(bz + 1, Math.floor(bz * 1.05)));
+    if (need([bz, H, W]) > o.budget) bz--;
+    return { shape: [bz, H, W], bytes: need([bz, H, W]) };
+  }
+  const minSide = Math.max(patch[1], patch[2]);
+  let side = Math.max(H, W);
+  while (side > minSide && need([minDepth, Math.min(H, side), Math.min(W, side)]) > o.budget) side = Math.max(minSide, Math.floor(side * 0.9));
+  const b: Triple = [minDepth, Math.min(H, side), Math.min(W, side)];
+  return { shape: b, bytes: need(b) };
+}
+
+/** The blocks of `block` size tiling `shape`, z-major (then y, then x). */
+export function blockGrid(shape: Triple, block: Triple): Block[] {
+  const ranges = shape.map((n, i) => {
+    const out: Array<[number, number]> = [];
+    for (let a = 0; a < n; a += block[i]) out.push([a, Math.min(n, a + block[i])]);
+    return out;
+  });
+  const out: Block[] = [];
+  for (const z of ranges[0]) for (const y of ranges[1]) for (const x of ranges[2]) out.push([z, y, x]);
+  return out;
+}
+
+/** A block's mask as one gzip member per plane behind an index (count, then each member's length), so that
+ *  assembling the output reads one plane of a block at a time. */
+function encodePlanes(mask: Uint8Array, depth: number): Buffer {
+  const plane = mask.length / depth;
+  const members = Array.from({ length: depth }, (_, z) => gzipSync(mask.subarray(z * plane, (z + 1) * plane), { level: 1 }));
+  const index = Buffer.alloc(4 * (depth + 1));
+  index.writeUInt32LE(depth, 0);
+  members.forEach((m, z) => index.writeUInt32LE(m.length, 4 * (z + 1)));
+  return Buffer.concat([index, ...members]);
+}
+
+function readPlaneIndex(path: string): { read: (z: number) => Uint8Array; close: () => void } {
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(4);
+    readSync(fd, head, 0, 4, 0);
+    const depth = head.readUInt32LE(0);
+    const index = Buffer.alloc(4 * depth);
+    readSync(fd, index, 0, index.length, 4);
+    const offsets = [4 * (depth + 1)];
+    for (let z = 0; z < depth; z++) offsets.push(offsets[z] + index.readUInt32LE(4 * z));
+    return {
+      read: (z) => {
+        const buf = Buffer.alloc(offsets[z + 1] - offsets[z]);
+        readSync(fd, buf, 0, buf.length, offsets[z]);
+        return new Uint8Array(gunzipSync(buf));
+      },
+      close: () => closeSync(fd),
+    };
+  } catch (err) {
+    closeSync(fd);
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
 }
 
 /** Predicts `input` into `output` slab by slab; see the file's header. */
@@ -132,27 +215,19 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const boxes: Triple[] = [];
     for (const z of windowStarts(Dp, p[0], step)) for (const y of windowStarts(Hp, p[1], step)) for (const x of windowStarts(Wp, p[2], step)) boxes.push([z, y, x]);
 
-    // slab thickness from the budget: the input is read with up to a patch (and a batch's window rows) of margin
-    // on each side, while logits and weights are kept for the slab's own planes only
-    const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
-    const inputPlane = Hp * Wp * (DTYPES[header.dtype].bytes + 4 + 4);
-    const outputPlane = Hp * Wp * (4 * C + 4 + 8 + 2);
-    const rowsPerBatch = Math.ceil(batch / Math.max(1, boxes.length / windowStarts(Dp, p[0], step).length)) + 1;
-    const margin = 2 * p[0] + rowsPerBatch * Math.ceil(p[0] * step);
-    const fit = Math.floor((budget - margin * inputPlane) / (inputPlane + outputPlane));
-    // below a patch's thickness every window would be run for several slabs: take a patch and say so
-    const minThickness = Math.min(D, p[0]);
-    if (fit < minThickness && D > fit) {
-      console.warn(`${input}: --max-memory-mb ${Math.round(budget / 2 ** 20)} is below the ${Math.ceil(((margin + minThickness) * inputPlane + minThickness * outputPlane) / 2 ** 20)} MB that slabs of ${minThickness} planes of ${H}×${W} need; using that`);
-    }
     const world = o.shard?.worldSize ?? 1, rank = o.shard?.rank ?? 0;
-    const thickness = Math.min(D, Math.max(minThickness, Math.min(fit, Math.ceil(D / world))));
-    const slabs: Array<[number, number]> = [];
-    for (let a = 0; a < D; a += thickness) slabs.push([a, Math.min(D, a + thickness)]);
+    const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
+    const blockPlan = o.blockShape
+      ? { shape: o.blockShape.map((b, i) => Math.min(b, [D, H, W][i])) as Triple, bytes: NaN }
+      : planBlocks(header.shape, p, { budget, inputBytes: DTYPES[header.dtype].bytes, numClasses: C, maxDepth: Math.ceil(D / world) });
+    if (blockPlan.bytes > budget) {
+      console.warn(`${input}: --max-memory-mb ${Math.round(budget / 2 ** 20)} is below the ${Math.ceil(blockPlan.bytes / 2 ** 20)} MB that blocks of ${blockPlan.shape.join("×")} need (at least a patch each way); using that`);
+    }
+    const blocks = blockGrid(header.shape, blockPlan.shape);
 
-    // resumable state: <output>.parts/progress.json and one file per finished slab
+    // resumable state: <output>.parts/progress.json and one file per finished block
     const parts = `${output.replace(/\/+$/, "")}.parts`;
-    const key = JSON.stringify({ input, shape: header.shape, patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32", slabs });
+    const key = JSON.stringify({ input, shape: header.shape, patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32", block: blockPlan.shape });
     const progressPath = join(parts, "progress.json");
     const readState = () => (existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null);
     let state: Progress | null = null;
@@ -161,7 +236,7 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
       if (state && state.key !== key) { rmSync(parts, { recursive: true, force: true }); state = null; }
       if (!state) {
         const normalization = await streamingNormalization(source, { percentiles: plan.normalization.percentiles, maxSamples: o.maxSamples });
-        state = { key, normalization, slabs };
+        state = { key, normalization, block: blockPlan.shape };
         mkdirSync(parts, { recursive: true });
         writeFileAtomic(progressPath, Buffer.from(JSON.stringify(state, null, 2) + "\n"));
       }
@@ -175,72 +250,117 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     if (!state) throw new Error(`${progressPath}: no progress state`);
     const { lo, hi, mean, std } = state.normalization;
     const inv = 1 / Math.max(std, 1e-8);
-    const slabPath = ([a, b]: [number, number]) => join(parts, `slab_${a}_${b}.u8.gz`);
+    const blockPath = (b: Block) => join(parts, `block_${b.map(([a, e]) => `${a}-${e}`).join("_")}.u8.gz`);
+    const pb = padBefore as Triple, shape = [D, H, W] as Triple;
+
+    /** The normalised, padded input of the padded-coordinate box [r0, r1) (zero outside the volume, as in memory). */
+    const readInput = async (r0: Triple, r1: Triple): Promise<Tensor> => {
+      const o0 = r0.map((r, i) => Math.min(shape[i], Math.max(0, r - pb[i]))) as Triple;
+      const o1 = r1.map((r, i) => Math.max(o0[i], Math.min(shape[i], r - pb[i]))) as Triple;
+      const size = o1.map((e, i) => e - o0[i]) as Triple;
+      const raw = size.every((n) => n > 0) ? (await source.readRegion({ start: o0, size })).data : new Uint8Array(0);
+      const image = new Float32Array(raw.length);
+      for (let i = 0; i < raw.length; i++) { const v = raw[i]; image[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv; }
+      return tidy(() => {
+        const x0 = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, ...size], "float32");
+        const before = o0.map((v, i) => v + pb[i] - r0[i]), after = r1.map((r, i) => r - (o1[i] + pb[i]));
+        return before.some((v) => v > 0) || after.some((v) => v > 0) ? pad(x0, [before[2], after[2], before[1], after[1], before[0], after[0]]) : x0;
+      });
+    };
 
     const weight = gaussianImportance(p);
     const run = windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision);
     let batchesDone = 0;
     const batchesTotal = Math.ceil(boxes.length / batch);
+    const overlaps = (w: Triple, lo3: Triple, hi3: Triple) => w.every((v, i) => v < hi3[i] && v + p[i] > lo3[i]);
     try {
-      for (const [si, [a, b]] of slabs.entries()) {
-        if (si % world !== rank) continue;
-        if (existsSync(slabPath([a, b]))) { o.onSlab?.(si + 1, slabs.length); continue; }
-        // padded z range of the slab; the batches with a window overlapping it; the planes they cover
-        const za = a + padBefore[0], zb = b + padBefore[0];
+      for (const [bi, block] of blocks.entries()) {
+        if (bi % world !== rank) continue;
+        if (existsSync(blockPath(block))) { o.onBlock?.(bi + 1, blocks.length); continue; }
+        // the block in padded coordinates; the batches with a window overlapping it; the box those windows cover
+        const ba = block.map(([a], i) => a + pb[i]) as Triple, bb = block.map(([, e], i) => e + pb[i]) as Triple;
         const chosen: number[] = [];
+        const r0: Triple = [Infinity, Infinity, Infinity], r1: Triple = [-Infinity, -Infinity, -Infinity];
         for (let i = 0; i < boxes.length; i += batch) {
-          if (boxes.slice(i, i + batch).some(([z]) => z < zb && z + p[0] > za)) chosen.push(i);
+          let any = false;
+          for (const w of boxes.slice(i, i + batch)) {
+            if (!overlaps(w, ba, bb)) continue;
+            any = true;
+            for (let k = 0; k < 3; k++) { r0[k] = Math.min(r0[k], w[k]); r1[k] = Math.max(r1[k], w[k] + p[k]); }
+          }
+          if (any) chosen.push(i);
         }
-        const r0 = Math.min(...chosen.flatMap((i) => boxes.slice(i, i + batch).map(([z]) => z)));
-        const r1 = Math.max(...chosen.flatMap((i) => boxes.slice(i, i + batch).map(([z]) => z + p[0])));
-        // read the original planes under [r0, r1), normalise, pad as the in-memory path pads the whole volume
-        const oz0 = Math.max(0, r0 - padBefore[0]), oz1 = Math.min(D, r1 - padBefore[0]);
-        const raw = (await source.readRegion({ start: [oz0, 0, 0], size: [oz1 - oz0, H, W] })).data;
-        const image = new Float32Array(raw.length);
-        for (let i = 0; i < raw.length; i++) { const v = raw[i]; image[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv; }
+        const region = await readInput(r0, r1);
+        // a batch-mate outside the box (batches run whole, as in memory) is read by itself
+        const strays = new Map<string, Tensor>();
+        for (const i of chosen) {
+          for (const w of boxes.slice(i, i + batch)) {
+            if (w.every((v, k) => v >= r0[k] && v + p[k] <= r1[k])) continue;
+            strays.set(w.join(","), keep(await readInput(w, w.map((v, k) => v + p[k]) as Triple)));
+          }
+        }
+        const [bz, by, bx] = block.map(([a, e]) => e - a);
         const mask = noGrad(() => tidy(() => {
-          const x0 = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, oz1 - oz0, H, W], "float32");
-          const before = oz0 + padBefore[0] - r0, after = r1 - (oz1 + padBefore[0]);
-          const padded = before > 0 || after > 0 || padBefore[1] + padAfter[1] + padBefore[2] + padAfter[2] > 0;
-          const vol = padded ? pad(x0, [padBefore[2], padAfter[2], padBefore[1], padAfter[1], before, after]) : x0;
-          // logits and weights of the slab's planes [za, zb) only; each window adds the part that falls there
-          const acc = zeros([C, zb - za, Hp, Wp]);
-          const norm = zeros([1, zb - za, Hp, Wp]);
+          const acc = zeros([C, bz, by, bx]);
+          const norm = zeros([1, bz, by, bx]);
+          const patchOf = (w: Triple) => strays.get(w.join(",")) ?? region.slice(1, w[0] - r0[0], w[0] - r0[0] + p[0]).slice(2, w[1] - r0[1], w[1] - r0[1] + p[1]).slice(3, w[2] - r0[2], w[2] - r0[2] + p[2]);
           for (const i of chosen) {
             tidy(() => {
               const chunk = boxes.slice(i, i + batch);
-              const x = stack(chunk.map(([z, y, xx]) => vol.slice(1, z - r0, z - r0 + p[0]).slice(2, y, y + p[1]).slice(3, xx, xx + p[2])));
-              const out = mirroredLogits(run, x, mirrors);
-              chunk.forEach(([z, y, xx], k) => {
-                const a0 = Math.max(z, za), a1 = Math.min(z + p[0], zb);
-                if (a0 >= a1) return; // a batch-mate of a window that overlaps the slab
-                const w = weight.slice(0, a0 - z, a1 - z);
-                acc.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(out.select(0, k).slice(1, a0 - z, a1 - z).mul(w));
-                norm.slice(1, a0 - za, a1 - za).slice(2, y, y + p[1]).slice(3, xx, xx + p[2]).add_(w);
+              const out = mirroredLogits(run, stack(chunk.map(patchOf)), mirrors);
+              chunk.forEach((w, k) => {
+                if (!overlaps(w, ba, bb)) return; // a batch-mate of a window that overlaps the block
+                // the part of the window inside the block: window coordinates [a0 − w, a1 − w), block [a0 − ba, a1 − ba)
+                const a0 = w.map((v, j) => Math.max(v, ba[j])), a1 = w.map((v, j) => Math.min(v + p[j], bb[j]));
+                const inWin = (t: Tensor, first: number) => t.slice(first, a0[0] - w[0], a1[0] - w[0]).slice(first + 1, a0[1] - w[1], a1[1] - w[1]).slice(first + 2, a0[2] - w[2], a1[2] - w[2]);
+                const inBlock = (t: Tensor) => t.slice(1, a0[0] - ba[0], a1[0] - ba[0]).slice(2, a0[1] - ba[1], a1[1] - ba[1]).slice(3, a0[2] - ba[2], a1[2] - ba[2]);
+                const wt = inWin(weight, 0);
+                inBlock(acc).add_(inWin(out.select(0, k), 1).mul(wt));
+                inBlock(norm).add_(wt);
               });
             });
             o.onProgress?.(++batchesDone, batchesTotal);
           }
-          // the slab's interior, padding cropped: division and decision are per voxel, as in memory
-          const crop = (t: Tensor) => t.slice(2, padBefore[1], padBefore[1] + H).slice(3, padBefore[2], padBefore[2] + W);
-          const logits = crop(acc).div(crop(norm));
+          // division and decision are per voxel, as in memory
+          const logits = acc.div(norm);
           const m = o.threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(o.threshold) : logits.argmax(0).gt(0);
           return m.to("uint8").contiguous().data() as Uint8Array;
         }));
-        writeFileAtomic(slabPath([a, b]), gzipSync(mask, { level: 1 }));
-        o.onSlab?.(si + 1, slabs.length);
+        region.dispose();
+        for (const t of strays.values()) t.dispose();
+        writeFileAtomic(blockPath(block), encodePlanes(mask, bz));
+        o.onBlock?.(bi + 1, blocks.length);
       }
     } finally {
       weight.dispose();
     }
 
-    // stream the slabs into the output, then drop the parts (rank 0, once every rank has written its slabs)
+    // stream the blocks into the output, a group of planes at a time, then drop the parts (rank 0, once every
+    // rank has written its blocks)
     o.shard?.barrier(SHARD_WAIT_MS);
     if (rank !== 0) return;
     const { data: _none, ...outHeader } = { ...header, data: null, dtype: "uint8" as const };
     const sink = await createVolume(output, outHeader);
     try {
-      for (const s of slabs) await sink.writeSlab(new Uint8Array(gunzipSync(readFileSync(slabPath(s)))));
+      const planesPerWrite = Math.max(1, Math.min(blockPlan.shape[0], Math.floor(budget / 4 / (H * W))));
+      for (let z0 = 0; z0 < D; z0 += blockPlan.shape[0]) {
+        const slab = blocks.filter((b) => b[0][0] === z0);
+        const files = slab.map((b) => ({ b, planes: readPlaneIndex(blockPath(b)) }));
+        const z1 = Math.min(D, z0 + blockPlan.shape[0]);
+        for (let g = z0; g < z1; g += planesPerWrite) {
+          const n = Math.min(planesPerWrite, z1 - g);
+          const out = new Uint8Array(n * H * W);
+          for (const { b, planes } of files) {
+            const [, [y0, y1], [x0, x1]] = b;
+            for (let z = g; z < g + n; z++) {
+              const plane = planes.read(z - z0);
+              for (let y = y0; y < y1; y++) out.set(plane.subarray((y - y0) * (x1 - x0), (y - y0 + 1) * (x1 - x0)), ((z - g) * H + y) * W + x0);
+            }
+          }
+          await sink.writeSlab(out);
+        }
+        for (const f of files) f.planes.close();
+      }
       await sink.close();
     } catch (err) {
       await sink.abort();

@@ -11,7 +11,7 @@ import { type Volume, makeVolume, openVolume, readVolume, writeVolume } from "..
 import { finetune } from "../../src/seg/finetune.ts";
 import { type LoadedModel, loadModel } from "../../src/seg/model.ts";
 import { predictFile, predictVolume } from "../../src/seg/predict.ts";
-import { inMemoryBytes, predictLarge, streamingNormalization } from "../../src/seg/predict_large.ts";
+import { blockGrid, inMemoryBytes, planBlocks, predictLarge, streamingNormalization } from "../../src/seg/predict_large.ts";
 import { synthDataset } from "../../src/synth/index.ts";
 import * as T from "../../src/torch/index.ts";
 
@@ -61,7 +61,7 @@ test("slab-by-slab prediction under a budget smaller than the volume's equals in
   for (const name of ["mask.ome.zarr", "mask_planes"]) {
     let slabs = 0, batches = 0;
     const out = join(dir, name);
-    await predictLarge(model, input, out, { ...opts, maxMemoryBytes: budget, onSlab: (_d, n) => { slabs = n; }, onProgress: () => { batches++; } });
+    await predictLarge(model, input, out, { ...opts, maxMemoryBytes: budget, onBlock: (_d, n) => { slabs = n; }, onProgress: () => { batches++; } });
     batchesAll = batches;
     assert.ok(slabs > 2, `${slabs} slabs`);
     const got = await readVolume(out);
@@ -82,12 +82,46 @@ test("a run stopped part-way resumes: slabs already written are not recomputed",
   const out = join(dir, "resumed.ome.zarr");
   let batchesFirst = 0;
   await assert.rejects(predictLarge(model, input, out, {
-    ...opts, onProgress: () => { batchesFirst++; }, onSlab: (done) => { if (done === 3) throw new Error("stop"); },
+    ...opts, onProgress: () => { batchesFirst++; }, onBlock: (done) => { if (done === 3) throw new Error("stop"); },
   }), /stop/);
-  assert.equal(readdirSync(`${out}.parts`).filter((f) => f.startsWith("slab_")).length, 3);
+  assert.equal(readdirSync(`${out}.parts`).filter((f) => f.startsWith("block_")).length, 3);
   let batchesAfter = 0, firstSlabSeen = 0;
-  await predictLarge(model, input, out, { ...opts, onProgress: () => { batchesAfter++; }, onSlab: (d) => { firstSlabSeen ||= d; } });
+  await predictLarge(model, input, out, { ...opts, onProgress: () => { batchesAfter++; }, onBlock: (d) => { firstSlabSeen ||= d; } });
   assert.equal(firstSlabSeen, 1);
   assert.ok(batchesAfter < batchesAll && batchesAfter + batchesFirst >= batchesAll, `${batchesFirst} + ${batchesAfter} vs ${batchesAll} batches`);
   assert.ok(Buffer.from((await readVolume(out)).data).equals(Buffer.from((await readVolume(join(dir, "mask_planes"))).data)));
+});
+
+test("y/x blocks (planes split too, batch-mates outside the block read by themselves) equal in-memory prediction", async () => {
+  for (const [blockShape, batchSize] of [[[40, 28, 24], 2], [[37, 17, 20], 3]] as Array<[[number, number, number], number]>) {
+    const opts = { mirror: false, precision: "fp32" as const, batchSize };
+    const expected = predictVolume(model, vol, opts).mask;
+    const out = join(dir, `blocks_${blockShape.join("x")}.nii.gz`);
+    let blocks = 0;
+    await predictLarge(model, input, out, { ...opts, blockShape, onBlock: (_d, n) => { blocks = n; } });
+    assert.equal(blocks, blockGrid(vol.shape, blockShape).length);
+    assert.ok(blockGrid(vol.shape, blockShape).some(([, y, x]) => y[0] > 0 || x[0] > 0), "blocks split the planes");
+    assert.ok(Buffer.from((await readVolume(out)).data).equals(Buffer.from(expected)), `blocks ${blockShape.join("×")}, batch ${batchSize}`);
+  }
+});
+
+test("block planning: full planes when they fit, else a patch deep and narrower in y/x, within the budget", () => {
+  // the need of a block, written out: input with two patches of margin per axis (clamped), output for the block
+  const need = (b: number[], shape: number[], patch: number[], inputBytes: number, classes: number) =>
+    b.reduce((n, v, i) => n * Math.min(Math.max(shape[i], patch[i]), v + 2 * patch[i]), 1) * (inputBytes + 8) + b[0] * b[1] * b[2] * (4 * classes + 14);
+  const small = planBlocks([100, 50, 50], [32, 32, 32], { budget: 2 ** 40, inputBytes: 2, numClasses: 2 });
+  assert.deepEqual(small.shape, [100, 50, 50]);
+  const capped = planBlocks([100, 50, 50], [32, 32, 32], { budget: 2 ** 40, inputBytes: 2, numClasses: 2, maxDepth: 50 });
+  assert.deepEqual(capped.shape, [50, 50, 50], "two ranks: at most half the depth each");
+  const budget = need([40, 50, 50], [100, 50, 50], [32, 32, 32], 2, 2);
+  const planes = planBlocks([100, 50, 50], [32, 32, 32], { budget, inputBytes: 2, numClasses: 2 });
+  assert.deepEqual(planes.shape, [40, 50, 50]);
+  assert.equal(planes.bytes, budget);
+  // a challenge-sized organ (2000 × 4200 × 4200 uint16, patch 128): planes of 4200² cannot fit 4 GiB
+  const organ = planBlocks([2000, 4200, 4200], [128, 128, 128], { budget: 4 * 2 ** 30, inputBytes: 2, numClasses: 2 });
+  assert.equal(organ.shape[0], 128);
+  assert.ok(organ.shape[1] === organ.shape[2] && organ.shape[1] >= 128 && organ.shape[1] < 4200, `${organ.shape}`);
+  assert.equal(organ.bytes, need(organ.shape, [2000, 4200, 4200], [128, 128, 128], 2, 2));
+  assert.ok(organ.bytes <= 4 * 2 ** 30);
+  assert.ok(need([128, organ.shape[1] + 64, organ.shape[2] + 64], [2000, 4200, 4200], [128, 128, 128], 2, 2) > 4 * 2 ** 30, "not much smaller than needed");
 });
