@@ -44,7 +44,7 @@ export interface CurateOptions {
   type?: string;
   /** isolated | contiguous, when the type is not a known SELMA3D type. */
   category?: string;
-  /** Bytes a worker reads at once (overview boxes, runs of tiles); default 256 MiB. */
+  /** Bytes a worker reads at once (overview boxes, runs of tiles; at least one tile); default 32 MiB. */
   taskBytes?: number;
   /** Example tiles per contact sheet row (default 8). */
   examples?: number;
@@ -170,7 +170,8 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
   if (o.inputs.length === 0) throw new Error("no input volumes (--in)");
   const filters: Filters = { ...DEFAULT_FILTERS, ...o.filters };
   const workers = o.workers ?? availableParallelism();
-  const taskBytes = o.taskBytes ?? 256 << 20;
+  // boxes of 32 MiB: each worker reads into one reused buffer of that size (fresh memory costs page faults)
+  const taskBytes = o.taskBytes ?? 32 << 20;
   const out = o.out;
   mkdirSync(out, { recursive: true });
 

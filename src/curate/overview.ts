@@ -37,7 +37,7 @@ export function sampleStepFor(shape: Shape3, maxSamples = 2_000_000): number {
 }
 
 /** The boxes of the overview pass: bands of whole f-blocks, each at most `boxBytes` (at least one block row). */
-export function overviewTasks(path: string, header: VolumeHeader, factor: number, boxBytes = 256 << 20): OverviewTask[] {
+export function overviewTasks(path: string, header: VolumeHeader, factor: number, boxBytes = 32 << 20): OverviewTask[] {
   const [nz, ny, nx] = header.shape;
   const rowBytes = nx * DTYPES[header.dtype].bytes;
   // rows of a band: as many f-row groups as fit with f planes; then planes: as many f-plane groups as fit
@@ -53,31 +53,47 @@ export function overviewTasks(path: string, header: VolumeHeader, factor: number
   return tasks;
 }
 
+/** This thread's buffer for the boxes it reads (one box at a time; see voxelsInto), grown as needed. */
+let scratch = new Uint8Array(0);
+export function readBuffer(bytes: number): Uint8Array {
+  if (scratch.byteLength < bytes) scratch = new Uint8Array(bytes);
+  return scratch;
+}
+
 /** Scans one box (in a worker): block means and the lattice subsample. */
 export async function scanOverviewBox(t: OverviewTask): Promise<OverviewPart> {
   const source = await openVolume(t.path);
   try {
     const nx = source.header.shape[2];
     const f = t.factor;
-    const vol = await source.readRegion({ start: [t.z0, t.y0, 0], size: [t.dz, t.dy, nx] });
+    const vol = await source.readRegion({ start: [t.z0, t.y0, 0], size: [t.dz, t.dy, nx] }, readBuffer(t.dz * t.dy * nx * DTYPES[source.header.dtype].bytes));
     const d = vol.data;
     const mz = Math.ceil(t.dz / f), my = Math.ceil(t.dy / f), mx = Math.ceil(nx / f);
-    const sums = new Float64Array(mz * my * mx), counts = new Float64Array(mz * my * mx);
+    const sums = new Float64Array(mz * my * mx);
     const samples: number[] = [];
     const s = t.sampleStep;
-    const colBlock = new Int32Array(nx);
-    for (let x = 0; x < nx; x++) colBlock[x] = Math.floor(x / f);
     for (let z = 0; z < t.dz; z++) {
       const sampleZ = (t.z0 + z) % s === 0;
       for (let y = 0; y < t.dy; y++) {
         const o = (z * t.dy + y) * nx;
-        const k0 = (Math.floor(z / f) * my + Math.floor(y / f)) * mx;
-        for (let x = 0; x < nx; x++) { const k = k0 + colBlock[x]; sums[k] += d[o + x]; counts[k]++; }
+        let k = (Math.floor(z / f) * my + Math.floor(y / f)) * mx;
+        // each block's f columns summed in a register, then added once
+        for (let x0 = 0; x0 < nx; x0 += f, k++) {
+          const e = Math.min(nx, x0 + f) + o;
+          let acc = 0;
+          for (let i = o + x0; i < e; i++) acc += d[i];
+          sums[k] += acc;
+        }
         if (sampleZ && (t.y0 + y) % s === 0) for (let x = 0; x < nx; x += s) samples.push(d[o + x]);
       }
     }
+    // a block's voxel count: f per axis, fewer in the last block of an axis
+    const extent = (i: number, n: number) => Math.min(f, n - i * f);
     const means = new Float32Array(sums.length);
-    for (let k = 0; k < sums.length; k++) means[k] = sums[k] / counts[k];
+    for (let bz = 0; bz < mz; bz++) for (let by = 0; by < my; by++) for (let bx = 0; bx < mx; bx++) {
+      const k = (bz * my + by) * mx + bx;
+      means[k] = sums[k] / (extent(bz, t.dz) * extent(by, t.dy) * extent(bx, nx));
+    }
     return { means, samples: Float32Array.from(samples) };
   } finally {
     await source.close();

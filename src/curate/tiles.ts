@@ -4,8 +4,9 @@
 // tile order and renames the survivors into the Task 1 layout.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { DTYPES, type Vec3, type VolumeHeader, cropVoxels, dtypeOf, makeVolume, openVolume, writeVolume } from "../io/index.ts";
+import { DTYPES, type Vec3, type VolumeHeader, cropVoxels, dtypeOf, makeVolume, openVolume, voxelCount, writeVolume } from "../io/index.ts";
 import { type TileStats, signatureOf, tileStats } from "./stats.ts";
+import { readBuffer } from "./overview.ts";
 
 /** Filter thresholds; each rejects a tile for one named reason (checked in this order). */
 export interface Filters {
@@ -102,7 +103,7 @@ export async function processTiles(t: TileTask): Promise<TileResult[]> {
   let region;
   const box = taskBox(t);
   try {
-    region = await source.readRegion(box);
+    region = await source.readRegion(box, readBuffer(voxelCount(box.size) * DTYPES[source.header.dtype].bytes));
   } finally {
     await source.close();
   }

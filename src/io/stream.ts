@@ -12,7 +12,7 @@ import { createDeflate, createGunzip, createGzip, createInflate, type Gunzip, ty
 import { tempPathFor } from "../util/atomic.ts";
 import {
   type Box, type DType, DTYPES, type Volume, type VolumeHeader, type VoxelArray,
-  allocVoxels, bytesOf, checkBox, headerOf, swapBytes, voxelCount,
+  allocVoxels, bytesOf, checkBox, headerOf, swapBytes, voxelCount, voxelsInto,
 } from "./volume.ts";
 
 if (endianness() !== "LE") throw new Error("lsmseg's volume I/O assumes a little-endian machine");
@@ -20,8 +20,11 @@ if (endianness() !== "LE") throw new Error("lsmseg's volume I/O assumes a little
 export interface VolumeSource {
   readonly path: string;
   readonly header: VolumeHeader;
-  /** Reads the voxels of `box` (z, y, x). Reading boxes in increasing z is fastest for compressed files. */
-  readRegion(box: Box): Promise<Volume>;
+  /**
+   * Reads the voxels of `box` (z, y, x). Reading boxes in increasing z is fastest for compressed files.
+   * With `into` (large enough), the voxels are a view over its bytes, valid until `into` is reused.
+   */
+  readRegion(box: Box, into?: Uint8Array): Promise<Volume>;
   close(): Promise<void>;
 }
 
@@ -165,7 +168,7 @@ export class RawSource implements VolumeSource {
     return new RawSource(layout);
   }
 
-  async readRegion(box: Box): Promise<Volume> {
+  async readRegion(box: Box, into?: Uint8Array): Promise<Volume> {
     const { header, fileDtype } = this.layout;
     checkBox(this.path, header.shape, box);
     const [, ny, nx] = header.shape;
@@ -174,7 +177,7 @@ export class RawSource implements VolumeSource {
     const size = DTYPES[fileDtype].bytes;
     const rowBytes = nx * size;
     const totalBytes = voxelCount(header.shape) * size;
-    const out = allocVoxels(fileDtype, dz * dy * dx);
+    const out = voxelsInto(fileDtype, dz * dy * dx, into);
     const outBytes = bytesOf(out);
     // Each plane's rows y0..y0+dy are one contiguous span; read it whole and keep columns x0..x0+dx.
     const span = new Uint8Array(dy * rowBytes);

@@ -10,7 +10,7 @@ import { lzwDecode, lzwEncode } from "./lzw.ts";
 import { slabPlanes, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
   type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
-  allocVoxels, bytesOf, checkBox, headerOf, swapBytes,
+  bytesOf, checkBox, headerOf, swapBytes, voxelsInto,
 } from "./volume.ts";
 
 const TAG = {
@@ -198,6 +198,37 @@ class TiffFile {
     return out;
   }
 
+  /** Scratch for the rows of an uncompressed strip or tile when only some columns are wanted. */
+  private scratch = Buffer.alloc(0);
+
+  /** Copies the wanted rows and columns of uncompressed segment `s` from the file into `outBytes`. */
+  private readDirect(p: Page, s: number, sy: number, sx: number, rows: number, y0: number, dy: number, x0: number, dx: number, outBytes: Uint8Array, at: number, size: number): void {
+    const segY0 = sy * p.segHeight, segX0 = sx * p.segWidth;
+    const ya = Math.max(y0, segY0), yb = Math.min(y0 + dy, segY0 + rows, p.height);
+    const xa = Math.max(x0, segX0), xb = Math.min(x0 + dx, segX0 + p.segWidth, p.width);
+    const rowBytes = p.segWidth * size;
+    const from = p.offsets[s] + (ya - segY0) * rowBytes;
+    const readAll = (buf: Uint8Array, offset: number, n: number, pos: number) => {
+      for (let done = 0; done < n;) {
+        const got = readSync(this.fd, buf, offset + done, n - done, pos + done);
+        if (got <= 0) throw new Error(`${this.path}: truncated TIFF (wanted ${n} bytes at offset ${pos}, file ends first)`);
+        done += got;
+      }
+    };
+    if (segX0 === 0 && xa === 0 && xb - xa === p.segWidth && dx === p.segWidth) {
+      // whole rows, contiguous in the file and in the output
+      readAll(outBytes, (at + (ya - y0) * dx) * size, (yb - ya) * rowBytes, from);
+      return;
+    }
+    const n = (yb - ya) * rowBytes;
+    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(n);
+    readAll(this.scratch, 0, n, from);
+    for (let y = ya; y < yb; y++) {
+      const f = ((y - ya) * p.segWidth + (xa - segX0)) * size;
+      outBytes.set(this.scratch.subarray(f, f + (xb - xa) * size), (at + (y - y0) * dx + (xa - x0)) * size);
+    }
+  }
+
   /** Decodes rows y0..y0+dy, columns x0..x0+dx of page `index` into `out` at `at` (voxels). */
   readPlane(index: number, y0: number, dy: number, x0: number, dx: number, out: VoxelArray, at: number): void {
     const p = this.pages[index];
@@ -205,12 +236,19 @@ class TiffFile {
     const across = Math.ceil(p.width / p.segWidth);
     const segBytes = p.segWidth * p.segHeight * size;
     const outBytes = bytesOf(out);
+    // uncompressed, native byte order, no predictor: the file's bytes are the voxels, read straight into place
+    const direct = p.compression === 1 && p.predictor === 1 && (this.le || size === 1);
     for (let sy = Math.floor(y0 / p.segHeight); sy * p.segHeight < y0 + dy; sy++) {
       for (let sx = Math.floor(x0 / p.segWidth); sx * p.segWidth < x0 + dx; sx++) {
         const s = sy * across + sx;
         // The last strip of a page may hold fewer rows; tiles are always whole.
         const rows = p.segWidth === p.width ? Math.min(p.segHeight, p.height - sy * p.segHeight) : p.segHeight;
         const expected = p.segWidth === p.width ? rows * p.width * size : segBytes;
+        if (direct) {
+          if (p.byteCounts[s] < expected) throw new Error(`${this.path}: page ${index} strip ${s} holds ${p.byteCounts[s]} bytes, its ${rows} rows need ${expected}`);
+          this.readDirect(p, s, sy, sx, rows, y0, dy, x0, dx, outBytes, at, size);
+          continue;
+        }
         const raw = this.bytes(p.offsets[s], p.byteCounts[s]);
         let seg: Uint8Array;
         try {
@@ -279,11 +317,11 @@ class PlaneSource implements VolumeSource {
     private readonly onClose: () => void,
   ) {}
 
-  async readRegion(box: Box): Promise<Volume> {
+  async readRegion(box: Box, into?: Uint8Array): Promise<Volume> {
     checkBox(this.path, this.header.shape, box);
     const [z0, y0, x0] = box.start;
     const [dz, dy, dx] = box.size;
-    const out = allocVoxels(this.header.dtype, dz * dy * dx);
+    const out = voxelsInto(this.header.dtype, dz * dy * dx, into);
     for (let z = 0; z < dz; z++) {
       const { file, page, done } = this.plane(z0 + z);
       try {

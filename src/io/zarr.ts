@@ -9,7 +9,7 @@ import { tempPathFor } from "../util/atomic.ts";
 import { slabPlanes, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
   type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
-  allocVoxels, bytesOf, checkBox, headerOf, isDType, swapBytes, voxelCount,
+  allocVoxels, bytesOf, checkBox, headerOf, isDType, swapBytes, voxelCount, voxelsInto,
 } from "./volume.ts";
 
 type Codec = "none" | "gzip" | "zlib";
@@ -121,14 +121,14 @@ class ZarrSource implements VolumeSource {
     this.header = { dtype: a.dtype, shape: a.shape.slice(-3) as Vec3, spacingUm };
   }
 
-  async readRegion(box: Box): Promise<Volume> {
+  async readRegion(box: Box, into?: Uint8Array): Promise<Volume> {
     checkBox(this.path, this.header.shape, box);
     const a = this.a;
     const [cz, cy, cx] = a.chunks.slice(-3);
     const lead = a.shape.length - 3;
     const size = DTYPES[a.dtype].bytes;
     const chunkVoxels = cz * cy * cx;
-    const out = allocVoxels(a.dtype, voxelCount(box.size));
+    const out = voxelsInto(a.dtype, voxelCount(box.size), into);
     const [z0, y0, x0] = box.start;
     const [dz, dy, dx] = box.size;
     for (let iz = Math.floor(z0 / cz); iz * cz < z0 + dz; iz++) {

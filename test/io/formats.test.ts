@@ -51,6 +51,15 @@ describe("round trip through every format and dtype", () => {
           assert.deepEqual(region.shape, box.size);
           assert.ok(sameVoxels(region.data, cropVolume(back, box).data), `${f.name} ${dtype}: region ${JSON.stringify(box)}`);
         }
+        // into a reused buffer full of other bytes: every voxel of the box is overwritten
+        const source = await openVolume(path);
+        const into = new Uint8Array(shape[0] * shape[1] * shape[2] * 8).fill(0xab);
+        for (const box of boxes) {
+          const region = await source.readRegion(box, into);
+          assert.equal(region.data.buffer, into.buffer, `${f.name} ${dtype}: read into the given buffer`);
+          assert.ok(sameVoxels(region.data, cropVolume(back, box).data), `${f.name} ${dtype}: region ${JSON.stringify(box)} into a buffer`);
+        }
+        await source.close();
       }
     });
   }
