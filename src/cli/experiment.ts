@@ -8,6 +8,8 @@ const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
   --data DIR              dataset root with unannotated/, annotated/ and test/ (as 'lsmseg synth' writes it)
   --out DIR               experiment folder: pretrain/, finetune/, results.md, results.json (rerun to continue)
   --methods LIST          default mae,simclr,genesis,none ('none': fine-tune from scratch)
+  --pretrain-data LIST    NAME=DIR,…: pretrain every method on each unannotated set (e.g. patches=DATA,
+                          curated=CURATED: Task 2's question); rows 'mae (curated)' …; default the data's own
   --label-fractions LIST  default 0.25,1 (stratified by structure type, per seed)
   --seeds N               fine-tuning seeds per cell (default 3)
   --pretrain-steps N      default 200
@@ -29,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`unknown experiment '${name ?? ""}' (available: ssl)\n\n${HELP}`);
   }
   const parsed = parseFlags(rest, {
-    data: { type: "string" }, out: { type: "string" }, methods: { type: "string" }, "label-fractions": { type: "string" }, seeds: { type: "string" },
+    data: { type: "string" }, out: { type: "string" }, methods: { type: "string" }, "pretrain-data": { type: "string" }, "label-fractions": { type: "string" }, seeds: { type: "string" },
     "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, arch: { type: "string" },
     features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" }, precision: { type: "string" }, workers: { type: "string" },
     mirror: { type: "boolean" }, quiet: { type: "boolean" },
@@ -39,11 +41,16 @@ export async function run(argv: string[]): Promise<number> {
   if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
   const fractions = (v["label-fractions"] ?? "0.25,1").split(",").map(Number);
   if (fractions.some((f) => !(f > 0 && f <= 1))) throw new UsageError(`--label-fractions: expected numbers in (0, 1], got '${v["label-fractions"]}'`);
+  const pretrainData = v["pretrain-data"]?.split(",").map((item) => {
+    const m = /^([\w.-]+)=(.+)$/.exec(item);
+    if (!m) throw new UsageError(`--pretrain-data: expected NAME=DIR items separated by commas, got '${item}'`);
+    return { name: m[1], data: m[2] };
+  });
   const arch = v.arch ?? "unet";
   if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const res = await runExperiment({
-    data: v.data, out: v.out, methods: (v.methods ?? "mae,simclr,genesis,none").split(","), labelFractions: fractions,
+    data: v.data, out: v.out, methods: (v.methods ?? "mae,simclr,genesis,none").split(","), pretrainData, labelFractions: fractions,
     seeds: intFlag("seeds", v.seeds, 3), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 200),
     finetuneEpochs: intFlag("epochs", v.epochs, 2), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 30),
     arch, baseFeatures: intFlag("features", v.features, 8), patchSize: parsePatch(v.patch), batchSize: intFlag("batch", v.batch, 2),

@@ -5,6 +5,8 @@
 // the mean ± sample standard deviation over seeds of the Dice per category, for seen and held-out types.
 // Every finished piece is kept on disk (pretraining runs, fine-tuning runs, predictions, summaries), so a
 // stopped experiment started again with the same --out continues where it was.
+// With several pretraining sources (Task 2's question: does more or better-curated data help?), every method is
+// pretrained on each source, and each (method, source) pair is a row of its own: "mae (curated)".
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { type Case, annotatedCases } from "../data/dataset.ts";
@@ -24,6 +26,8 @@ export interface ExperimentOptions {
   out: string;
   /** SSL methods, and "none" for fine-tuning from scratch. */
   methods: string[];
+  /** Unannotated sets to pretrain on, by name (default: the dataset's own, named "patches"); e.g. a curated set. */
+  pretrainData?: Array<{ name: string; data: string }>;
   labelFractions: number[];
   seeds: number;
   pretrainSteps?: number;
@@ -39,6 +43,14 @@ export interface ExperimentOptions {
   mirror?: boolean;
   quiet?: boolean;
   log?: (line: string) => void;
+}
+
+/** One row of the table: a method pretrained on one source (or "none"), and its folders' name. */
+interface Variant {
+  label: string;
+  dir: string;
+  method: string;
+  source: { name: string; data: string } | null;
 }
 
 /** One fine-tuning run's scores: mean Dice over the test cases of each group. */
@@ -155,40 +167,50 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   if (!existsSync(testImages) || !existsSync(testLabels)) throw new Error(`${o.data}: no test/images and test/labels (the experiment scores the test set)`);
   const datasetJson = existsSync(join(o.data, "dataset.json")) ? join(o.data, "dataset.json") : null;
   const annotated = await annotatedCases(o.data, { checkShapes: false });
+  const sources = o.pretrainData?.length ? o.pretrainData : [{ name: "patches", data: o.data }];
+  for (const src of sources) {
+    if (!/^[\w.-]+$/.test(src.name)) throw new Error(`pretraining source name '${src.name}': use letters, digits, '.', '-' or '_'`);
+    if (!existsSync(src.data)) throw new Error(`${src.data}: no such folder (pretraining source '${src.name}')`);
+  }
+  const several = sources.length > 1 || sources[0].name !== "patches";
+  // the rows: "none", and each method on each source ("mae", or "mae (curated)" with several sources)
+  const variants = o.methods.flatMap((method): Variant[] => method === "none"
+    ? [{ label: "none", dir: "none", method, source: null }]
+    : sources.map((src) => ({ label: several ? `${method} (${src.name})` : method, dir: several ? `${method}@${src.name}` : method, method, source: src })));
   const planOptions = { arch: o.arch, baseFeatures: o.baseFeatures ?? 8, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number], batchSize: o.batchSize ?? 2 };
   writeFileAtomic(join(o.out, "experiment.json"), Buffer.from(JSON.stringify({ ...o, log: undefined }, null, 2) + "\n"));
 
-  // 1. pretraining, once per method (seed 0): the seeds below measure the spread of fine-tuning
+  // 1. pretraining, once per method and source (seed 0): the seeds below measure the spread of fine-tuning
   const pretraining: ExperimentResult["pretraining"] = {};
   const checkpoints = new Map<string, string | undefined>();
-  for (const method of o.methods) {
-    if (method === "none") { checkpoints.set(method, undefined); continue; }
-    const out = join(o.out, "pretrain", method);
+  for (const { label, dir, method, source } of variants) {
+    if (!source) { checkpoints.set(label, undefined); continue; }
+    const out = join(o.out, "pretrain", dir);
     const final = join(out, CHECKPOINT_NAMES.final);
     const tp = performance.now();
     if (!existsSync(final)) {
-      log(`pretraining ${method} (${o.pretrainSteps ?? 200} steps)`);
+      log(`pretraining ${label} (${o.pretrainSteps ?? 200} steps on ${source.data})`);
       const res = await pretrain({
-        data: o.data, out, method, steps: o.pretrainSteps ?? 200, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
+        data: source.data, out, method, steps: o.pretrainSteps ?? 200, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
         plan: planOptions, precision: o.precision, workers: o.workers, quiet: o.quiet, log: () => {},
       });
-      pretraining[method] = { firstLoss: res.firstLoss, lastLoss: res.lastLoss, seconds: (performance.now() - tp) / 1000 };
-      writeFileAtomic(join(out, "summary.json"), Buffer.from(JSON.stringify(pretraining[method]) + "\n"));
+      pretraining[label] = { firstLoss: res.firstLoss, lastLoss: res.lastLoss, seconds: (performance.now() - tp) / 1000 };
+      writeFileAtomic(join(out, "summary.json"), Buffer.from(JSON.stringify(pretraining[label]) + "\n"));
     } else {
-      pretraining[method] = readJson(join(out, "summary.json")) ?? { firstLoss: NaN, lastLoss: NaN, seconds: NaN };
+      pretraining[label] = readJson(join(out, "summary.json")) ?? { firstLoss: NaN, lastLoss: NaN, seconds: NaN };
     }
-    log(`  ${method}: loss ${pretraining[method].firstLoss.toFixed(4)} → ${pretraining[method].lastLoss.toFixed(4)} (${formatSeconds(pretraining[method].seconds)})`);
-    checkpoints.set(method, final);
+    log(`  ${label}: loss ${pretraining[label].firstLoss.toFixed(4)} → ${pretraining[label].lastLoss.toFixed(4)} (${formatSeconds(pretraining[label].seconds)})`);
+    checkpoints.set(label, final);
   }
 
   // 2. fine-tuning, prediction and evaluation per method × fraction × seed
   const runs: RunSummary[] = [];
-  const total = o.methods.length * o.labelFractions.length * o.seeds;
+  const total = variants.length * o.labelFractions.length * o.seeds;
   for (const fraction of o.labelFractions) for (let seed = 0; seed < o.seeds; seed++) {
     const subset = labelSubset(annotated, fraction, seed);
     const subsetDir = subsetFolder(join(o.out, "data", `labels${fraction}_seed${seed}`), subset, datasetJson);
-    for (const method of o.methods) {
-      const runDir = join(o.out, "finetune", method, `labels${fraction}`, `seed${seed}`);
+    for (const { label: method, dir } of variants) {
+      const runDir = join(o.out, "finetune", dir, `labels${fraction}`, `seed${seed}`);
       const summaryPath = join(runDir, "summary.json");
       const done = readJson<RunSummary>(summaryPath);
       if (done) { runs.push(done); continue; }
@@ -228,7 +250,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     }
   }
 
-  const table = tabulate(runs, o.methods, o.labelFractions);
+  const table = tabulate(runs, variants.map((v) => v.label), o.labelFractions);
   const markdown = markdownTable(table);
   const seconds = (performance.now() - t0) / 1000;
   const result: ExperimentResult = { runs, pretraining, table, markdown, seconds };

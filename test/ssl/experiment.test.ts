@@ -1,9 +1,14 @@
 // The experiment's bookkeeping: label subsets are stratified and fixed by the seed; the table is the mean and
-// sample standard deviation over seeds.
+// sample standard deviation over seeds; end to end on tiny data with two pretraining sources.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { curate } from "../../src/curate/index.ts";
 import type { Case } from "../../src/data/dataset.ts";
-import { type RunSummary, labelSubset, markdownTable, tabulate } from "../../src/ssl/experiment.ts";
+import { type RunSummary, labelSubset, markdownTable, runExperiment, tabulate } from "../../src/ssl/experiment.ts";
+import { synthDataset } from "../../src/synth/index.ts";
 
 const cases: Case[] = ["a", "b", "c"].flatMap((s) => Array.from({ length: 6 }, (_, i) => ({
   id: `${s}_${i}`, imagePath: `/x/${s}_${i}.nii.gz`, labelPath: `/y/${s}_${i}.nii.gz`, structure: s, category: "isolated", density: "dense",
@@ -29,4 +34,30 @@ test("the table gives mean ± sample standard deviation over seeds", () => {
   assert.ok(Math.abs(m - 0.7) < 1e-12 && Math.abs(s - 0.2) < 1e-12);
   assert.ok(Number.isNaN(rows[0].dice["isolated sparse"][0]));
   assert.match(markdownTable(rows), /\| mae \| 100 % \| 3 \|.*0\.700 ± 0\.200 \|$/m);
+});
+
+test("end to end on tiny data: each method pretrained on each source (patches and a curated set) is a row; a rerun redoes nothing", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lsmseg-experiment-"));
+  try {
+    const data = join(dir, "data");
+    await synthDataset(data, { preset: "tiny", seed: 4, quiet: true, overrides: { testPerType: 1 } });
+    const curated = join(dir, "curated");
+    await curate({ inputs: readdirSync(join(data, "raw")).map((f) => join(data, "raw", f)), out: curated, patch: 16, workers: 0, quiet: true });
+    const o = {
+      data, out: join(dir, "exp"), methods: ["mae", "none"], pretrainData: [{ name: "patches", data }, { name: "curated", data: curated }],
+      labelFractions: [1], seeds: 1, pretrainSteps: 2, finetuneEpochs: 1, finetuneStepsPerEpoch: 2, baseFeatures: 4,
+      patchSize: [16, 16, 16] as [number, number, number], workers: 0, precision: "fp32" as const, quiet: true,
+    };
+    const res = await runExperiment(o);
+    assert.deepEqual(res.table.map((r) => r.method), ["mae (patches)", "mae (curated)", "none"]);
+    assert.deepEqual(Object.keys(res.pretraining).sort(), ["mae (curated)", "mae (patches)"]);
+    assert.ok(existsSync(join(dir, "exp", "pretrain", "mae@curated", "checkpoint_final.safetensors")));
+    for (const r of res.runs) assert.ok(r.dice.all >= 0 && r.dice.all <= 1, `${r.method}: Dice ${r.dice.all}`);
+    const lines: string[] = [];
+    const again = await runExperiment({ ...o, log: (l) => lines.push(l) });
+    assert.equal(again.markdown, res.markdown);
+    assert.deepEqual(lines.filter((l) => l.startsWith("pretraining") || l.startsWith("[")), [], "the rerun read every finished piece from disk");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
