@@ -14,6 +14,7 @@ if (group) group.broadcast([...net.stateDict().values()], 0);
 const opt = new AdamW(net.parameters(), { lr: 1e-3 });
 const x = T.randn([b, 1, p, p, p]);
 const y = T.rand([b, p, p, p]).gt(0.9).long();
+const sync = group?.gradSync(net.parameters()) ?? null; // all-reduce overlapped with backward, as in training
 let t0 = 0;
 for (let i = 0; i <= steps; i++) {
   if (i === 1) { group?.barrier(); t0 = performance.now(); }
@@ -22,7 +23,7 @@ for (let i = 0; i <= steps; i++) {
     const loss = T.crossEntropy(logits, y);
     opt.zeroGrad();
     loss.backward();
-    group?.averageGradients(net.parameters());
+    sync?.finish();
     opt.step();
   });
 }

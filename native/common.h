@@ -10,7 +10,7 @@
 namespace lsm {
 
 // Every External we hand to JS starts with a tag, so a handle of the wrong kind is an error, not a crash.
-enum class Tag : uint32_t { Tensor = 0x7e5a01, Op = 0x7e5a02, Optim = 0x7e5a03, Generator = 0x7e5a04, Group = 0x7e5a05 };
+enum class Tag : uint32_t { Tensor = 0x7e5a01, Op = 0x7e5a02, Optim = 0x7e5a03, Generator = 0x7e5a04, Group = 0x7e5a05, GradSync = 0x7e5a06 };
 
 struct TensorBox {
   Tag tag = Tag::Tensor;

@@ -189,6 +189,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     const ckpt = loadCheckpoint(latestPath, { restoreRng: true });
     plan = ckpt.meta.extra!.plan as Plan;
     state = ckpt.meta.extra!.state as RunState;
+    // JSON has no infinities or NaN: a run without validation (--fold all) stored them as null
+    state.bestEma = typeof state.bestEma === "number" ? state.bestEma : -Infinity;
+    state.ema = typeof state.ema === "number" ? state.ema : null;
     net = buildNetwork(plan.network);
     net.loadStateDict(ckpt.model);
     opt = makeOptimizer(net, o);
@@ -217,6 +220,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const group = distOpts ? ProcessGroup.init(distOpts) : null;
   // Every rank starts from rank 0's weights (as DistributedDataParallel does at construction).
   if (group) group.broadcast([...net.stateDict().values()], 0);
+  // gradients averaged over the ranks by all-reduces that start during backward (DDP's overlap)
+  const sync = group?.gradSync(net.parameters()) ?? null;
   log(describePlan(plan));
   log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${precision}; optimizer ${o.optimizer ?? "sgd"}`);
 
@@ -249,7 +254,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
           const l = segmentationLoss(outs, y, { clDiceWeight: o.clDiceWeight });
           opt.zeroGrad();
           l.backward();
-          group?.averageGradients(net.parameters());
+          sync?.finish();
           clipGradNorm(net.parameters(), 12);
           opt.step();
           return l.item();
@@ -288,6 +293,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     }
   } finally {
     await loader.close();
+    sync?.dispose();
   }
   progress.finish();
   const finalPath = join(o.out, CHECKPOINT_NAMES.final);

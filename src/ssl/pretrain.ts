@@ -188,6 +188,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   // every rank starts from rank 0's weights (as DistributedDataParallel does); a resumed run's optimizer
   // state is the same on every rank, read from the same checkpoint
   if (group) group.broadcast(params, 0);
+  // gradients averaged over the ranks by all-reduces that start during backward (DDP's overlap)
+  const sync = group?.gradSync(params) ?? null;
   log(describePlan(plan));
   log(`method ${method.name}: ${method.describe}; options ${JSON.stringify(mopts)}`);
   log(`training ${params.length} tensors (${keys.size} network keys: ${method.trains.join(" + ")}, plus ssl.*); ${precision}; AdamW lr ${lr}, warm-up ${warmupSteps}, cosine to ${steps} steps; sampling ${o.sampling ?? "uniform"}${group ? `; ${world} ranks, effective batch ${world * plan.batchSize}` : ""}`);
@@ -238,7 +240,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         const l = autocast(() => objective.loss(sb, rng), { enabled: precision === "bf16" }).float();
         opt.zeroGrad();
         l.backward();
-        group?.averageGradients(params);
+        sync?.finish();
         clipGradNorm(params, 12);
         opt.step();
         return l.item();
@@ -267,6 +269,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     }
   } finally {
     await loader.close();
+    sync?.dispose();
   }
   progress.finish();
   save(latestPath, true);

@@ -76,8 +76,40 @@ export class ProcessGroup {
     return native.allReduceGrads(this.h, params.map((p) => p.handle), bucketCapMB);
   }
 
+  /**
+   * DistributedDataParallel's overlap: hooks on `params` copy each gradient into its bucket as backward computes
+   * it, and a bucket's all-reduce starts as soon as its last gradient is in (buckets in reverse parameter order,
+   * launched in order on every rank), while backward goes on. Call `finish()` after each backward (gradients
+   * must start from none: zeroGrad before backward); then every .grad is the mean over the ranks.
+   */
+  gradSync(params: Tensor[], bucketCapMB = 25): GradSync {
+    return new GradSync(native.gradSyncCreate(this.h, params.map((p) => p.handle), bucketCapMB));
+  }
+
   destroy(): void {
     if (this.handle) native.distDestroy(this.handle);
+    this.handle = null;
+  }
+}
+
+/** Gradient averaging overlapped with backward; see ProcessGroup.gradSync. */
+export class GradSync {
+  private handle: Handle | null;
+
+  constructor(handle: Handle) {
+    this.handle = handle;
+  }
+
+  /** Waits for the buckets' all-reduces and writes the means into .grad; returns how many buckets there are
+   *  and how many of their all-reduces had started during backward. */
+  finish(): { buckets: number; duringBackward: number } {
+    if (!this.handle) throw new Error("the gradient sync has been disposed");
+    return native.gradSyncFinish(this.handle);
+  }
+
+  /** Removes the hooks from the parameters. */
+  dispose(): void {
+    if (this.handle) native.gradSyncDestroy(this.handle);
     this.handle = null;
   }
 }

@@ -56,6 +56,9 @@ export interface NativeAddon {
   barrier(g: Handle, timeoutMs?: number): void;
   groupInfo(g: Handle): { rank: number; worldSize: number; backend: string };
   allReduceGrads(g: Handle, params: Handle[], bucketCapMB: number): number;
+  gradSyncCreate(g: Handle, params: Handle[], bucketCapMB: number): Handle;
+  gradSyncFinish(s: Handle): { buckets: number; duringBackward: number };
+  gradSyncDestroy(s: Handle): void;
   distDestroy(g: Handle): void;
   /** Whether the addon switched glibc malloc to heap-only, untrimmed (see native/addon.cc). */
   mallocTuned: boolean;

@@ -39,6 +39,24 @@ test("2 processes with batch 2 each reach the weights of 1 process with batch 4 
   assert.ok(maxDiff < 1e-5, `max weight difference ${maxDiff}`);
 });
 
+test("gradient all-reduce overlapped with backward (hooks, buckets launched in order) gives the same weights", async () => {
+  const one = join(dir, "one_o.json"), two = join(dir, "two_o.json");
+  const r1 = await runRanks(1, [one, "5", "4"]);
+  assert.deepEqual(r1.codes, [0], r1.stderr.join("\n"));
+  const r2 = await runRanks(2, [two, "5", "4", "-1", "overlap"]);
+  assert.deepEqual(r2.codes, [0, 0], r2.stderr.join("\n"));
+  const a = JSON.parse(readFileSync(one, "utf8")) as Record<string, number[]>;
+  const b = JSON.parse(readFileSync(two, "utf8")) as Record<string, number[]>;
+  let maxDiff = 0;
+  for (const k of Object.keys(a)) a[k].forEach((v, i) => { maxDiff = Math.max(maxDiff, Math.abs(v - b[k][i])); });
+  assert.ok(maxDiff < 1e-5, `max weight difference ${maxDiff}`);
+  // 4 parameters in buckets of one each: every bucket's all-reduce started inside backward, before finish()
+  for (const rank of [0, 1]) {
+    const early = JSON.parse(readFileSync(`${two}.rank${rank}.early.json`, "utf8")) as number[];
+    assert.deepEqual(early, [4, 4, 4, 4, 4], `rank ${rank}: all-reduces started during backward, per step`);
+  }
+});
+
 test("a peer that dies mid-run makes the other rank fail with a clear error within the timeout", async () => {
   const t0 = Date.now();
   const r = await runRanks(2, [join(dir, "dead.json"), "6", "4", "2"], 5000);

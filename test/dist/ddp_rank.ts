@@ -1,13 +1,15 @@
 // One rank of the data-parallel tests (started by test/dist/ddp.test.ts, not a test itself).
 // Trains a small conv net with SGD on a fixed global batch; rank r takes its share of the batch,
-// gradients are averaged over ranks (c10d, Gloo). Rank 0 writes the final weights as JSON.
+// gradients are averaged over ranks (c10d, Gloo): after backward, or with "overlap" during it (GradSync).
+// Rank 0 writes the final weights as JSON.
 import { writeFileSync } from "node:fs";
 import * as T from "../../src/torch/index.ts";
 import { Conv3d, Sequential, LeakyReLU } from "../../src/nn/index.ts";
 import { SGD } from "../../src/optim/index.ts";
 
-const [out, stepsText, globalBatchText, dieAtText] = process.argv.slice(2);
+const [out, stepsText, globalBatchText, dieAtText, mode] = process.argv.slice(2);
 const steps = Number(stepsText), globalBatch = Number(globalBatchText), dieAt = Number(dieAtText ?? -1);
+const overlap = mode === "overlap";
 T.setNumThreads(1);
 const dist = T.distOptionsFromEnv();
 const group = dist ? T.ProcessGroup.init(dist) : null;
@@ -16,6 +18,9 @@ T.manualSeed(1234 + rank * 7); // different on each rank on purpose: broadcast m
 const net = new Sequential(new Conv3d(1, 4, 3, { padding: 1 }), new LeakyReLU(0.01), new Conv3d(4, 1, 3, { padding: 1 }));
 if (group) group.broadcast([...net.stateDict().values()], 0);
 const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9 });
+// tiny buckets: several all-reduces per step (with overlap, one bucket per parameter)
+const sync = group && overlap ? group.gradSync(net.parameters(), 0.0001) : null;
+const early: number[] = [];
 const local = globalBatch / world;
 for (let step = 0; step < steps; step++) {
   if (step === dieAt && rank === 1) process.exit(3);
@@ -27,9 +32,11 @@ for (let step = 0; step < steps; step++) {
     const loss = T.mseLoss(net.forward(xs) as T.Tensor, ys);
     opt.zeroGrad();
     loss.backward();
-    group?.averageGradients(net.parameters(), 0.001); // tiny buckets: several all-reduces per step
+    if (sync) early.push(sync.finish().duringBackward);
+    else group?.averageGradients(net.parameters(), 0.001);
     opt.step();
   });
 }
 if (rank === 0) writeFileSync(out, JSON.stringify(Object.fromEntries([...net.stateDict()].map(([k, t]) => [k, t.toArray()]))));
+if (sync) writeFileSync(`${out}.rank${rank}.early.json`, JSON.stringify(early));
 group?.destroy();

@@ -66,6 +66,23 @@ test("pretrain --nproc 2: one run written by rank 0; resumed by 1 process from t
   assert.deepEqual(readdirSync(out).filter((f) => f.endsWith(".safetensors")).sort(), ["checkpoint_final.safetensors", "checkpoint_latest.safetensors"]);
 });
 
+test("finetune --nproc 2 (gradients averaged during backward), resumed by 1 process from the global batches consumed", async () => {
+  const out = join(dir, "ft");
+  const common = ["--data", data, "--out", out, "--features", "4", "--patch", "16x16x16", "--workers", "0", "--precision", "fp32", "--quiet", "--steps-per-epoch", "2", "--fold", "all"];
+  const two = await lsmseg(["finetune", ...common, "--epochs", "1", "--nproc", "2"]);
+  assert.equal(two.code, 0, two.stderr);
+  const one = await lsmseg(["finetune", ...common, "--epochs", "2", "--resume"]);
+  assert.equal(one.code, 0, one.stderr);
+  const ckpt = T.loadCheckpoint(join(out, "checkpoint_latest.safetensors"));
+  for (const t of ckpt.model.values()) t.dispose();
+  for (const e of ckpt.optimizer?.params ?? []) for (const t of Object.values(e ?? {})) t.dispose();
+  const state = (ckpt.meta.extra as { state: { epoch: number; step: number; globalBatches: number } }).state;
+  assert.deepEqual([state.epoch, state.step, state.globalBatches], [2, 4, 6]);
+  const log = readJsonl<{ epoch: number; trainLoss: number }>(join(out, "log.jsonl"));
+  assert.deepEqual(log.map((r) => r.epoch), [0, 1]);
+  assert.ok(log.every((r) => Number.isFinite(r.trainLoss)));
+});
+
 test("predict --nproc 2: one volume in z-slabs, and a folder dealt out, equal one process bit for bit", async () => {
   // a volume deep enough for two slabs of at least a patch each (annotated cases stacked along z)
   const images = readdirSync(join(data, "annotated", "images")).sort().slice(0, 3);
