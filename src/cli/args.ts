@@ -59,3 +59,18 @@ export async function launchIfAsked(command: string, argv: string[], v: { nproc?
   const bin = fileURLToPath(new URL("../../bin/lsmseg.js", import.meta.url));
   return launch(bin, [command, ...stripLaunchFlags(argv)], { nproc, nnodes, nodeRank: intFlag("node-rank", v["node-rank"], 0), master: v.master });
 }
+
+export const DEVICE_HELP = `  --device D            cpu (default), cuda or cuda:N: needs a CUDA libtorch (build with LIBTORCH=…);
+                        with --nproc, rank r of a node takes cuda:r`;
+
+/** The device a command runs on: cpu, or cuda[:N] when the libtorch has CUDA; a launched rank takes cuda:LOCAL_RANK. */
+export async function deviceFlag(value: string | undefined): Promise<string> {
+  const v = value ?? "cpu";
+  if (!/^(cpu|cuda(:\d+)?)$/.test(v)) throw new UsageError(`--device: expected cpu, cuda or cuda:N, got '${v}'`);
+  if (v === "cpu") return v;
+  const { buildInfo } = await import("../torch/index.ts");
+  if (!buildInfo().cuda) {
+    throw new UsageError(`--device ${v}: this libtorch has no CUDA; build the addon against a CUDA libtorch (LIBTORCH=/path/to/libtorch npm run setup), see the README`);
+  }
+  return v === "cuda" && process.env.LOCAL_RANK !== undefined ? `cuda:${process.env.LOCAL_RANK}` : v;
+}

@@ -1,6 +1,6 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
 import { finetune } from "../seg/finetune.ts";
-import { LAUNCH_FLAGS, LAUNCH_HELP, UsageError, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
@@ -20,6 +20,7 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --batch N             batch size (default 2)
   --cldice W            add a soft-clDice term with weight W
   --precision bf16|fp32 default bf16 where the CPU has it
+${DEVICE_HELP}
   --workers N           data-loading worker threads (default cores − 1, at least 1, at most 4)
   --no-augment          train without augmentation
   --seed N              default 0
@@ -46,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
     lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
-    seed: { type: "string" }, quiet: { type: "boolean" },
+    seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -61,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0);
   const res = await finetune({
-    data: v.data, out: v.out, init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
+    data: v.data, out: v.out, device: await deviceFlag(v.device), init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
     epochs: intFlag("epochs", v.epochs, 50), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250),
     optimizer, lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 0), seed: intFlag("seed", v.seed, 0),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),

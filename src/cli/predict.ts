@@ -3,7 +3,7 @@ import { loadModel } from "../seg/model.ts";
 import { predictPaths } from "../seg/predict.ts";
 import { ProcessGroup, defaultPrecision, distOptionsFromEnv } from "../torch/index.ts";
 import { Progress } from "../util/progress.ts";
-import { LAUNCH_FLAGS, LAUNCH_HELP, UsageError, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DIR [options]
 
@@ -16,6 +16,7 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --threshold P         foreground when p(foreground) > P instead of argmax
   --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
   --precision bf16|fp32 default bf16 where the CPU has it
+${DEVICE_HELP}
   --max-memory-mb N     a volume whose prediction needs more is read and written block by block (resumable:
                         rerun the same command after a kill) with the same result (default 4096)
   --quiet               no progress output
@@ -26,7 +27,7 @@ ${LAUNCH_HELP}
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
-    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" },
+    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -37,12 +38,14 @@ export async function run(argv: string[]): Promise<number> {
   if (launched !== null) return launched;
   const distOpts = distOptionsFromEnv();
   const group = distOpts ? ProcessGroup.init(distOpts) : null;
+  const device = await deviceFlag(v.device);
   const model = loadModel(v.model);
+  model.net.to(device);
   let bar: Progress | null = null;
   const written = await predictPaths(model, v.in, v.out, {
     mirror: !v["no-tta"], step: v.step === undefined ? undefined : numFlag("step", v.step, 0.5), batchSize: intFlag("batch", v.batch, 2),
     threshold: v.threshold === undefined ? undefined : numFlag("threshold", v.threshold, 0.5), probabilities: v.probabilities,
-    precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(),
+    precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
     maxMemoryBytes: intFlag("max-memory-mb", v["max-memory-mb"], 4096) * 2 ** 20,
     shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },

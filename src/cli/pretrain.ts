@@ -1,7 +1,7 @@
 // lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
 import { sslMethods } from "../ssl/method.ts";
 import { pretrain } from "../ssl/pretrain.ts";
-import { LAUNCH_FLAGS, LAUNCH_HELP, UsageError, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
@@ -20,6 +20,7 @@ const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options
   --balanced            sample every structure type equally often
   --lr X                AdamW learning rate (default 1e-3; warm-up then cosine)
   --precision bf16|fp32 default bf16 where the CPU has it
+${DEVICE_HELP}
   --workers N           data-loading worker threads (default min(4, cores))
   --cache-mb N          memory for decoded volumes, all workers together (default 2048)
   --save-every N        steps between checkpoints (default 200; also every 5 minutes)
@@ -35,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
     data: { type: "string" }, method: { type: "string" }, out: { type: "string" }, steps: { type: "string" }, resume: { type: "boolean" },
     opt: { type: "string", multiple: true }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     balanced: { type: "boolean" }, lr: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "cache-mb": { type: "string" },
-    "save-every": { type: "string" }, index: { type: "string" }, seed: { type: "string" }, list: { type: "boolean" }, quiet: { type: "boolean" },
+    "save-every": { type: "string" }, index: { type: "string" }, seed: { type: "string" }, list: { type: "boolean" }, quiet: { type: "boolean" }, device: { type: "string" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -57,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     methodOptions[m[1]] = Number(m[2]);
   }
   const res = await pretrain({
-    data: v.data, out: v.out, method: v.method, methodOptions, steps: intFlag("steps", v.steps, 1000), resume: v.resume,
+    data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, steps: intFlag("steps", v.steps, 1000), resume: v.resume,
     plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
     sampling: v.balanced ? "balanced" : "uniform", lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 1e-3),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),

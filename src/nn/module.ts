@@ -1,6 +1,6 @@
 // Module: named parameters, buffers and children, with state-dict keys equal to PyTorch's for the
 // same structure (a child registered as "enc" holding a Sequential gives "enc.0.weight", ...).
-import { Tensor, keep, noGrad } from "../torch/index.ts";
+import { Tensor, callOp, keep, noGrad } from "../torch/index.ts";
 
 export type StateDict = Map<string, Tensor>;
 
@@ -82,6 +82,22 @@ export abstract class Module {
     for (const [n, b] of this.buffers) sd.set(prefix + n, b);
     for (const [n, c] of this.children) for (const [k, v] of c.stateDict(`${prefix}${n}.`)) sd.set(k, v);
     return sd;
+  }
+
+  /**
+   * Moves every parameter and buffer to `device` ("cpu", "cuda", "cuda:1") in place, as PyTorch's
+   * Module.to: the tensors keep their identity (their data is swapped), so build optimizers after this.
+   */
+  to(device: string): this {
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...this.namedBuffers().map(([, b]) => b)]) {
+        if (t.device === device || (device === "cuda" && t.device === "cuda:0")) continue;
+        const moved = t.to(device);
+        callOp("set_data", t, moved);
+        moved.dispose();
+      }
+    });
+    return this;
   }
 
   /**

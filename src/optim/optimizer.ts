@@ -60,7 +60,27 @@ export abstract class Optimizer {
     };
   }
 
+  /** Loads `state` (its tensors are copied to each parameter's device first, e.g. a CPU checkpoint onto CUDA). */
   loadStateDict(state: OptimizerState): void {
+    const moved: Tensor[] = [];
+    state = {
+      ...state,
+      params: state.params.map((e, i) => e === null ? null : Object.fromEntries(Object.entries(e).map(([k, t]) => {
+        const device = this.params[i]?.device;
+        if (!device || t.device === device) return [k, t];
+        const m = t.to(device);
+        moved.push(m);
+        return [k, m];
+      }))),
+    };
+    try {
+      this.loadState(state);
+    } finally {
+      for (const m of moved) m.dispose();
+    }
+  }
+
+  private loadState(state: OptimizerState): void {
     if (state.kind !== this.kind) throw new Error(`optimizer state is for '${state.kind}', this optimizer is '${this.kind}'`);
     if (state.params.length !== this.params.length) {
       throw new Error(`optimizer state has ${state.params.length} parameters, this optimizer has ${this.params.length} (was the network changed?)`);

@@ -24,6 +24,8 @@ const LSMSEG_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", im
 export interface FinetuneOptions {
   data: string;
   out: string;
+  /** "cpu" (default) or "cuda", "cuda:N" with a CUDA libtorch (LIBTORCH); data-parallel ranks take cuda:LOCAL_RANK. */
+  device?: string;
   fold?: number | "all";
   folds?: number;
   epochs?: number;
@@ -109,15 +111,19 @@ async function planFor(cases: Case[], o: FinetuneOptions): Promise<Plan> {
   return plan;
 }
 
-function toTensors(batch: { images: Float32Array; labels: Uint8Array | null }, shape: number[]): { x: Tensor; y: Tensor } {
+function toTensors(batch: { images: Float32Array; labels: Uint8Array | null }, shape: number[], device = "cpu"): { x: Tensor; y: Tensor } {
   const [b, d, h, w] = shape;
   const x = fromBytes(new Uint8Array(batch.images.buffer, batch.images.byteOffset, batch.images.byteLength), [b, 1, d, h, w], "float32");
   if (!batch.labels) throw new Error("fine-tuning needs labels, the loader returned none");
   const yu8 = fromBytes(batch.labels, [b, d, h, w], "uint8");
   const y = yu8.long();
   yu8.dispose();
-  return { x, y };
+  if (device === "cpu") return { x, y };
+  return { x: x.to(device), y: y.to(device) };
 }
+
+/** autocast's device type for a device string. */
+const deviceType = (device: string) => (device.startsWith("cuda") ? "cuda" : "cpu");
 
 /** Pseudo-Dice per category on fixed validation patches (nnU-Net's per-epoch estimate), accumulated over patches. */
 async function pseudoDice(net: SegNetwork, val: Case[], plan: Plan, o: FinetuneOptions, precision: "bf16" | "fp32"): Promise<Record<string, number>> {
@@ -133,8 +139,9 @@ async function pseudoDice(net: SegNetwork, val: Case[], plan: Plan, o: FinetuneO
     for (let i = 0; i < batches; i++) {
       const batch = await loader.next();
       noGrad(() => tidy(() => {
-        const { x, y } = toTensors(batch, [bs, ...plan.patchSize]);
-        const logits = autocast(() => net.forward(x) as Tensor, { enabled: precision === "bf16" }).float();
+        const device = o.device ?? "cpu";
+        const { x, y } = toTensors(batch, [bs, ...plan.patchSize], device);
+        const logits = autocast(() => net.forward(x) as Tensor, { enabled: precision === "bf16", device: deviceType(device) }).float();
         const pred = logits.argmax(1).gt(0);
         const gt = y.gt(0);
         batch.caseIds.forEach((id: string, k: number) => {
@@ -167,6 +174,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
   const seed = o.seed ?? 0;
   const precision = o.precision ?? defaultPrecision();
+  const device = o.device ?? "cpu";
   const latestPath = join(o.out, CHECKPOINT_NAMES.latest);
   const logPath = join(o.out, "log.jsonl");
   if (!o.resume && existsSync(latestPath)) {
@@ -194,6 +202,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     state.ema = typeof state.ema === "number" ? state.ema : null;
     net = buildNetwork(plan.network);
     net.loadStateDict(ckpt.model);
+    net.to(device);
     opt = makeOptimizer(net, o);
     if (ckpt.optimizer) opt.loadStateDict(ckpt.optimizer);
     disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
@@ -210,6 +219,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       for (const s of transfer.skipped) log(`  skipped ${s.key}: ${s.reason}`);
       if (transfer.untouched.length) log(`  not transferred: ${summariseKeys(transfer.untouched)}`);
     }
+    net.to(device);
     opt = makeOptimizer(net, o);
     if (main) {
       writeFileAtomic(join(o.out, "plan.json"), Buffer.from(JSON.stringify(plan, null, 2) + "\n"));
@@ -223,7 +233,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   // gradients averaged over the ranks by all-reduces that start during backward (DDP's overlap)
   const sync = group?.gradSync(net.parameters()) ?? null;
   log(describePlan(plan));
-  log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${precision}; optimizer ${o.optimizer ?? "sgd"}`);
+  log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${precision} on ${device}; optimizer ${o.optimizer ?? "sgd"}`);
 
   const epochs = o.epochs ?? 50;
   const stepsPerEpoch = o.stepsPerEpoch ?? 250;
@@ -249,8 +259,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
         const batch = await loader.next();
         opt.lr = schedule(state.step);
         const loss = tidy(() => {
-          const { x, y } = toTensors(batch, [plan.batchSize, ...plan.patchSize]);
-          const outs = autocast(() => net.forward(x), { enabled: precision === "bf16" });
+          const { x, y } = toTensors(batch, [plan.batchSize, ...plan.patchSize], device);
+          const outs = autocast(() => net.forward(x), { enabled: precision === "bf16", device: deviceType(device) });
           const l = segmentationLoss(outs, y, { clDiceWeight: o.clDiceWeight });
           opt.zeroGrad();
           l.backward();

@@ -15,6 +15,8 @@ export interface PredictOptions {
   step?: number;
   batchSize?: number;
   precision?: "bf16" | "fp32";
+  /** Where the network runs ("cpu", "cuda", "cuda:N"; the model must be there: LoadedModel's net.to(device)). */
+  device?: string;
   /** Foreground probability threshold; undefined = argmax over classes. */
   threshold?: number;
   /** Also return the foreground probability map (float32). */
@@ -47,7 +49,7 @@ export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions
     const x = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, d, h, w], "float32");
     const logits = slidingWindow((b: Tensor) => net.forward(b) as Tensor, x, {
       patchSize: plan.patchSize, numClasses: plan.network.numClasses, step: o.step, batchSize: o.batchSize,
-      mirror: o.mirror ?? true, precision: o.precision, onProgress: o.onProgress,
+      mirror: o.mirror ?? true, precision: o.precision, device: o.device, onProgress: o.onProgress,
     });
     const needProb = o.threshold !== undefined || o.probabilities;
     const prob = needProb ? softmax(logits, 0).select(0, 1) : null;

@@ -269,7 +269,7 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     };
 
     const weight = gaussianImportance(p);
-    const run = windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision);
+    const run = windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device);
     let batchesDone = 0;
     const batchesTotal = Math.ceil(boxes.length / batch);
     const overlaps = (w: Triple, lo3: Triple, hi3: Triple) => w.every((v, i) => v < hi3[i] && v + p[i] > lo3[i]);

@@ -36,9 +36,11 @@ export function gaussianImportance(patch: Triple, sigmaScale = 1 / 8): Tensor {
 /** The 8 mirror configurations over the spatial axes of [B, C, D, H, W] (the empty one first). */
 export const MIRROR_AXES: number[][] = [[], [2], [3], [4], [2, 3], [2, 4], [3, 4], [2, 3, 4]];
 
-/** The network run under autocast when asked, logits back in float32. */
+/** The network run under autocast when asked, logits back in float32 (on the host: windows go to `device` and back). */
 export function windowRunner(net: (x: Tensor) => Tensor, precision: "bf16" | "fp32" = "fp32", device = "cpu"): (x: Tensor) => Tensor {
-  return (x) => autocast(() => net(x), { enabled: precision === "bf16", device: device.startsWith("cuda") ? "cuda" : "cpu" }).float();
+  const type = device.startsWith("cuda") ? "cuda" : "cpu";
+  if (device === "cpu") return (x) => autocast(() => net(x), { enabled: precision === "bf16", device: type }).float();
+  return (x) => autocast(() => net(x.to(device)), { enabled: precision === "bf16", device: type }).float().to("cpu");
 }
 
 /** Logits of a batch of windows x: [B, C, D, H, W], averaged over the mirror configurations (undone after the net). */

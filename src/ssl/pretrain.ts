@@ -39,6 +39,8 @@ export interface PretrainOptions {
   /** "balanced": every structure type equally often, then its volumes (default "uniform": every volume equally often). */
   sampling?: "uniform" | "balanced";
   precision?: "bf16" | "fp32";
+  /** "cpu" (default) or "cuda", "cuda:N" with a CUDA libtorch (LIBTORCH). */
+  device?: string;
   workers?: number;
   /** Total byte budget of the loader's caches of decoded volumes (split over the workers; default 2 GiB). */
   cacheBytes?: number;
@@ -164,6 +166,9 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   manualSeed(seed);
   const net = buildNetwork(plan.network);
   const objective: SslObjective = method.create(net, mopts);
+  const device = o.device ?? "cpu";
+  net.to(device);
+  objective.heads.to(device);
   const keys = new Set(trainedKeys(net, method.trains));
   const params = trainedParameters(net, keys, objective.heads);
   const lr = o.lr ?? 1e-3;
@@ -232,12 +237,13 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       const rng = group ? stream(seed, "ssl", method.name, step, "rank", group.rank) : stream(seed, "ssl", method.name, step);
       const loss = tidy(() => {
         const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+        const onDevice = (t: Tensor) => (device === "cpu" ? t : t.to(device));
         const sb: SslBatch = {
-          images: fromBytes(bytes(batch.images), [B, 1, pd, ph, pw], "float32"),
-          images2: batch.images2 ? fromBytes(bytes(batch.images2), [B, 1, pd, ph, pw], "float32") : null,
+          images: onDevice(fromBytes(bytes(batch.images), [B, 1, pd, ph, pw], "float32")),
+          images2: batch.images2 ? onDevice(fromBytes(bytes(batch.images2), [B, 1, pd, ph, pw], "float32")) : null,
           host: batch.images, shape: [B, pd, ph, pw],
         };
-        const l = autocast(() => objective.loss(sb, rng), { enabled: precision === "bf16" }).float();
+        const l = autocast(() => objective.loss(sb, rng), { enabled: precision === "bf16", device: device.startsWith("cuda") ? "cuda" : "cpu" }).float();
         opt.zeroGrad();
         l.backward();
         sync?.finish();

@@ -139,7 +139,7 @@ const genesis: SslMethod = {
         const n = d * h * w;
         const distorted = batch.host.slice();
         for (let i = 0; i < b; i++) genesisTransform(distorted.subarray(i * n, (i + 1) * n), [d, h, w], rng, opts);
-        const x = fromBytes(new Uint8Array(distorted.buffer), [b, 1, d, h, w], "float32");
+        const x = fromBytes(new Uint8Array(distorted.buffer), [b, 1, d, h, w], "float32").to(batch.images.device);
         const pred = heads.forward(decoderOutput(net, x)).float();
         return mseLoss(pred, batch.images);
       },

@@ -58,7 +58,7 @@ const mae: SslMethod = {
         // x: [B, 1, D, H, W]
         const [b, d, h, w] = batch.shape;
         const grid = bottleneckShape(net, [d, h, w]);
-        const mask = upsampleMask(blockMask(b, grid, o.maskRatio, rng), b, grid, [d, h, w]);
+        const mask = upsampleMask(blockMask(b, grid, o.maskRatio, rng), b, grid, [d, h, w]).to(batch.images.device);
         const visible = batch.images.mul(mask.neg().add(1));
         const pred = heads.forward(decoderOutput(net, visible)).float();
         return maskedMse(pred, batch.images, mask);

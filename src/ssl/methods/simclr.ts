@@ -36,10 +36,10 @@ export function ntXent(z1: Tensor, z2: Tensor, temperature: number): Tensor {
   const eye = new Float32Array(4 * n * n);
   for (let i = 0; i < 2 * n; i++) eye[i * 2 * n + i] = 1;
   // self-similarity is excluded by pushing it to −1e9 before the softmax
-  const sim = zn.matmul(zn.T).div(temperature).sub(tensor(eye, [2 * n, 2 * n]).mul(1e9));
+  const sim = zn.matmul(zn.T).div(temperature).sub(tensor(eye, [2 * n, 2 * n]).to(z.device).mul(1e9));
   const partner = new BigInt64Array(2 * n);
   for (let i = 0; i < n; i++) { partner[i] = BigInt(i + n); partner[i + n] = BigInt(i); }
-  return crossEntropy(sim, tensor(partner, [2 * n]));
+  return crossEntropy(sim, tensor(partner, [2 * n]).to(z.device));
 }
 
 /** The deepest encoder output of x (the shallower skips are freed). */
