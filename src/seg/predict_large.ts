@@ -223,11 +223,10 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     if (blockPlan.bytes > budget) {
       console.warn(`${input}: --max-memory-mb ${Math.round(budget / 2 ** 20)} is below the ${Math.ceil(blockPlan.bytes / 2 ** 20)} MB that blocks of ${blockPlan.shape.join("×")} need (at least a patch each way); using that`);
     }
-    const blocks = blockGrid(header.shape, blockPlan.shape);
 
     // resumable state: <output>.parts/progress.json and one file per finished block
     const parts = `${output.replace(/\/+$/, "")}.parts`;
-    const key = JSON.stringify({ input, shape: header.shape, patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32", block: blockPlan.shape });
+    const key = JSON.stringify({ input, shape: header.shape, patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32" });
     const progressPath = join(parts, "progress.json");
     const readState = () => (existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null);
     let state: Progress | null = null;
@@ -248,6 +247,9 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
       if (!state || state.key !== key) throw new Error(`${progressPath}: rank 0's progress file does not match rank ${rank}'s plan (do all ranks see the same files?)`);
     }
     if (!state) throw new Error(`${progressPath}: no progress state`);
+    // a resumed run keeps the blocks it started with (also when resumed with another number of ranks)
+    const blockShape = state.block;
+    const blocks = blockGrid(header.shape, blockShape);
     const { lo, hi, mean, std } = state.normalization;
     const inv = 1 / Math.max(std, 1e-8);
     const blockPath = (b: Block) => join(parts, `block_${b.map(([a, e]) => `${a}-${e}`).join("_")}.u8.gz`);
@@ -342,11 +344,11 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const { data: _none, ...outHeader } = { ...header, data: null, dtype: "uint8" as const };
     const sink = await createVolume(output, outHeader);
     try {
-      const planesPerWrite = Math.max(1, Math.min(blockPlan.shape[0], Math.floor(budget / 4 / (H * W))));
-      for (let z0 = 0; z0 < D; z0 += blockPlan.shape[0]) {
+      const planesPerWrite = Math.max(1, Math.min(blockShape[0], Math.floor(budget / 4 / (H * W))));
+      for (let z0 = 0; z0 < D; z0 += blockShape[0]) {
         const slab = blocks.filter((b) => b[0][0] === z0);
         const files = slab.map((b) => ({ b, planes: readPlaneIndex(blockPath(b)) }));
-        const z1 = Math.min(D, z0 + blockPlan.shape[0]);
+        const z1 = Math.min(D, z0 + blockShape[0]);
         for (let g = z0; g < z1; g += planesPerWrite) {
           const n = Math.min(planesPerWrite, z1 - g);
           const out = new Uint8Array(n * H * W);
