@@ -18,7 +18,8 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --precision bf16|fp32 default bf16 where the CPU has it
 ${DEVICE_HELP}
   --max-memory-mb N     a volume whose prediction needs more is read and written block by block (resumable:
-                        rerun the same command after a kill) with the same result (default 4096)
+                        rerun the same command after a kill) with the same result (default 4096; with
+                        --nproc, the ranks on a machine share it)
   --quiet               no progress output
 ${LAUNCH_HELP}
                         (a folder's volumes are dealt out to the ranks; one volume is split into z-slabs,
@@ -46,7 +47,8 @@ export async function run(argv: string[]): Promise<number> {
     mirror: !v["no-tta"], step: v.step === undefined ? undefined : numFlag("step", v.step, 0.5), batchSize: intFlag("batch", v.batch, 2),
     threshold: v.threshold === undefined ? undefined : numFlag("threshold", v.threshold, 0.5), probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
-    maxMemoryBytes: intFlag("max-memory-mb", v["max-memory-mb"], 4096) * 2 ** 20,
+    // the budget is the machine's: the ranks on it share it
+    maxMemoryBytes: Math.floor((intFlag("max-memory-mb", v["max-memory-mb"], 4096) * 2 ** 20) / Math.max(1, Number(process.env.LOCAL_WORLD_SIZE ?? 1))),
     shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },

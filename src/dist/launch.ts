@@ -56,7 +56,7 @@ export async function launch(script: string, argv: string[], o: LaunchOptions): 
   const children = Array.from({ length: o.nproc }, (_, local) => {
     const rank = nodeRank * o.nproc + local;
     const env = {
-      ...process.env, WORLD_SIZE: String(world), RANK: String(rank), LOCAL_RANK: String(local),
+      ...process.env, WORLD_SIZE: String(world), RANK: String(rank), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(o.nproc),
       MASTER_ADDR: addr || "127.0.0.1", MASTER_PORT: String(port), LSMSEG_THREADS: process.env.LSMSEG_THREADS ?? String(threads),
     };
     const child = spawn(process.execPath, [script, ...argv], { env, stdio: ["ignore", "inherit", rank === 0 ? "inherit" : "pipe"] });

@@ -74,6 +74,9 @@ export interface FinetuneResult {
   bestEma: number;
 }
 
+/** How long the other ranks wait for rank 0's validation and checkpoints at the end of an epoch. */
+const VALIDATION_WAIT_MS = 6 * 3600_000;
+
 interface RunState {
   epoch: number;
   step: number;
@@ -296,7 +299,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
         save(CHECKPOINT_NAMES.latest);
         appendFileSync(logPath, JSON.stringify(rec) + "\n");
       }
-      group?.barrier();
+      group?.barrier(VALIDATION_WAIT_MS);
       records.push(rec);
       const pdText = Object.entries(pd).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
       log(`epoch ${epoch + 1}/${epochs}: loss ${rec.trainLoss.toFixed(4)}, pseudo-Dice ${pdText || "—"} (EMA ${state.ema.toFixed(3)}${improved ? ", best" : ""}), ${rec.secondsPerStep.toFixed(2)} s/step, waiting for data ${(waitFraction * 100).toFixed(1)} %`);

@@ -22,7 +22,7 @@
 //                  i is rank i mod N's: rank 0 computes the normalisation and the progress file, every rank writes
 //                  its blocks' parts, and rank 0 assembles the output after a barrier. Each block's mask is what
 //                  one process computes, so the result is the same bit for bit.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { percentileSorted, type Normalization } from "../data/normalize.ts";
@@ -136,17 +136,23 @@ export function planBlocks(shape: Triple, patch: Triple, o: { budget: number; in
   const [D, H, W] = shape;
   const minDepth = Math.min(D, patch[0]);
   const maxDepth = Math.max(minDepth, Math.min(D, o.maxDepth ?? D));
+  // the largest n in [lo, hi] with fits(n) (fits is monotone: true up to some n), given fits(lo)
+  const largest = (lo: number, hi: number, fits: (n: number) => boolean) => {
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (fits(mid)) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
   if (need([minDepth, H, W]) <= o.budget) {
-    let bz = minDepth;
-    while (bz < maxDepth && need([bz + 1, H, W]) <= o.budget) bz = Math.min(maxDepth, Math.max(bz + 1, Math.floor(bz * 1.05)));
-    if (need([bz, H, W]) > o.budget) bz--;
+    const bz = largest(minDepth, maxDepth, (n) => need([n, H, W]) <= o.budget);
     return { shape: [bz, H, W], bytes: need([bz, H, W]) };
   }
   const minSide = Math.max(patch[1], patch[2]);
-  let side = Math.max(H, W);
-  while (side > minSide && need([minDepth, Math.min(H, side), Math.min(W, side)]) > o.budget) side = Math.max(minSide, Math.floor(side * 0.9));
-  const b: Triple = [minDepth, Math.min(H, side), Math.min(W, side)];
-  return { shape: b, bytes: need(b) };
+  const square = (side: number): Triple => [minDepth, Math.min(H, side), Math.min(W, side)];
+  const side = need(square(minSide)) > o.budget ? minSide : largest(minSide, Math.max(H, W), (n) => need(square(n)) <= o.budget);
+  return { shape: square(side), bytes: need(square(side)) };
 }
 
 /** The blocks of `block` size tiling `shape`, z-major (then y, then x). */
@@ -172,27 +178,29 @@ function encodePlanes(mask: Uint8Array, depth: number): Buffer {
   return Buffer.concat([index, ...members]);
 }
 
-function readPlaneIndex(path: string): { read: (z: number) => Uint8Array; close: () => void } {
+/** Planes [z0, z0 + n) of a block file written by encodePlanes. */
+function readPlanes(path: string, z0: number, n: number): Uint8Array[] {
   const fd = openSync(path, "r");
   try {
     const head = Buffer.alloc(4);
     readSync(fd, head, 0, 4, 0);
     const depth = head.readUInt32LE(0);
+    if (z0 + n > depth) throw new Error(`holds ${depth} planes, ${z0 + n} wanted`);
     const index = Buffer.alloc(4 * depth);
     readSync(fd, index, 0, index.length, 4);
     const offsets = [4 * (depth + 1)];
     for (let z = 0; z < depth; z++) offsets.push(offsets[z] + index.readUInt32LE(4 * z));
-    return {
-      read: (z) => {
-        const buf = Buffer.alloc(offsets[z + 1] - offsets[z]);
-        readSync(fd, buf, 0, buf.length, offsets[z]);
-        return new Uint8Array(gunzipSync(buf));
-      },
-      close: () => closeSync(fd),
-    };
+    const out: Uint8Array[] = [];
+    for (let z = z0; z < z0 + n; z++) {
+      const buf = Buffer.alloc(offsets[z + 1] - offsets[z]);
+      readSync(fd, buf, 0, buf.length, offsets[z]);
+      out.push(new Uint8Array(gunzipSync(buf)));
+    }
+    return out;
   } catch (err) {
-    closeSync(fd);
     throw new Error(`${path}: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -226,7 +234,12 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
 
     // resumable state: <output>.parts/progress.json and one file per finished block
     const parts = `${output.replace(/\/+$/, "")}.parts`;
-    const key = JSON.stringify({ input, shape: header.shape, patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32" });
+    // what the parts depend on: the input (and its file's identity), the model (its checkpoint's), the settings
+    const stamp = (path: string) => { try { const s = statSync(path); return [s.size, s.mtimeMs]; } catch { return null; } };
+    const key = JSON.stringify({
+      input, inputFile: stamp(input), shape: header.shape, model: model.checkpoint, modelFile: stamp(model.checkpoint), modelStep: model.step,
+      patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32",
+    });
     const progressPath = join(parts, "progress.json");
     const readState = () => (existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null);
     let state: Progress | null = null;
@@ -271,41 +284,38 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     };
 
     const weight = gaussianImportance(p);
+    // a batch-mate outside a block's box runs on zeros: batches keep their composition (and so every window's
+    // logits their bits: no operation mixes the samples of a batch) without reading its input
+    const blank = keep(zeros([1, ...p]));
     const run = windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device);
     let batchesDone = 0;
     const batchesTotal = Math.ceil(boxes.length / batch);
     const overlaps = (w: Triple, lo3: Triple, hi3: Triple) => w.every((v, i) => v < hi3[i] && v + p[i] > lo3[i]);
+    const starts = [windowStarts(Dp, p[0], step), windowStarts(Hp, p[1], step), windowStarts(Wp, p[2], step)];
     try {
       for (const [bi, block] of blocks.entries()) {
         if (bi % world !== rank) continue;
         if (existsSync(blockPath(block))) { o.onBlock?.(bi + 1, blocks.length); continue; }
-        // the block in padded coordinates; the batches with a window overlapping it; the box those windows cover
+        // the block in padded coordinates; per axis the window rows overlapping it (a run of the sorted starts);
+        // the batches holding those windows (box index = (iz·ny + iy)·nx + ix, as the grid was built); their box
         const ba = block.map(([a], i) => a + pb[i]) as Triple, bb = block.map(([, e], i) => e + pb[i]) as Triple;
+        const rows = starts.map((s, i) => s.flatMap((v, k) => (v < bb[i] && v + p[i] > ba[i] ? [k] : [])));
         const chosen: number[] = [];
-        const r0: Triple = [Infinity, Infinity, Infinity], r1: Triple = [-Infinity, -Infinity, -Infinity];
-        for (let i = 0; i < boxes.length; i += batch) {
-          let any = false;
-          for (const w of boxes.slice(i, i + batch)) {
-            if (!overlaps(w, ba, bb)) continue;
-            any = true;
-            for (let k = 0; k < 3; k++) { r0[k] = Math.min(r0[k], w[k]); r1[k] = Math.max(r1[k], w[k] + p[k]); }
-          }
-          if (any) chosen.push(i);
+        for (const iz of rows[0]) for (const iy of rows[1]) for (const ix of rows[2]) {
+          const first = Math.floor(((iz * starts[1].length + iy) * starts[2].length + ix) / batch) * batch;
+          if (chosen[chosen.length - 1] !== first) chosen.push(first);
         }
-        const region = await readInput(r0, r1);
-        // a batch-mate outside the box (batches run whole, as in memory) is read by itself
-        const strays = new Map<string, Tensor>();
-        for (const i of chosen) {
-          for (const w of boxes.slice(i, i + batch)) {
-            if (w.every((v, k) => v >= r0[k] && v + p[k] <= r1[k])) continue;
-            strays.set(w.join(","), keep(await readInput(w, w.map((v, k) => v + p[k]) as Triple)));
-          }
-        }
+        const r0 = rows.map((r, i) => starts[i][r[0]]) as Triple;
+        const r1 = rows.map((r, i) => starts[i][r[r.length - 1]] + p[i]) as Triple;
         const [bz, by, bx] = block.map(([a, e]) => e - a);
-        const mask = noGrad(() => tidy(() => {
+        const region = await readInput(r0, r1);
+        let mask: Uint8Array;
+        try {
+          mask = noGrad(() => tidy(() => {
           const acc = zeros([C, bz, by, bx]);
           const norm = zeros([1, bz, by, bx]);
-          const patchOf = (w: Triple) => strays.get(w.join(",")) ?? region.slice(1, w[0] - r0[0], w[0] - r0[0] + p[0]).slice(2, w[1] - r0[1], w[1] - r0[1] + p[1]).slice(3, w[2] - r0[2], w[2] - r0[2] + p[2]);
+          const inBox = (w: Triple) => w.every((v, k) => v >= r0[k] && v + p[k] <= r1[k]);
+          const patchOf = (w: Triple) => (inBox(w) ? region.slice(1, w[0] - r0[0], w[0] - r0[0] + p[0]).slice(2, w[1] - r0[1], w[1] - r0[1] + p[1]).slice(3, w[2] - r0[2], w[2] - r0[2] + p[2]) : blank);
           for (const i of chosen) {
             tidy(() => {
               const chunk = boxes.slice(i, i + batch);
@@ -327,14 +337,16 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
           const logits = acc.div(norm);
           const m = o.threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(o.threshold) : logits.argmax(0).gt(0);
           return m.to("uint8").contiguous().data() as Uint8Array;
-        }));
-        region.dispose();
-        for (const t of strays.values()) t.dispose();
+          }));
+        } finally {
+          region.dispose();
+        }
         writeFileAtomic(blockPath(block), encodePlanes(mask, bz));
         o.onBlock?.(bi + 1, blocks.length);
       }
     } finally {
       weight.dispose();
+      blank.dispose();
     }
 
     // stream the blocks into the output, a group of planes at a time, then drop the parts (rank 0, once every
@@ -347,21 +359,19 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
       const planesPerWrite = Math.max(1, Math.min(blockShape[0], Math.floor(budget / 4 / (H * W))));
       for (let z0 = 0; z0 < D; z0 += blockShape[0]) {
         const slab = blocks.filter((b) => b[0][0] === z0);
-        const files = slab.map((b) => ({ b, planes: readPlaneIndex(blockPath(b)) }));
         const z1 = Math.min(D, z0 + blockShape[0]);
         for (let g = z0; g < z1; g += planesPerWrite) {
           const n = Math.min(planesPerWrite, z1 - g);
           const out = new Uint8Array(n * H * W);
-          for (const { b, planes } of files) {
+          // one block file open at a time (a slab of a very wide volume has more blocks than open files allowed)
+          for (const b of slab) {
             const [, [y0, y1], [x0, x1]] = b;
-            for (let z = g; z < g + n; z++) {
-              const plane = planes.read(z - z0);
-              for (let y = y0; y < y1; y++) out.set(plane.subarray((y - y0) * (x1 - x0), (y - y0 + 1) * (x1 - x0)), ((z - g) * H + y) * W + x0);
-            }
+            readPlanes(blockPath(b), g - z0, n).forEach((plane, k) => {
+              for (let y = y0; y < y1; y++) out.set(plane.subarray((y - y0) * (x1 - x0), (y - y0 + 1) * (x1 - x0)), (k * H + y) * W + x0);
+            });
           }
           await sink.writeSlab(out);
         }
-        for (const f of files) f.planes.close();
       }
       await sink.close();
     } catch (err) {

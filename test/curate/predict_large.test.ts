@@ -124,5 +124,8 @@ test("block planning: full planes when they fit, else a patch deep and narrower 
   assert.ok(organ.shape[1] === organ.shape[2] && organ.shape[1] >= 128 && organ.shape[1] < 4200, `${organ.shape}`);
   assert.equal(organ.bytes, need(organ.shape, [2000, 4200, 4200], [128, 128, 128], 2, 2));
   assert.ok(organ.bytes <= 4 * 2 ** 30);
-  assert.ok(need([128, organ.shape[1] + 64, organ.shape[2] + 64], [2000, 4200, 4200], [128, 128, 128], 2, 2) > 4 * 2 ** 30, "not much smaller than needed");
+  assert.ok(need([128, organ.shape[1] + 1, organ.shape[2] + 1], [2000, 4200, 4200], [128, 128, 128], 2, 2) > 4 * 2 ** 30, "the largest square that fits");
+  // the deepest slab of full planes that fits, exactly (a budget of exactly 196 planes' need)
+  const exact = need([196, 1000, 1000], [2000, 1000, 1000], [128, 128, 128], 2, 2);
+  assert.deepEqual(planBlocks([2000, 1000, 1000], [128, 128, 128], { budget: exact, inputBytes: 2, numClasses: 2 }), { shape: [196, 1000, 1000], bytes: exact });
 });
