@@ -28,7 +28,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { percentileSorted, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, openVolume } from "../io/index.ts";
-import { type Tensor, fromBytes, keep, noGrad, pad, softmax, stack, tidy, zeros } from "../torch/index.ts";
+import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, stack, tidy, zeros } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import type { LoadedModel } from "./model.ts";
 import type { PredictOptions } from "./predict.ts";
@@ -342,6 +342,8 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
           region.dispose();
         }
         writeFileAtomic(blockPath(block), encodePlanes(mask, bz));
+        // blocks differ in size (edges): without this the kept heap grows with fragmentation, block after block
+        releaseFreeMemory();
         o.onBlock?.(bi + 1, blocks.length);
       }
     } finally {

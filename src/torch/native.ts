@@ -62,6 +62,7 @@ export interface NativeAddon {
   distDestroy(g: Handle): void;
   /** Whether the addon switched glibc malloc to heap-only, untrimmed (see native/addon.cc). */
   mallocTuned: boolean;
+  mallocTrim(): boolean;
 }
 
 function load(): NativeAddon {

@@ -33,6 +33,15 @@ export function cudaAvailable(): boolean {
   return native.buildInfo().cuda;
 }
 
+/**
+ * Gives the heap's free pages back to the system. The addon keeps freed memory mapped (fast training
+ * steps); a long job whose unit of work changes size (out-of-core prediction's blocks) calls this between
+ * units so that its resident memory stays near one unit's, not the largest fragmentation seen.
+ */
+export function releaseFreeMemory(): boolean {
+  return native.mallocTrim();
+}
+
 /** Live tensor handles and their bytes, as the native layer counts them (for leak tests). */
 export function liveTensors(): { tensors: number; bytes: number } {
   return native.liveStats();
