@@ -3,8 +3,8 @@
 // patch, fp32, no mirroring: the figures measure the streaming machinery, not a production network). The issue
 // asks for a volume of at least 4 GiB (--shape 512,2048,2048 --step 1: about half an hour on 2 cores); the
 // default is smaller so that it finishes in minutes.
-//   npm run bench -- predict-large [--shape Z,Y,X] [--max-memory-mb N] [--step F] [--batch N]
-//   defaults 64,384,384 (18 MB), 192, 0.5, 2
+//   npm run bench -- predict-large [--shape Z,Y,X] [--max-memory-mb N] [--step F] [--batch N] [--precision bf16]
+//   defaults 64,384,384 (18 MB), 192, 0.5, 2, fp32
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,8 @@ import { synthDataset } from "../src/synth/index.ts";
 import { machine, round } from "./common.ts";
 import { rawVolume } from "./raw_volume.ts";
 
-const { values } = parseArgs({ options: { shape: { type: "string" }, "max-memory-mb": { type: "string" }, step: { type: "string" }, batch: { type: "string" } } });
+const { values } = parseArgs({ options: { shape: { type: "string" }, "max-memory-mb": { type: "string" }, step: { type: "string" }, batch: { type: "string" }, precision: { type: "string" } } });
+const precision = (values.precision ?? "fp32") as "fp32" | "bf16";
 const step = Number(values.step ?? 0.5), batchSize = Number(values.batch ?? 2);
 const shape = (values.shape ?? "64,384,384").split(",").map(Number) as Vec3;
 const budgetMb = Number(values["max-memory-mb"] ?? 192);
@@ -35,7 +36,7 @@ const voxels = shape[0] * shape[1] * shape[2];
 let blocks = 0, batches = 0, lastReport = performance.now();
 const t0 = performance.now();
 await predictLarge(model, input, join(work, "mask.ome.zarr"), {
-  mirror: false, precision: "fp32", batchSize, step, maxMemoryBytes: budgetMb * 2 ** 20,
+  mirror: false, precision, batchSize, step, maxMemoryBytes: budgetMb * 2 ** 20,
   onProgress: (done, total) => {
     batches = total;
     if (performance.now() - lastReport > 30_000) {
@@ -50,10 +51,10 @@ const peak = process.resourceUsage().maxRSS * 1024;
 const gib = (b: number) => b / 2 ** 30;
 console.log(`machine: ${machine()}`);
 console.log(`volume ${shape.join("×")} uint16 = ${(voxels * 2 / 2 ** 20).toFixed(0)} MB; in-memory prediction would hold ≈ ${gib(inMemoryBytes({ dtype: "uint16", shape, spacingUm: [1, 1, 1] }, 2)).toFixed(2)} GiB`);
-console.log(`out of core with --max-memory-mb ${budgetMb}, step ${step}, batch ${batchSize}: ${blocks} blocks, ${batches} batches, ${s.toFixed(1)} s = ${(voxels / s / 1e6).toFixed(2)} Mvoxels/s, peak RSS ${gib(peak).toFixed(2)} GiB (${gib(rssBefore).toFixed(2)} GiB before prediction)`);
+console.log(`out of core with --max-memory-mb ${budgetMb}, step ${step}, batch ${batchSize}, ${precision}: ${blocks} blocks, ${batches} batches, ${s.toFixed(1)} s = ${(voxels / s / 1e6).toFixed(2)} Mvoxels/s, peak RSS ${gib(peak).toFixed(2)} GiB (${gib(rssBefore).toFixed(2)} GiB before prediction)`);
 rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify({
-  bench: "predict-large", machine: machine(), shape, rawMB: round(voxels * 2 / 2 ** 20, 1), maxMemoryMb: budgetMb, step, batchSize, blocks, batches, seconds: round(s, 2),
+  bench: "predict-large", machine: machine(), shape, rawMB: round(voxels * 2 / 2 ** 20, 1), maxMemoryMb: budgetMb, step, batchSize, precision, blocks, batches, seconds: round(s, 2),
   voxelsPerS: Math.round(voxels / s), peakRssGiB: round(gib(peak), 3), rssBeforeGiB: round(gib(rssBefore), 3),
   inMemoryGiB: round(gib(inMemoryBytes({ dtype: "uint16", shape, spacingUm: [1, 1, 1] }, 2)), 3),
 }));
