@@ -243,13 +243,14 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const totalSteps = epochs * stepsPerEpoch;
   const warmup = o.warmupSteps ?? (o.init ? Math.round(totalSteps * 0.1) : 0);
   const schedule = makeSchedule({ kind: "poly", baseLr: o.lr ?? ((o.optimizer ?? "sgd") === "sgd" ? 0.01 : 1e-3), totalSteps, warmupSteps: warmup });
+  // old runs (before data parallelism) did not count global batches: one per step and rank
+  state.globalBatches ??= state.step * (group?.worldSize ?? 1);
   const loader = new PatchLoader({
     // One core fewer than the machine has, at most 4: the training step itself needs the rest.
     cases: fold.train, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers: o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1)),
     augment: o.augment === false ? null : DEFAULT_AUGMENT, startBatch: state.step, normalize: { percentiles: plan.normalization.percentiles },
-    shard: { rank: group?.rank ?? 0, worldSize: group?.worldSize ?? 1, startGlobal: state.globalBatches ?? state.step * (group?.worldSize ?? 1) },
+    shard: { rank: group?.rank ?? 0, worldSize: group?.worldSize ?? 1, startGlobal: state.globalBatches },
   });
-  state.globalBatches ??= state.step * (group?.worldSize ?? 1);
   const progress = new Progress("finetune", totalSteps, { unit: "steps", silent: o.quiet });
   progress.set(state.step);
   net.train();

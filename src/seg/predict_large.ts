@@ -220,8 +220,9 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const padBefore = [D, H, W].map((n, i) => Math.max(0, Math.floor((p[i] - n) / 2)));
     const padAfter = [D, H, W].map((n, i) => Math.max(0, p[i] - n - padBefore[i]));
     const [Dp, Hp, Wp] = [D, H, W].map((n, i) => n + padBefore[i] + padAfter[i]);
+    const starts = [windowStarts(Dp, p[0], step), windowStarts(Hp, p[1], step), windowStarts(Wp, p[2], step)];
     const boxes: Triple[] = [];
-    for (const z of windowStarts(Dp, p[0], step)) for (const y of windowStarts(Hp, p[1], step)) for (const x of windowStarts(Wp, p[2], step)) boxes.push([z, y, x]);
+    for (const z of starts[0]) for (const y of starts[1]) for (const x of starts[2]) boxes.push([z, y, x]);
 
     const world = o.shard?.worldSize ?? 1, rank = o.shard?.rank ?? 0;
     const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
@@ -291,7 +292,6 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     let batchesDone = 0;
     const batchesTotal = Math.ceil(boxes.length / batch);
     const overlaps = (w: Triple, lo3: Triple, hi3: Triple) => w.every((v, i) => v < hi3[i] && v + p[i] > lo3[i]);
-    const starts = [windowStarts(Dp, p[0], step), windowStarts(Hp, p[1], step), windowStarts(Wp, p[2], step)];
     try {
       for (const [bi, block] of blocks.entries()) {
         if (bi % world !== rank) continue;

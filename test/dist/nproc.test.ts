@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { makeVolume, readVolume, writeVolume } from "../../src/io/index.ts";
 import { finetune } from "../../src/seg/finetune.ts";
-import { type LoadedModel, loadModel } from "../../src/seg/model.ts";
+import { type LoadedModel, disposeCheckpoint, loadModel } from "../../src/seg/model.ts";
 import { predictVolume } from "../../src/seg/predict.ts";
 import type { AdaptationPlan } from "../../src/ssl/pretrain.ts";
 import { synthDataset } from "../../src/synth/index.ts";
@@ -41,11 +41,11 @@ function lsmseg(args: string[]): Promise<{ code: number; stderr: string }> {
   });
 }
 
-function checkpointState(file: string): AdaptationPlan {
+/** A checkpoint's meta.extra (its tensors freed). */
+function checkpointExtra<E>(file: string): E {
   const ckpt = T.loadCheckpoint(file);
-  for (const t of ckpt.model.values()) t.dispose();
-  for (const e of ckpt.optimizer?.params ?? []) for (const t of Object.values(e ?? {})) t.dispose();
-  return ckpt.meta.extra as unknown as AdaptationPlan;
+  disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
+  return ckpt.meta.extra as unknown as E;
 }
 
 test("pretrain --nproc 2: one run written by rank 0; resumed by 1 process from the global batches consumed", async () => {
@@ -53,12 +53,12 @@ test("pretrain --nproc 2: one run written by rank 0; resumed by 1 process from t
   const common = ["--data", join(data, "unannotated"), "--method", "mae", "--out", out, "--features", "4", "--patch", "16x16x16", "--workers", "0", "--precision", "fp32", "--quiet", "--index", join(dir, "index.json")];
   const two = await lsmseg(["pretrain", ...common, "--steps", "4", "--nproc", "2"]);
   assert.equal(two.code, 0, two.stderr);
-  const after2 = checkpointState(join(out, "checkpoint_latest.safetensors"));
+  const after2 = checkpointExtra<AdaptationPlan>(join(out, "checkpoint_latest.safetensors"));
   assert.deepEqual(after2.state, { step: 4, globalBatches: 8 });
   assert.equal(after2.run.worldSize, 2);
   const one = await lsmseg(["pretrain", ...common, "--steps", "6", "--resume"]);
   assert.equal(one.code, 0, one.stderr);
-  const after1 = checkpointState(join(out, "checkpoint_latest.safetensors"));
+  const after1 = checkpointExtra<AdaptationPlan>(join(out, "checkpoint_latest.safetensors"));
   assert.deepEqual(after1.state, { step: 6, globalBatches: 10 });
   const log = readJsonl<{ step: number; loss: number }>(join(out, "log.jsonl"));
   assert.deepEqual(log.map((r) => r.step), [4, 6], "one log line per interval: rank 0 alone writes");
@@ -73,10 +73,7 @@ test("finetune --nproc 2 (gradients averaged during backward), resumed by 1 proc
   assert.equal(two.code, 0, two.stderr);
   const one = await lsmseg(["finetune", ...common, "--epochs", "2", "--resume"]);
   assert.equal(one.code, 0, one.stderr);
-  const ckpt = T.loadCheckpoint(join(out, "checkpoint_latest.safetensors"));
-  for (const t of ckpt.model.values()) t.dispose();
-  for (const e of ckpt.optimizer?.params ?? []) for (const t of Object.values(e ?? {})) t.dispose();
-  const state = (ckpt.meta.extra as { state: { epoch: number; step: number; globalBatches: number } }).state;
+  const { state } = checkpointExtra<{ state: { epoch: number; step: number; globalBatches: number } }>(join(out, "checkpoint_latest.safetensors"));
   assert.deepEqual([state.epoch, state.step, state.globalBatches], [2, 4, 6]);
   const log = readJsonl<{ epoch: number; trainLoss: number }>(join(out, "log.jsonl"));
   assert.deepEqual(log.map((r) => r.epoch), [0, 1]);
