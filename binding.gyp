@@ -1,10 +1,13 @@
 {
   "variables": {
-    "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")"
+    "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")",
+    "torch_abi%": "<!(node -p \"process.env.LSMSEG_TORCH_ABI || ''\")",
+    "torch_cuda%": "<!(node -p \"process.env.LSMSEG_TORCH_CUDA || ''\")",
+    "nccl_includes%": "<!(node -p \"process.env.LSMSEG_NCCL_INCLUDES || ''\")"
   },
   "targets": [{
     "target_name": "lsmseg_native",
-    "sources": ["native/addon.cc", "native/tensor.cc", "native/ops.cc", "native/autograd.cc", "native/optim.cc", "native/dist.cc"],
+    "sources": ["native/addon.cc", "native/tensor.cc", "native/ops.cc", "native/autograd.cc", "native/optim.cc", "native/dist.cc", "native/nccl.cc"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "USE_C10D_GLOO", "USE_DISTRIBUTED"],
     "cflags!": ["-fno-exceptions", "-fno-rtti"],
@@ -17,7 +20,12 @@
       }, {
         "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
         "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10"]
-      }]
+      }],
+      ["torch_abi!=''", { "defines": ["_GLIBCXX_USE_CXX11_ABI=<(torch_abi)"] }],
+      # A CUDA libtorch registers its CUDA kernels from libtorch_cuda.so, which nothing references by name:
+      # keep it (and c10_cuda) even where the linker drops unreferenced libraries (--as-needed).
+      ["torch_cuda=='1'", { "libraries": ["-Wl,--push-state,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--pop-state"] }],
+      ["nccl_includes!=''", { "defines": ["LSMSEG_NCCL"], "include_dirs": ["<@(nccl_includes)"] }]
     ]
   }]
 }

@@ -1,5 +1,7 @@
 // Autograd, grad mode, autocast, threads and random state: the engine-wide switches.
 #include "common.h"
+#include "dist.h"
+#include <torch/cuda.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -150,6 +152,8 @@ static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   o.Set("cuda", Napi::Boolean::New(env, at::hasCUDA()));
+  o.Set("cudaDevices", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+  o.Set("nccl", Napi::Boolean::New(env, hasNccl()));
   o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
   o.Set("parallel", Napi::String::New(env, at::get_parallel_info()));
   o.Set("config", Napi::String::New(env, at::show_config()));

@@ -1,13 +1,14 @@
-// PyTorch's own distributed layer (c10d) for JS: a TCPStore rendezvous, a Gloo process group
-// (NCCL when the libtorch has CUDA is for a later build), collectives that wait with a timeout, and
+// PyTorch's own distributed layer (c10d) for JS: a TCPStore rendezvous, a Gloo process group (or NCCL,
+// nccl.cc, in a build against a CUDA libtorch), collectives that wait with a timeout, and
 // DistributedDataParallel's gradient averaging: gradients flattened into buckets (25 MB, as DDP),
-// every bucket's all-reduce in flight at once on Gloo's threads, then averaged back into .grad; or, with a
+// every bucket's all-reduce in flight at once after backward, then averaged back into .grad; or, with a
 // GradSync, each bucket's all-reduce launched during backward as soon as its last gradient is computed
 // (hooks on the parameters, buckets in reverse parameter order and launched strictly in order, as DDP's
 // Reducer does), so communication overlaps the rest of backward.
 // (c10d's own Reducer is not usable with Debian's headers: reducer.hpp needs the distributed-autograd
 // headers that libtorch-dev does not ship.)
 #include "common.h"
+#include "dist.h"
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -20,7 +21,7 @@ namespace lsm {
 struct GroupBox {
   Tag tag = Tag::Group;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<GroupBase> pg;
   std::chrono::milliseconds timeout{60000};
 };
 
@@ -30,8 +31,8 @@ static void waitFor(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::mil
   if (!work->wait(timeout)) throw std::runtime_error(std::string(what) + ": timed out");
 }
 
-// distInit(rank, worldSize, host, port, timeoutMs): rendezvous through a TCPStore (rank 0 serves it),
-// then a Gloo process group. Blocks until every rank has joined or the timeout passes.
+// distInit(rank, worldSize, host, port, timeoutMs, backend): rendezvous through a TCPStore (rank 0 serves it),
+// then a Gloo or NCCL process group. Blocks until every rank has joined or the timeout passes.
 static Napi::Value distInit(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   int rank = static_cast<int>(toInt(info[0], "rank"));
@@ -39,6 +40,9 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
   auto host = info[2].As<Napi::String>().Utf8Value();
   auto port = static_cast<uint16_t>(toInt(info[3], "port"));
   auto timeout = std::chrono::milliseconds(toInt(info[4], "timeoutMs"));
+  auto backend = info.Length() > 5 && info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : std::string("gloo");
+  if (backend != "gloo" && backend != "nccl") throw Napi::Error::New(env, "distInit: backend must be 'gloo' or 'nccl', got '" + backend + "'");
+  if (backend == "nccl" && !hasNccl()) throw Napi::Error::New(env, "distInit: this build of the addon has no NCCL (it needs a CUDA libtorch and the CUDA and NCCL headers when it is built; see the README)");
   if (world < 1 || rank < 0 || rank >= world) throw Napi::RangeError::New(env, "distInit: need 0 <= rank < worldSize");
   c10d::TCPStoreOptions so;
   so.port = port;
@@ -49,12 +53,16 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
   auto* b = new GroupBox();
   try {
     b->store = c10::make_intrusive<c10d::TCPStore>(host, so);
-    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-    bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
-    opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname(host) : c10d::ProcessGroupGloo::createDefaultDevice());
-    opts->threads = 2;
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lsmseg", b->store);
-    b->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, opts);
+    if (backend == "nccl") {
+      b->pg = makeNcclGroup(prefixed, rank, world, timeout);
+    } else {
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+      bool loopback = host == "127.0.0.1" || host == "localhost" || host == "::1";
+      opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname(host) : c10d::ProcessGroupGloo::createDefaultDevice());
+      opts->threads = 2;
+      b->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, opts);
+    }
     b->timeout = timeout;
   } catch (...) {
     delete b;
@@ -131,56 +139,10 @@ static Napi::Value groupInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// allReduceGrads(g, params, bucketCapMB): averages the parameters' gradients over the ranks.
-// Parameters without a gradient contribute zeros (so every rank runs the same collectives).
-static Napi::Value allReduceGrads(const Napi::CallbackInfo& info) {
-  auto* g = unwrapGroup(info[0]);
-  auto params = toTensorVec(info[1], "params");
-  auto cap = static_cast<int64_t>(toDouble(info[2], "bucketCapMB") * 1024 * 1024);
-  int world = g->pg->getSize();
-  at::NoGradGuard noGrad;
-  std::vector<std::vector<size_t>> buckets(1);
-  int64_t bytes = 0;
-  for (size_t i = 0; i < params.size(); i++) {
-    auto& p = params[i];
-    if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    int64_t n = p.numel() * p.element_size();
-    if (!buckets.back().empty() && (bytes + n > cap || params[buckets.back()[0]].scalar_type() != p.scalar_type())) {
-      buckets.emplace_back();
-      bytes = 0;
-    }
-    buckets.back().push_back(i);
-    bytes += n;
-  }
-  std::vector<at::Tensor> flats;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  c10d::AllreduceOptions o;
-  o.timeout = g->timeout;
-  for (auto& b : buckets) {
-    std::vector<at::Tensor> parts;
-    for (auto i : b) parts.push_back(params[i].grad().reshape({-1}));
-    std::vector<at::Tensor> flat{at::cat(parts)};
-    works.push_back(g->pg->allreduce(flat, o));
-    flats.push_back(flat[0]);
-  }
-  for (size_t k = 0; k < buckets.size(); k++) {
-    waitFor(works[k], g->timeout, "allReduceGrads");
-    flats[k].div_(world);
-    int64_t off = 0;
-    for (auto i : buckets[k]) {
-      auto& grad = params[i].mutable_grad();
-      int64_t n = grad.numel();
-      grad.copy_(flats[k].narrow(0, off, n).view_as(grad));
-      off += n;
-    }
-  }
-  return Napi::Number::New(info.Env(), static_cast<double>(buckets.size()));
-}
-
-// ---- GradSync: the all-reduce overlapped with backward ----
+// ---- DDP's gradient averaging: buckets filled from the gradients, one all-reduce per bucket ----
 
 struct SyncState {
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<GroupBase> pg;
   std::chrono::milliseconds timeout{60000};
   std::vector<at::Tensor> params;
   struct Bucket {
@@ -195,6 +157,39 @@ struct SyncState {
   std::vector<bool> seen;
   size_t nextLaunch = 0;
   std::mutex mu;
+
+  // Buckets of at most `capBytes` in reverse order of `params` (backward computes the last layers' gradients
+  // first), one dtype each, as DDP's Reducer plans them.
+  SyncState(const GroupBox& g, std::vector<at::Tensor> ps, int64_t capBytes) : pg(g.pg), timeout(g.timeout), params(std::move(ps)) {
+    size_t n = params.size();
+    bucketOf.assign(n, 0);
+    slotOf.assign(n, 0);
+    seen.assign(n, false);
+    int64_t bytes = 0, elems = 0;
+    auto close = [&] {
+      if (!buckets.empty()) buckets.back().flat = at::zeros({elems}, params[buckets.back().members[0]].options().requires_grad(false));
+    };
+    for (size_t k = 0; k < n; k++) {
+      size_t i = n - 1 - k;
+      auto& p = params[i];
+      int64_t b = p.numel() * p.element_size();
+      if (buckets.empty() || bytes + b > capBytes || params[buckets.back().members[0]].scalar_type() != p.scalar_type()) {
+        close();
+        buckets.emplace_back();
+        bytes = 0;
+        elems = 0;
+      }
+      auto& bk = buckets.back();
+      bucketOf[i] = buckets.size() - 1;
+      slotOf[i] = bk.members.size();
+      bk.members.push_back(i);
+      bk.offsets.push_back(elems);
+      bytes += b;
+      elems += p.numel();
+    }
+    close();
+    reset();
+  }
 
   void reset() {
     for (auto& b : buckets) { b.pending = b.members.size(); b.work.reset(); }
@@ -211,17 +206,63 @@ struct SyncState {
       nextLaunch++;
     }
   }
-  void onGrad(size_t i, const at::Tensor& grad) {
-    std::lock_guard<std::mutex> lock(mu);
+  // parameter i's gradient (undefined: none, counted as zeros) goes into its bucket; full buckets launch
+  void put(size_t i, const at::Tensor& grad) {
     if (seen[i]) throw std::runtime_error("GradSync: a parameter received two gradients in one backward (call finish() after each backward)");
     seen[i] = true;
     auto& b = buckets[bucketOf[i]];
     at::NoGradGuard noGrad;
-    b.flat.narrow(0, b.offsets[slotOf[i]], grad.numel()).copy_(grad.reshape({-1}));
+    auto slice = b.flat.narrow(0, b.offsets[slotOf[i]], params[i].numel());
+    if (grad.defined()) slice.copy_(grad.reshape({-1})); else slice.zero_();
     b.pending--;
     if (b.pending == 0) launchReady();
   }
+  void onGrad(size_t i, const at::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mu);
+    put(i, grad);
+  }
+  // The rest of the parameters count as zeros; waits for every bucket and writes the means into .grad.
+  // Returns how many buckets had started before this call. Ready for the next round afterwards.
+  size_t finish(const char* what) {
+    std::lock_guard<std::mutex> lock(mu);
+    at::NoGradGuard noGrad;
+    int world = pg->getSize();
+    size_t early = nextLaunch;
+    for (size_t i = 0; i < params.size(); i++) if (!seen[i]) put(i, at::Tensor());
+    try {
+      for (auto& b : buckets) {
+        waitFor(b.work, timeout, what);
+        b.flat.div_(world);
+        for (size_t k = 0; k < b.members.size(); k++) {
+          auto& p = params[b.members[k]];
+          if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
+          auto& grad = p.mutable_grad();
+          grad.copy_(b.flat.narrow(0, b.offsets[k], grad.numel()).view_as(grad));
+        }
+      }
+    } catch (...) {
+      reset();
+      throw;
+    }
+    reset();
+    return early;
+  }
 };
+
+static int64_t capBytes(const Napi::Value& v) { return static_cast<int64_t>(toDouble(v, "bucketCapMB") * 1024 * 1024); }
+
+// allReduceGrads(g, params, bucketCapMB): after backward, averages the parameters' gradients over the ranks
+// (every bucket's all-reduce in flight at once). Parameters without a gradient contribute zeros, so every
+// rank runs the same collectives. Returns the number of buckets.
+static Napi::Value allReduceGrads(const Napi::CallbackInfo& info) {
+  auto* g = unwrapGroup(info[0]);
+  SyncState st(*g, toTensorVec(info[1], "params"), capBytes(info[2]));
+  for (size_t i = 0; i < st.params.size(); i++) st.put(i, st.params[i].grad());
+  st.finish("allReduceGrads");
+  return Napi::Number::New(info.Env(), static_cast<double>(st.buckets.size()));
+}
+
+// ---- GradSync: the all-reduce overlapped with backward ----
 
 struct GradSyncBox {
   Tag tag = Tag::GradSync;
@@ -236,45 +277,18 @@ struct GradSyncBox {
 
 static GradSyncBox* unwrapSync(const Napi::Value& v) { return unwrapTagged<GradSyncBox>(v, Tag::GradSync, "gradient sync"); }
 
-// gradSyncCreate(g, params, bucketCapMB): hooks on every parameter; buckets in reverse order of `params`.
+// gradSyncCreate(g, params, bucketCapMB): a hook on every parameter puts its gradient into its bucket as
+// backward computes it.
 static Napi::Value gradSyncCreate(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto* g = unwrapGroup(info[0]);
-  auto st = std::make_shared<SyncState>();
-  st->pg = g->pg;
-  st->timeout = g->timeout;
-  st->params = toTensorVec(info[1], "params");
-  auto cap = static_cast<int64_t>(toDouble(info[2], "bucketCapMB") * 1024 * 1024);
-  size_t n = st->params.size();
-  st->bucketOf.assign(n, 0);
-  st->slotOf.assign(n, 0);
-  st->seen.assign(n, false);
-  int64_t bytes = 0, elems = 0;
-  for (size_t k = 0; k < n; k++) {
-    size_t i = n - 1 - k;
-    auto& p = st->params[i];
-    if (!p.requires_grad()) throw Napi::TypeError::New(env, "gradSync: every parameter must require grad");
-    int64_t b = p.numel() * p.element_size();
-    if (st->buckets.empty() || (!st->buckets.back().members.empty() && (bytes + b > cap || st->params[st->buckets.back().members[0]].scalar_type() != p.scalar_type()))) {
-      if (!st->buckets.empty()) st->buckets.back().flat = at::zeros({elems}, st->params[st->buckets.back().members[0]].options().requires_grad(false));
-      st->buckets.emplace_back();
-      bytes = 0;
-      elems = 0;
-    }
-    auto& bk = st->buckets.back();
-    st->bucketOf[i] = st->buckets.size() - 1;
-    st->slotOf[i] = bk.members.size();
-    bk.members.push_back(i);
-    bk.offsets.push_back(elems);
-    bytes += b;
-    elems += p.numel();
-  }
-  if (!st->buckets.empty()) st->buckets.back().flat = at::zeros({elems}, st->params[st->buckets.back().members[0]].options().requires_grad(false));
-  st->reset();
+  auto params = toTensorVec(info[1], "params");
+  for (auto& p : params) if (!p.requires_grad()) throw Napi::TypeError::New(env, "gradSync: every parameter must require grad");
+  auto st = std::make_shared<SyncState>(*g, std::move(params), capBytes(info[2]));
   auto* box = new GradSyncBox();
   box->state = st;
   std::weak_ptr<SyncState> weak = st;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < st->params.size(); i++) {
     unsigned h = st->params[i].register_hook([weak, i](const at::Tensor& grad) {
       if (auto s = weak.lock()) s->onGrad(i, grad);
     });
@@ -287,36 +301,8 @@ static Napi::Value gradSyncCreate(const Napi::CallbackInfo& info) {
 // waits for every bucket, and writes the averages into .grad; then ready for the next backward. Returns
 // { buckets, duringBackward }: how many all-reduces there were, and how many had started before this call.
 static Napi::Value gradSyncFinish(const Napi::CallbackInfo& info) {
-  auto* box = unwrapSync(info[0]);
-  auto& st = *box->state;
-  std::lock_guard<std::mutex> lock(st.mu);
-  at::NoGradGuard noGrad;
-  int world = st.pg->getSize();
-  size_t early = st.nextLaunch;  // buckets whose all-reduce started during backward
-  for (size_t i = 0; i < st.params.size(); i++) {
-    if (st.seen[i]) continue;
-    auto& b = st.buckets[st.bucketOf[i]];
-    b.flat.narrow(0, b.offsets[st.slotOf[i]], st.params[i].numel()).zero_();
-    st.seen[i] = true;
-    b.pending--;
-  }
-  st.launchReady();
-  try {
-    for (auto& b : st.buckets) {
-      waitFor(b.work, st.timeout, "gradient all-reduce");
-      b.flat.div_(world);
-      for (size_t k = 0; k < b.members.size(); k++) {
-        auto& p = st.params[b.members[k]];
-        if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
-        auto& grad = p.mutable_grad();
-        grad.copy_(b.flat.narrow(0, b.offsets[k], grad.numel()).view_as(grad));
-      }
-    }
-  } catch (...) {
-    st.reset();
-    throw;
-  }
-  st.reset();
+  auto& st = *unwrapSync(info[0])->state;
+  size_t early = st.finish("gradient all-reduce");
   auto out = Napi::Object::New(info.Env());
   out.Set("buckets", Napi::Number::New(info.Env(), static_cast<double>(st.buckets.size())));
   out.Set("duringBackward", Napi::Number::New(info.Env(), static_cast<double>(early)));

@@ -8,18 +8,21 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gypEnv, libtorchConfig } from "./libtorch-config.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.argv.includes("--quiet");
 const say = (msg) => { if (!quiet) console.log(`[setup] ${msg}`); };
 
-function run(cmd, args, opts = {}) {
+function run(cmd, args, opts = {}, { mayFail = false } = {}) {
   say(`$ ${cmd} ${args.join(" ")}`);
   const r = spawnSync(cmd, args, { stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit", cwd: root, ...opts });
   if (r.status !== 0) {
+    if (mayFail) return false;
     console.error(`[setup] failed: ${cmd} ${args.join(" ")} (exit ${r.status ?? r.signal})`);
     process.exit(1);
   }
+  return true;
 }
 
 // 1. libtorch
@@ -64,7 +67,9 @@ if (needInstall) {
 // 3. the native addon
 const addon = join(root, "build", "Release", "lsmseg_native.node");
 const buildStamp = join(root, "build", "lsmseg-build.json");
-const wanted = JSON.stringify({ libtorch: process.env.LIBTORCH ?? "debian", node: process.versions.modules });
+// another libtorch: its C++ ABI, whether it has CUDA, and where the CUDA and NCCL headers are (for NCCL)
+const config = process.env.LIBTORCH ? libtorchConfig(process.env.LIBTORCH) : { abi: "", cuda: false, ncclIncludes: [], notes: [] };
+const wanted = JSON.stringify({ libtorch: process.env.LIBTORCH ?? "debian", node: process.versions.modules, ...gypEnv(config) });
 const newestSource = Math.max(
   ...readdirSync(join(root, "native")).map((f) => statSync(join(root, "native", f)).mtimeMs),
   statSync(join(root, "binding.gyp")).mtimeMs,
@@ -76,7 +81,15 @@ if (stale) {
   const gyp = join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
   const gypCmd = existsSync(gyp) ? [process.execPath, gyp] : ["npx", "--yes", "node-gyp"];
   const nodedir = existsSync("/usr/include/node/node_api.h") ? ["--nodedir=/usr"] : [];
-  run(gypCmd[0], [...gypCmd.slice(1), "rebuild", "-j", "max", ...nodedir, ...(quiet ? ["--silent"] : [])]);
+  for (const note of config.notes) console.error(`[setup] ${note}`);
+  const build = (cfg, mayFail) => run(gypCmd[0], [...gypCmd.slice(1), "rebuild", "-j", "max", ...nodedir, ...(quiet ? ["--silent"] : [])],
+    { env: { ...process.env, ...gypEnv(cfg) } }, { mayFail });
+  if (config.ncclIncludes.length) say(`a CUDA libtorch with the NCCL headers: building with NCCL (${config.ncclIncludes.join(", ")})`);
+  if (!build(config, config.ncclIncludes.length > 0)) {
+    // NCCL's headers vary with CUDA and PyTorch versions; without NCCL, CUDA ranks still talk through Gloo
+    console.error("[setup] the build with NCCL failed (messages above); building without NCCL: CUDA ranks will use Gloo");
+    build({ ...config, ncclIncludes: [] }, false);
+  }
   writeFileSync(buildStamp, wanted);
 }
 try {

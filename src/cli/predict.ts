@@ -38,7 +38,8 @@ export async function run(argv: string[]): Promise<number> {
   const launched = await launchIfAsked("predict", argv, v);
   if (launched !== null) return launched;
   const distOpts = distOptionsFromEnv();
-  const group = distOpts ? ProcessGroup.init(distOpts) : null;
+  // the ranks only meet at barriers: Gloo's, on the host, whatever the device
+  const group = distOpts ? ProcessGroup.init({ ...distOpts, backend: "gloo" }) : null;
   const device = await deviceFlag(v.device);
   const model = loadModel(v.model);
   model.net.to(device);

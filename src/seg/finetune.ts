@@ -230,7 +230,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       if (existsSync(logPath)) truncateSync(logPath, 0);
     }
   }
-  const group = distOpts ? ProcessGroup.init(distOpts) : null;
+  const group = distOpts ? ProcessGroup.init({ ...distOpts, device }) : null;
   // Every rank starts from rank 0's weights (as DistributedDataParallel does at construction).
   if (group) group.broadcast([...net.stateDict().values()], 0);
   // gradients averaged over the ranks by all-reduces that start during backward (DDP's overlap)

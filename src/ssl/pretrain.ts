@@ -137,7 +137,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
   if (main) mkdirSync(o.out, { recursive: true });
 
-  const group = distOpts ? ProcessGroup.init(distOpts) : null;
+  const group = distOpts ? ProcessGroup.init({ ...distOpts, device: o.device ?? "cpu" }) : null;
   const world = group?.worldSize ?? 1;
   const t0 = performance.now();
   // rank 0 builds (or refreshes) the cached index; the others then read it

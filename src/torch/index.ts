@@ -13,5 +13,5 @@ export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from "./safet
 export type { SafetensorsFile } from "./safetensors.ts";
 export { saveCheckpoint, loadCheckpoint, readCheckpointMeta } from "./checkpoint.ts";
 export type { Checkpoint, CheckpointMeta } from "./checkpoint.ts";
-export { GradSync, ProcessGroup, distOptionsFromEnv } from "./distributed.ts";
-export type { DistOptions, ReduceOp } from "./distributed.ts";
+export { GradSync, ProcessGroup, defaultBackend, distOptionsFromEnv } from "./distributed.ts";
+export type { Backend, DistOptions, ReduceOp } from "./distributed.ts";

@@ -8,6 +8,19 @@ import { fileURLToPath } from "node:url";
 /** An opaque handle to a native object (a tensor, an operator, an optimizer, a generator). */
 export type Handle = { readonly __brand: "native-handle" };
 
+/** What the addon was built against. */
+export interface BuildInfo {
+  torchVersion: string;
+  /** libtorch has CUDA and a driver answers */
+  cuda: boolean;
+  cudaDevices: number;
+  /** the addon was built with NCCL (a CUDA libtorch and the NCCL headers) */
+  nccl: boolean;
+  mkldnn: boolean;
+  parallel: string;
+  config: string;
+}
+
 export interface NativeAddon {
   fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): Handle;
   toBuffer(t: Handle): ArrayBuffer;
@@ -41,7 +54,7 @@ export interface NativeAddon {
   manualSeed(seed: number): void;
   getRngState(): Handle;
   setRngState(t: Handle): void;
-  buildInfo(): { torchVersion: string; cuda: boolean; mkldnn: boolean; parallel: string; config: string };
+  buildInfo(): BuildInfo;
   optimCreate(kind: string, params: Handle[], options: Record<string, number | boolean>): Handle;
   optimStep(h: Handle): void;
   optimZeroGrad(h: Handle, setToNone?: boolean): void;
@@ -49,7 +62,7 @@ export interface NativeAddon {
   optimGetState(h: Handle): (Record<string, Handle> | null)[];
   optimSetState(h: Handle, state: (Record<string, Handle> | null)[]): void;
   clipGradNorm(params: Handle[], maxNorm: number, normType?: number): number;
-  distInit(rank: number, worldSize: number, host: string, port: number, timeoutMs: number): Handle;
+  distInit(rank: number, worldSize: number, host: string, port: number, timeoutMs: number, backend: string): Handle;
   allReduce(g: Handle, tensors: Handle[], op: string): void;
   broadcast(g: Handle, tensors: Handle[], root: number): void;
   allGather(g: Handle, t: Handle): Handle[];

@@ -1,6 +1,6 @@
 // Engine-wide settings: threads, seeds, random state, build information, live memory.
 import { availableParallelism } from "node:os";
-import { native } from "./native.ts";
+import { native, type BuildInfo } from "./native.ts";
 import { Tensor } from "./tensor.ts";
 
 /** Sets libtorch's intra-op threads (default: the number of cores, or LSMSEG_THREADS). */
@@ -25,7 +25,7 @@ export function setRngState(state: Tensor): void {
   native.setRngState(state.handle);
 }
 
-export function buildInfo(): { torchVersion: string; cuda: boolean; mkldnn: boolean; parallel: string; config: string } {
+export function buildInfo(): BuildInfo {
   return native.buildInfo();
 }
 
