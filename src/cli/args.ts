@@ -61,13 +61,16 @@ export async function launchIfAsked(command: string, argv: string[], v: { nproc?
 }
 
 export const DEVICE_HELP = `  --device D            cpu (default), cuda or cuda:N: needs a CUDA libtorch (build with LIBTORCH=…);
-                        with --nproc, rank r of a node takes cuda:r`;
+                        with --nproc, rank r of a node takes cuda:r (CUDA_VISIBLE_DEVICES chooses the GPUs)`;
 
 /** The device a command runs on: cpu, or cuda[:N] when the libtorch has CUDA; a launched rank takes cuda:LOCAL_RANK. */
 export async function deviceFlag(value: string | undefined): Promise<string> {
   const v = value ?? "cpu";
   if (!/^(cpu|cuda(:\d+)?)$/.test(v)) throw new UsageError(`--device: expected cpu, cuda or cuda:N, got '${v}'`);
   if (v === "cpu") return v;
+  if (v.startsWith("cuda:") && Number(process.env.LOCAL_WORLD_SIZE ?? 1) > 1) {
+    throw new UsageError(`--device ${v} with --nproc: every rank would compute on that one GPU; pass --device cuda (rank r takes cuda:r), and CUDA_VISIBLE_DEVICES to choose the GPUs`);
+  }
   const { buildInfo } = await import("../torch/index.ts");
   if (!buildInfo().cuda) {
     throw new UsageError(`--device ${v}: this libtorch has no CUDA; build the addon against a CUDA libtorch (LIBTORCH=/path/to/libtorch npm run setup), see the README`);

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { deviceFlag } from "../../src/cli/args.ts";
 import { freePort, stripLaunchFlags } from "../../src/dist/launch.ts";
 import { ProcessGroup, buildInfo, defaultBackend, distOptionsFromEnv } from "../../src/torch/index.ts";
 
@@ -81,6 +82,17 @@ test("the backend: Gloo on CPU, NCCL only for CUDA ranks and only in a build tha
   if (!buildInfo().nccl) {
     // refused before any rendezvous (nothing listens on port 1)
     assert.throws(() => ProcessGroup.init({ ...opts, backend: "nccl", device: "cuda:0" }), /this build of the addon has no NCCL/);
+  }
+});
+
+test("--device with --nproc: cuda gives rank r cuda:r; one explicit GPU for every rank is refused", async () => {
+  const saved = process.env.LOCAL_WORLD_SIZE;
+  process.env.LOCAL_WORLD_SIZE = "2";
+  try {
+    await assert.rejects(deviceFlag("cuda:1"), /--device cuda:1 with --nproc: every rank would compute on that one GPU/);
+    assert.equal(await deviceFlag("cpu"), "cpu");
+  } finally {
+    if (saved === undefined) delete process.env.LOCAL_WORLD_SIZE; else process.env.LOCAL_WORLD_SIZE = saved;
   }
 });
 
