@@ -6,6 +6,14 @@
     "nccl_includes%": "<!(node -p \"process.env.LSMSEG_NCCL_INCLUDES || ''\")"
   },
   "targets": [{
+    "target_name": "lsmseg_malloc",
+    "sources": ["native/malloc.cc"],
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions"],
+    "cflags_cc": ["-fexceptions", "-O2"]
+  }, {
     "target_name": "lsmseg_native",
     "sources": ["native/addon.cc", "native/tensor.cc", "native/ops.cc", "native/autograd.cc", "native/optim.cc", "native/dist.cc", "native/nccl.cc"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -1,26 +1,6 @@
 // The lsmseg native addon: a thin layer over libtorch. All policy lives in TypeScript (src/torch).
 #include "common.h"
-#include <cstdlib>
-#include <cstring>
-#include <malloc.h>
-
-// libtorch's CPU allocator is plain malloc. With glibc's defaults every activation larger than the
-// mmap threshold (at most 32 MB) is a fresh mmap: each training step then page-faults its whole
-// working set again (measured: 2.3 M minor faults and ~60 % of the time of an fp32 U-Net step).
-// Serving large blocks from the heap and not trimming it keeps the pages mapped and reuses them,
-// which is what PyTorch's own advice (jemalloc/tcmalloc) achieves. LSMSEG_MALLOC=default opts out.
-static bool tuneMalloc() {
-  const char* v = std::getenv("LSMSEG_MALLOC");
-  if (v && std::strcmp(v, "default") == 0) return false;
-#ifdef M_MMAP_MAX
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
-  return true;
-#else
-  return false;
-#endif
-}
+#include "malloc_tuning.h"
 
 // mallocTrim(): gives the heap's free pages back to the system (glibc's malloc_trim also releases free
 // pages in the middle of the heap). For long jobs whose working set changes size from one unit of work to
@@ -34,7 +14,7 @@ static Napi::Value mallocTrim(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
-  bool tuned = tuneMalloc();
+  bool tuned = lsm::tuneMalloc();
   lsm::initTensor(env, exports);
   lsm::initOps(env, exports);
   lsm::initAutograd(env, exports);

@@ -66,6 +66,7 @@ if (needInstall) {
 
 // 3. the native addon
 const addon = join(root, "build", "Release", "lsmseg_native.node");
+const mallocAddon = join(root, "build", "Release", "lsmseg_malloc.node");
 const buildStamp = join(root, "build", "lsmseg-build.json");
 // another libtorch: its C++ ABI, whether it has CUDA, and where the CUDA and NCCL headers are (for NCCL)
 const config = process.env.LIBTORCH ? libtorchConfig(process.env.LIBTORCH) : { abi: "", cuda: false, ncclIncludes: [], notes: [] };
@@ -74,7 +75,7 @@ const newestSource = Math.max(
   ...readdirSync(join(root, "native")).map((f) => statSync(join(root, "native", f)).mtimeMs),
   statSync(join(root, "binding.gyp")).mtimeMs,
 );
-const stale = !existsSync(addon) || !existsSync(buildStamp) || readFileSync(buildStamp, "utf8") !== wanted
+const stale = !existsSync(addon) || !existsSync(mallocAddon) || !existsSync(buildStamp) || readFileSync(buildStamp, "utf8") !== wanted
   || statSync(addon).mtimeMs < newestSource;
 if (stale) {
   say("building the native addon (first build takes a few minutes)");

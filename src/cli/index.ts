@@ -1,5 +1,6 @@
 // lsmseg's command dispatcher: one file per command under src/cli/, each exporting
 // `run(argv): Promise<number>` (the exit code). Errors become one clear line, never a stack dump.
+import { tuneHeap } from "../util/heap.ts";
 
 const COMMANDS: Record<string, string> = {
   synth: "generate the synthetic LSM dataset (the embedded default)",
@@ -23,6 +24,7 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  tuneHeap();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(usage());

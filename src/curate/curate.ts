@@ -26,6 +26,7 @@ import {
   gridStarts, saturationOf, stagingPath, tileBytes,
 } from "./tiles.ts";
 import { type CurateTask, runTask } from "./worker.ts";
+import { tuneHeap } from "../util/heap.ts";
 
 export interface CurateOptions {
   /** Raw volumes: any format openVolume reads. */
@@ -163,6 +164,7 @@ async function writeOverview(dir: string, info: VolumeInfo, ov: Overview): Promi
 
 /** Curates `o.inputs` into `o.out`; see the file's header. */
 export async function curate(o: CurateOptions): Promise<CurateSummary> {
+  tuneHeap();
   const t0 = Date.now();
   const patch = vec3(o.patch ?? 300), stride = vec3(o.stride ?? patch);
   if (patch.some((p) => !Number.isInteger(p) || p < 4)) throw new Error(`--patch: expected integers ≥ 4, got ${patch.join(",")}`);

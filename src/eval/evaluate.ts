@@ -12,6 +12,7 @@ import { Progress } from "../util/progress.ts";
 import { runPool } from "../util/workers.ts";
 import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "./categories.ts";
 import { caseMetrics, type CaseMetrics, type ExtraMetrics } from "./metrics.ts";
+import { tuneHeap } from "../util/heap.ts";
 
 export interface CaseTask {
   pred: string;
@@ -242,6 +243,7 @@ export interface EvaluateOptions {
 
 /** Evaluates every ground-truth case in `gtDir` against the prediction of the same case name in `predDir`. */
 export async function evaluateFolder(predDir: string, gtDir: string, opts: EvaluateOptions = {}): Promise<MetricsJson> {
+  tuneHeap();
   const t0 = performance.now();
   const gts = listVolumes(gtDir, "ground-truth");
   const preds = listVolumes(predDir, "prediction");
