@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { caseNameOf, structureOf, structureTable } from "../../src/eval/categories.ts";
-import { challengeAggregates, evaluateFolder, metricStats, type CaseResult } from "../../src/eval/evaluate.ts";
+import { challengeAggregates, defaultEvalWorkers, evaluateFolder, metricStats, type CaseResult } from "../../src/eval/evaluate.ts";
 import { caseMetrics } from "../../src/eval/metrics.ts";
 import { makeVolume, readVolume, writeVolume } from "../../src/io/index.ts";
 import { synthDataset } from "../../src/synth/index.ts";
@@ -137,4 +137,13 @@ test("bad input: missing predictions, shape mismatch, unknown prefix, a missing 
   await assert.rejects(evaluateFolder(join(tmp, "nowhere"), labels, { quiet: true }), /nowhere: prediction folder does not exist/);
   writeFileSync(join(odd, "broken.json"), "{");
   await assert.rejects(evaluateFolder(odd, odd, { dataset: join(odd, "broken.json"), quiet: true }), /broken\.json: not valid JSON/);
+});
+
+test("default worker threads: one per core, at most 8, at least 4 cases each", () => {
+  assert.equal(defaultEvalWorkers(6, 2), 1);
+  assert.equal(defaultEvalWorkers(3, 16), 1);
+  assert.equal(defaultEvalWorkers(8, 2), 2);
+  assert.equal(defaultEvalWorkers(30, 16), 7);
+  assert.equal(defaultEvalWorkers(100, 16), 8);
+  assert.equal(defaultEvalWorkers(100, 2), 2);
 });
