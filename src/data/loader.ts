@@ -7,7 +7,7 @@
 // hold each case about once.
 import { cpus } from "node:os";
 import type { Worker } from "node:worker_threads";
-import { tsWorker } from "../util/workers.ts";
+import { stopWorker, tsWorker } from "../util/workers.ts";
 import type { Vec3 } from "../io/index.ts";
 import type { AugmentConfig } from "./augment.ts";
 import type { Case } from "./dataset.ts";
@@ -191,7 +191,7 @@ export class PatchLoader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.pool.map((s) => s.worker.terminate()));
+    await Promise.all(this.pool.map((s) => stopWorker(s.worker)));
     for (const p of this.pending.values()) p.done.catch(() => {});
     this.pending.clear();
   }
@@ -248,6 +248,7 @@ export class PatchLoader {
   }
 
   private onReply(slot: WorkerSlot, msg: WorkerReply): void {
+    if (this.closed) return; // a task that was running when close() asked the worker to stop
     const t = this.tasks.get(msg.id);
     if (!t) return;
     this.tasks.delete(msg.id);

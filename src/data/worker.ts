@@ -10,7 +10,7 @@ export interface WorkerInit {
   normalize: NormalizeOptions;
 }
 
-export type WorkerRequest = { type: "task"; id: number; task: SampleTask };
+export type WorkerRequest = { type: "task"; id: number; task: SampleTask } | { type: "stop" };
 export type WorkerReply =
   | { type: "done"; id: number; image: Float32Array; image2: Float32Array | null; label: Uint8Array | null; cacheHits: number; cacheMisses: number }
   | { type: "error"; id: number; message: string };
@@ -19,9 +19,17 @@ const init = workerData as WorkerInit;
 const cache = new CaseCache(init.cacheBytes, init.normalize);
 const port = parentPort!;
 let queue: Promise<void> = Promise.resolve();
+let stopping = false;
 
 port.on("message", (msg: WorkerRequest) => {
+  // stop: drop the tasks still queued, let the one running finish, then close the port so the thread exits
+  if (msg.type === "stop") {
+    stopping = true;
+    queue = queue.then(() => port.close());
+    return;
+  }
   queue = queue.then(async () => {
+    if (stopping) return;
     try {
       const s = await produceSample(init.settings, cache, msg.task);
       const transfer: ArrayBuffer[] = [s.image.buffer as ArrayBuffer];

@@ -12,6 +12,21 @@ export function tsWorker(script: URL, options: WorkerOptions = {}): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
+/**
+ * Asks a worker to stop (message {type: "stop"}: it finishes what it is doing and closes its port) and waits
+ * for it to exit; terminates it after `timeoutMs`. Node 20 can abort the whole process when a worker is
+ * terminated while it sets up a zlib stream (seen once in CI: "close before init"), so workers that may be
+ * busy decompressing are stopped this way rather than terminated outright.
+ */
+export function stopWorker(worker: Worker, timeoutMs = 10_000): Promise<void> {
+  if (worker.threadId < 0) return Promise.resolve(); // already exited
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, timeoutMs);
+    worker.once("exit", () => { clearTimeout(timer); resolve(); });
+    worker.postMessage({ type: "stop" });
+  });
+}
+
 type Reply<R> = { id: number; result: R } | { id: number; error: string };
 
 /**
