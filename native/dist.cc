@@ -235,6 +235,7 @@ struct SyncState {
         b.flat.div_(world);
         for (size_t k = 0; k < b.members.size(); k++) {
           auto& p = params[b.members[k]];
+          if (!p.requires_grad()) continue;  // frozen (fine-tuning's first steps): it takes no gradient, no update
           if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
           auto& grad = p.mutable_grad();
           grad.copy_(b.flat.narrow(0, b.offsets[k], grad.numel()).view_as(grad));

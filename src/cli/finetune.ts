@@ -8,6 +8,7 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --out RUN             run folder: plan.json, log.jsonl, checkpoint_{latest,best,final}.safetensors
   --init CKPT           start from a pretraining checkpoint (encoder, and decoder where shapes match)
   --init-parts P        encoder (default) or all: also the decoder where shapes match
+  --freeze-encoder N    train only the decoder and heads for the first N steps (after --init)
   --resume              continue RUN from checkpoint_latest (after a kill); --epochs may be raised
   --fold K|all          cross-validation fold (default 0 of 5); 'all' trains on every case
   --epochs N            default 50
@@ -47,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
     lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
-    seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" },
+    seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" }, "freeze-encoder": { type: "string" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -66,6 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     epochs: intFlag("epochs", v.epochs, 50), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250),
     optimizer, lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 0), seed: intFlag("seed", v.seed, 0),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
+    freezeEncoderSteps: v["freeze-encoder"] === undefined ? undefined : intFlag("freeze-encoder", v["freeze-encoder"], 0),
     augment: !v["no-augment"], clDiceWeight: numFlag("cldice", v.cldice, 0), quiet: v.quiet,
     plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
   });

@@ -35,6 +35,8 @@ export interface DemoOptions {
   seed?: number;
   /** Write the HTML report (default true). */
   report?: boolean;
+  /** Fine-tuning from the SSL checkpoint trains only the decoder and heads for this many steps first. */
+  freezeEncoderSteps?: number;
 }
 
 export interface DemoRun {
@@ -104,6 +106,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       head(`fine-tuning a U-Net ${v.init ? `from the ${v.label} checkpoint` : "from scratch"} on ${join(o.data, "annotated")} (${o.epochs} epochs × ${o.stepsPerEpoch} steps, ${precision}${resume ? ", resuming" : ""})`);
       await finetune({
         data: o.data, out: run, resume, init: v.init ?? undefined, fold: 0, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, seed, precision,
+        freezeEncoderSteps: v.init ? o.freezeEncoderSteps : undefined,
         quiet: o.quiet, workers: o.workers, plan, log,
       });
     }

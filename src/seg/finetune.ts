@@ -41,6 +41,10 @@ export interface FinetuneOptions {
   weightDecay?: number;
   /** Linear warm-up steps (default: 0 from scratch, 10 % of the run after --init). */
   warmupSteps?: number;
+  /** Steps at the start during which the encoder is frozen (no gradients, no updates) and only the decoder and
+   *  heads learn, so that a pretrained encoder is not disturbed by a random decoder's gradients (the
+   *  fine-tuning recipe of nnssl's trainers). Default 0. */
+  freezeEncoderSteps?: number;
   seed?: number;
   precision?: "bf16" | "fp32";
   workers?: number;
@@ -251,6 +255,18 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     augment: o.augment === false ? null : DEFAULT_AUGMENT, startBatch: state.step, normalize: { percentiles: plan.normalization.percentiles },
     shard: { rank: group?.rank ?? 0, worldSize: group?.worldSize ?? 1, startGlobal: state.globalBatches },
   });
+  // the encoder's parameters, frozen while state.step < freezeEncoderSteps (after the gradient hooks are in place:
+  // a frozen parameter cannot take one)
+  const encoderKeys = new Set(net.keyGroups().encoder);
+  const encoderParams = net.namedParameters().filter(([k]) => encoderKeys.has(k)).map(([, p]) => p);
+  const freezeSteps = o.freezeEncoderSteps ?? 0;
+  let frozen = false;
+  const setFrozen = (f: boolean) => {
+    if (f === frozen) return;
+    for (const p of encoderParams) p.requiresGrad = !f;
+    frozen = f;
+    log(f ? `encoder frozen for the first ${freezeSteps} steps (${encoderParams.length} tensors)` : `encoder unfrozen at step ${state.step}`);
+  };
   const progress = new Progress("finetune", totalSteps, { unit: "steps", silent: o.quiet });
   progress.set(state.step);
   net.train();
@@ -261,6 +277,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       let lossSum = 0;
       for (let k = 0; k < stepsPerEpoch; k++) {
         const batch = await loader.next();
+        setFrozen(state.step < freezeSteps);
         opt.lr = schedule(state.step);
         const loss = tidy(() => {
           const { x, y } = toTensors(batch, [plan.batchSize, ...plan.patchSize], device);
@@ -308,6 +325,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   } finally {
     await loader.close();
     sync?.dispose();
+    for (const p of encoderParams) p.requiresGrad = true;
   }
   progress.finish();
   const finalPath = join(o.out, CHECKPOINT_NAMES.final);

@@ -72,6 +72,16 @@ test("NCCL: 2 ranks on cuda:0 and cuda:1 reach the weights of 1 CPU process with
   }
 });
 
+test("a parameter frozen after the hooks are in place takes no gradient and no update; the rest matches 1 process", async () => {
+  const one = join(dir, "one_f.json"), two = join(dir, "two_f.json");
+  const r1 = await runRanks(1, [one, "5", "4", "-1", "frozen"]);
+  assert.deepEqual(r1.codes, [0], r1.stderr.join("\n"));
+  const r2 = await runRanks(2, [two, "5", "4", "-1", "frozen"]);
+  assert.deepEqual(r2.codes, [0, 0], r2.stderr.join("\n"));
+  const maxDiff = maxWeightDiff(one, two);
+  assert.ok(maxDiff < 1e-5, `max weight difference ${maxDiff}`);
+});
+
 test("the backend: Gloo on CPU, NCCL only for CUDA ranks and only in a build that has it", () => {
   assert.equal(defaultBackend("cpu", {}), "gloo");
   assert.equal(defaultBackend("cuda:0", {}), buildInfo().nccl ? "nccl" : "gloo");

@@ -9,7 +9,9 @@ import { SGD } from "../../src/optim/index.ts";
 
 const [out, stepsText, globalBatchText, dieAtText, mode] = process.argv.slice(2);
 const steps = Number(stepsText), globalBatch = Number(globalBatchText), dieAt = Number(dieAtText ?? -1);
-const overlap = mode === "overlap";
+const overlap = mode === "overlap" || mode === "frozen";
+// "frozen": the first conv's weight is frozen after the hooks are in place (fine-tuning's frozen encoder)
+const freeze = mode === "frozen";
 T.setNumThreads(1);
 const dist = T.distOptionsFromEnv();
 const device = process.env.DDP_DEVICE === "cuda" ? `cuda:${dist?.rank ?? 0}` : "cpu";
@@ -20,10 +22,14 @@ T.manualSeed(1234 + rank * 7); // different on each rank on purpose: broadcast m
 const net = new Sequential(new Conv3d(1, 4, 3, { padding: 1 }), new LeakyReLU(0.01), new Conv3d(4, 1, 3, { padding: 1 }));
 net.to(device);
 if (group) group.broadcast([...net.stateDict().values()], 0);
-const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9 });
+// weight decay in "frozen" mode: a frozen parameter given a (zero) gradient would still shrink
+const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: mode === "frozen" ? 0.1 : 0 });
 // tiny buckets: several all-reduces per step (with overlap, one bucket per parameter)
 const sync = group && overlap ? group.gradSync(net.parameters(), 0.0001) : null;
 const early: number[] = [];
+const frozenParam = net.parameters()[0];
+const frozenBefore = freeze ? frozenParam.toArray() : null;
+if (freeze) frozenParam.requiresGrad = false;
 const local = globalBatch / world;
 for (let step = 0; step < steps; step++) {
   if (step === dieAt && rank === 1) process.exit(3);
@@ -40,6 +46,7 @@ for (let step = 0; step < steps; step++) {
     opt.step();
   });
 }
+if (frozenBefore && JSON.stringify(frozenParam.toArray()) !== JSON.stringify(frozenBefore)) throw new Error("the frozen parameter changed");
 // a CPU tensor through the group (NCCL stages it on the device and back)
 if (group) {
   const t = T.tensor([rank + 1]);

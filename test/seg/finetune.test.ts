@@ -89,3 +89,24 @@ test("bad input to finetune and predict is a clear error naming the path", async
   await assert.rejects(finetune({ data: join(dir, "missing"), out: join(dir, "x"), ...common }), /missing/);
   assert.throws(() => loadModel(join(dir, "no-run")), /no-run: no such run folder or checkpoint/);
 });
+
+test("--freeze-encoder: the transferred encoder stays exactly as loaded while frozen, and trains once unfrozen", async () => {
+  const source = join(dir, "freeze-source");
+  await finetune({ data, out: source, ...common, epochs: 1 });
+  const sourceCkpt = join(source, "checkpoint_final.safetensors");
+  const encoderKeys = loadModel(source).net.keyGroups().encoder;
+  assert.ok(encoderKeys.length > 0);
+  const src = T.loadCheckpoint(sourceCkpt);
+  const same = (ckpt: string, k: string) => T.loadCheckpoint(ckpt).model.get(k)!.eq(src.model.get(k)!).all().item() === 1;
+  // frozen for all 3 steps: every encoder tensor is bit for bit the source's; the decoder trained
+  const frozen = join(dir, "freeze-all");
+  await finetune({ data, out: frozen, ...common, epochs: 1, init: sourceCkpt, freezeEncoderSteps: 3 });
+  const frozenCkpt = join(frozen, "checkpoint_final.safetensors");
+  for (const k of encoderKeys) assert.ok(same(frozenCkpt, k), `${k} changed while frozen`);
+  assert.ok([...src.model.keys()].some((k) => !encoderKeys.includes(k) && !same(frozenCkpt, k)), "the decoder trained");
+  // frozen for 1 of 3 steps: the encoder moves afterwards
+  const thawed = join(dir, "freeze-one");
+  await finetune({ data, out: thawed, ...common, epochs: 1, init: sourceCkpt, freezeEncoderSteps: 1 });
+  const thawedCkpt = join(thawed, "checkpoint_final.safetensors");
+  assert.ok(encoderKeys.some((k) => !same(thawedCkpt, k)), "the encoder trained after step 1");
+});
