@@ -15,6 +15,7 @@ const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
   --pretrain-steps N      default 200
   --epochs N              fine-tuning epochs (default 2)
   --steps-per-epoch N     default 30
+  --warmup-steps N        learning-rate warm-up of every fine-tuning run, scratch and pretrained alike (default 0)
   --arch unet|resenc      default unet
   --features N            channels of the first stage (default 8)
   --patch ZxYxX           default 32x32x32
@@ -32,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const parsed = parseFlags(rest, {
     data: { type: "string" }, out: { type: "string" }, methods: { type: "string" }, "pretrain-data": { type: "string" }, "label-fractions": { type: "string" }, seeds: { type: "string" },
-    "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, arch: { type: "string" },
+    "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, "warmup-steps": { type: "string" }, arch: { type: "string" },
     features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" }, precision: { type: "string" }, workers: { type: "string" },
     mirror: { type: "boolean" }, quiet: { type: "boolean" },
   }, HELP);
@@ -53,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     data: v.data, out: v.out, methods: (v.methods ?? "mae,simclr,genesis,none").split(","), pretrainData, labelFractions: fractions,
     seeds: intFlag("seeds", v.seeds, 3), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 200),
     finetuneEpochs: intFlag("epochs", v.epochs, 2), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 30),
+    finetuneWarmupSteps: intFlag("warmup-steps", v["warmup-steps"], 0),
     arch, baseFeatures: intFlag("features", v.features, 8), patchSize: parsePatch(v.patch), batchSize: intFlag("batch", v.batch, 2),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
     mirror: v.mirror, quiet: v.quiet,

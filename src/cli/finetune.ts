@@ -15,6 +15,7 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --steps-per-epoch N   default 250
   --optimizer sgd|adamw default sgd (lr 0.01, Nesterov 0.99, wd 3e-5, poly decay)
   --lr X                base learning rate
+  --warmup-steps N      linear learning-rate warm-up (default 0 from scratch, 10 % of the run after --init)
   --arch unet|resenc    network (default unet; from the checkpoint with --init)
   --features N          channels of the first stage (default 32)
   --patch ZxYxX         patch size (default: planned from the data)
@@ -48,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
     lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
-    seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" }, "freeze-encoder": { type: "string" },
+    seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" }, "freeze-encoder": { type: "string" }, "warmup-steps": { type: "string" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -67,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     epochs: intFlag("epochs", v.epochs, 50), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250),
     optimizer, lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 0), seed: intFlag("seed", v.seed, 0),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
+    warmupSteps: v["warmup-steps"] === undefined ? undefined : intFlag("warmup-steps", v["warmup-steps"], 0),
     freezeEncoderSteps: v["freeze-encoder"] === undefined ? undefined : intFlag("freeze-encoder", v["freeze-encoder"], 0),
     augment: !v["no-augment"], clDiceWeight: numFlag("cldice", v.cldice, 0), quiet: v.quiet,
     plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },

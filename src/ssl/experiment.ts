@@ -33,6 +33,9 @@ export interface ExperimentOptions {
   pretrainSteps?: number;
   finetuneEpochs?: number;
   finetuneStepsPerEpoch?: number;
+  /** Learning-rate warm-up steps of every fine-tuning run, scratch and pretrained alike (default 0), so that
+   *  the rows differ in their initialisation only (finetune alone warms up after --init by default). */
+  finetuneWarmupSteps?: number;
   arch?: "unet" | "resenc";
   baseFeatures?: number;
   patchSize?: [number, number, number];
@@ -219,7 +222,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       rmSync(runDir, { recursive: true, force: true });
       await finetune({
         data: subsetDir, out: runDir, init: checkpoints.get(method), fold: "all", seed,
-        epochs: o.finetuneEpochs ?? 2, stepsPerEpoch: o.finetuneStepsPerEpoch ?? 30,
+        epochs: o.finetuneEpochs ?? 2, stepsPerEpoch: o.finetuneStepsPerEpoch ?? 30, warmupSteps: o.finetuneWarmupSteps ?? 0,
         precision: o.precision, workers: o.workers, plan: planOptions, quiet: true, log: () => {},
       });
       const model = loadModel(runDir);
