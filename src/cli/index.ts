@@ -15,6 +15,8 @@ const COMMANDS: Record<string, string> = {
   report: "HTML report with a volume viewer",
   serve: "the challenge container's invoke API",
   "export-container": "the challenge container's Dockerfile and model tarball",
+  "import-weights": "nnU-Net / nnssl / PyTorch weights into a model folder",
+  "export-weights": "a model's weights as nnU-Net / PyTorch .pth or .safetensors",
   demo: "the end-to-end demo on synthetic data",
 };
 

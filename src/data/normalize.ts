@@ -31,6 +31,14 @@ export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
   return i + 1 < n ? sorted[i] + f * (sorted[i + 1] - sorted[i]) : sorted[n - 1];
 }
 
+/**
+ * The clip bounds for percentiles pLo, pHi of ascending `sorted`. Percentile 0 or 100 means no clip on that side
+ * (nnU-Net's plain ZScoreNormalization: [0, 100]); ±Number.MAX_VALUE rather than ±Infinity keeps it JSON-safe.
+ */
+export function clipBounds(sorted: ArrayLike<number>, pLo: number, pHi: number): { lo: number; hi: number } {
+  return { lo: pLo <= 0 ? -Number.MAX_VALUE : percentileSorted(sorted, pLo), hi: pHi >= 100 ? Number.MAX_VALUE : percentileSorted(sorted, pHi) };
+}
+
 /** The clip bounds and statistics that `normalize` applies to `data`. */
 export function normalizationOf(data: VoxelArray, opts: NormalizeOptions = {}): Normalization {
   const [pLo, pHi] = opts.percentiles ?? [0.5, 99.5];
@@ -45,7 +53,7 @@ export function normalizationOf(data: VoxelArray, opts: NormalizeOptions = {}): 
     for (let i = 0; i < maxSamples; i++) sample[i] = data[Math.floor(rng.next() * n)];
   }
   sample.sort();
-  const lo = percentileSorted(sample, pLo), hi = percentileSorted(sample, pHi);
+  const { lo, hi } = clipBounds(sample, pLo, pHi);
   // two passes (mean, then squared deviations): no cancellation when the offset is large against the spread
   let s = 0;
   for (let i = 0; i < n; i++) {

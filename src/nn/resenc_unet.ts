@@ -19,6 +19,12 @@ export interface ResEncUNetConfig {
   convsPerStageDecoder: number;
   norm: NormKind;
   deepSupervision: boolean;
+  /**
+   * A strided block whose channels stay the same: true (lsmseg's default, absent in older checkpoints)
+   * projects its shortcut with a 1×1×1 conv + norm after the pooling; false pools only, as
+   * dynamic_network_architectures' BasicBlockD does (nnU-Net's ResEnc presets: the 320 → 320 stages).
+   */
+  projectStridedShortcut?: boolean;
 }
 
 export const RESENC_DEFAULTS: ResEncUNetConfig = {
@@ -44,7 +50,7 @@ export class BasicBlockD extends Module {
   readonly norm2: Module;
   readonly skip: Module;
 
-  constructor(cin: number, cout: number, kernel: Triple, stride: Triple, norm: NormKind) {
+  constructor(cin: number, cout: number, kernel: Triple, stride: Triple, norm: NormKind, projectStrided = true) {
     super();
     this.conv1 = this.child("conv1", new Conv3d(cin, cout, kernel, { stride, padding: "same", bias: true }));
     this.norm1 = this.child("norm1", makeNorm(norm, cout));
@@ -52,7 +58,7 @@ export class BasicBlockD extends Module {
     this.norm2 = this.child("norm2", makeNorm(norm, cout));
     const parts: Module[] = [];
     if (!isOne(stride)) parts.push(new AvgPool3d(stride, stride));
-    if (cin !== cout || !isOne(stride)) parts.push(new Conv3d(cin, cout, 1, { bias: false }), makeNorm(norm, cout));
+    if (cin !== cout || (projectStrided && !isOne(stride))) parts.push(new Conv3d(cin, cout, 1, { bias: false }), makeNorm(norm, cout));
     this.skip = this.child("skip", parts.length ? new Sequential(...parts) : new Identity());
   }
 
@@ -93,7 +99,7 @@ export class ResEncUNet extends Module {
     const encoder = this.child("encoder", new EncoderHolder());
     this.stem = encoder.add("stem", new Sequential(new Conv3d(cfg.inChannels, f[0], cfg.kernelSizes[0], { padding: "same", bias: true }), makeNorm(cfg.norm, f[0]), new LeakyReLU(0.01, true)));
     this.stages = encoder.add("stages", new ModuleList(f.map((c, s) => new Sequential(
-      ...Array.from({ length: cfg.blocksPerStage[s] }, (_, b) => new BasicBlockD(b === 0 ? (s === 0 ? f[0] : f[s - 1]) : c, c, cfg.kernelSizes[s], b === 0 ? cfg.strides[s] : 1, cfg.norm)),
+      ...Array.from({ length: cfg.blocksPerStage[s] }, (_, b) => new BasicBlockD(b === 0 ? (s === 0 ? f[0] : f[s - 1]) : c, c, cfg.kernelSizes[s], b === 0 ? cfg.strides[s] : 1, cfg.norm, cfg.projectStridedShortcut !== false)),
     ))));
     const upIdx = [...Array(n - 1).keys()].map((j) => n - 1 - j);
     this.up = this.child("up", new ModuleList(upIdx.map((i) => new ConvTranspose3d(f[i], f[i - 1], cfg.strides[i], { stride: cfg.strides[i], bias: true }))));
@@ -137,3 +143,19 @@ class EncoderHolder extends Module {
     throw new Error("the encoder is run through ResEncUNet.encode()");
   }
 }
+
+/**
+ * nnU-Net's residual-encoder presets (nnUNetPlannerResEncM/L/XL, Isensee et al. 2024) for a 3D dataset whose
+ * patch allows six stages. The three share this architecture (features 32…320, blocks 1-3-4-6-6-6, one conv per
+ * decoder stage, pooled-only shortcuts where the channels stay); they differ in the GPU memory nnU-Net plans
+ * for (8, 24, 40 GB), which it spends on a larger patch and batch. nnssl's ResEnc-L is the L preset.
+ */
+export const RESENC_PRESETS: Record<"M" | "L" | "XL", { vramTargetGB: number; network: Omit<ResEncUNetConfig, "inChannels" | "numClasses" | "deepSupervision"> }> = Object.fromEntries(
+  ([["M", 8], ["L", 24], ["XL", 40]] as const).map(([name, gb]) => [name, {
+    vramTargetGB: gb,
+    network: {
+      arch: "resenc", features: [32, 64, 128, 256, 320, 320], strides: [1, 2, 2, 2, 2, 2], kernelSizes: [3, 3, 3, 3, 3, 3],
+      blocksPerStage: [1, 3, 4, 6, 6, 6], convsPerStageDecoder: 1, norm: "instance", projectStridedShortcut: false,
+    },
+  }]),
+) as never;

@@ -5,8 +5,11 @@ import type { NetworkConfig } from "../nn/networks.ts";
 import type { Triple } from "../nn/layers.ts";
 
 export interface NormalizationPlan {
-  /** Per-volume: clip to the volume's own percentiles, then z-score (LSM brightness varies by specimen). */
-  scheme: "percentile-zscore";
+  /**
+   * Per-volume: clip to the volume's own percentiles, then z-score (LSM brightness varies by specimen);
+   * "zscore" is nnU-Net's ZScoreNormalization (an imported model): percentiles [0, 100], no clip.
+   */
+  scheme: "percentile-zscore" | "zscore";
   percentiles: [number, number];
 }
 
@@ -107,7 +110,7 @@ export function describePlan(p: Plan): string {
   return [
     `plan: patch ${p.patchSize.join("×")}, batch ${p.batchSize}, spacing ${p.spacingUm.join("×")} µm`,
     `      network ${n.arch}: ${n.features.length} stages, features ${n.features.join("/")}, strides ${strides}${n.deepSupervision ? ", deep supervision" : ""}`,
-    `      normalisation: per volume, clip to percentiles ${p.normalization.percentiles.join("/")} then z-score`,
+    p.normalization.scheme === "zscore" ? "      normalisation: per volume z-score (nnU-Net's ZScoreNormalization)" : `      normalisation: per volume, clip to percentiles ${p.normalization.percentiles.join("/")} then z-score`,
     `      from ${p.fingerprint.cases} cases, median shape ${p.fingerprint.medianShape.join("×")}`,
   ].join("\n");
 }

@@ -25,7 +25,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { percentileSorted, type Normalization } from "../data/normalize.ts";
+import { clipBounds, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, openVolume } from "../io/index.ts";
 import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, stack, tidy, zeros } from "../torch/index.ts";
@@ -101,7 +101,7 @@ export async function streamingNormalization(source: VolumeSource, o: { percenti
     }
   }
   sample.sort();
-  const lo = percentileSorted(sample, pLo), hi = percentileSorted(sample, pHi);
+  const { lo, hi } = clipBounds(sample, pLo, pHi);
   let s = 0;
   for await (const d of planes(source, slabBytes)) for (let i = 0; i < d.length; i++) { const v = d[i]; s += v < lo ? lo : v > hi ? hi : v; }
   const mean = n ? s / n : 0;

@@ -490,7 +490,7 @@ export function pickle(value: PickleIn): Uint8Array {
     const entries = [...d.map];
     for (let i = 0; i < entries.length; i += 1000) {
       w.byte(0x28);
-      for (const [k, v] of entries.slice(i, i + 1000)) { put(k); put(v); }
+      for (const [k, v] of entries.slice(i, i + 1000)) { put(k); put(v as PickleIn); }
       w.byte(0x75);
     }
   };
