@@ -33,10 +33,10 @@ export function readPth(path: string, buf: Buffer = readFileSync(path)): PthFile
   if (buf.length < 4 || buf.readUInt32LE(0) !== 0x04034b50) throw new Error(`${source}: not a PyTorch checkpoint (expected a torch.save zip archive)`);
   const entries = zipEntries(buf, source);
   const pkl = entries.find((e) => /^[^/]+\/data\.pkl$/.test(e.name));
-  if (!pkl) {
-    const jit = entries.some((e) => /\/(constants\.pkl|code\/)/.test(e.name));
-    throw new Error(`${source}: ${jit ? "a TorchScript archive (torch.jit.save); save the model's state_dict() with torch.save instead" : "a zip archive without <name>/data.pkl, not a torch.save checkpoint"}`);
+  if (entries.some((e) => /^[^/]+\/(constants\.pkl|code\/)/.test(e.name))) {
+    throw new Error(`${source}: a TorchScript archive (torch.jit.save), which holds code; save the model's state_dict() with torch.save instead`);
   }
+  if (!pkl) throw new Error(`${source}: a zip archive without <name>/data.pkl, not a torch.save checkpoint`);
   const prefix = pkl.name.slice(0, -"data.pkl".length);
   const byName = new Map(entries.map((e) => [e.name, e]));
   const order = byName.get(`${prefix}byteorder`);

@@ -10,6 +10,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { normalize } from "../../src/data/normalize.ts";
 import { readVolume } from "../../src/io/index.ts";
 import { ResEncUNet, UNet, buildNetwork } from "../../src/nn/index.ts";
 import { loadModel, networkFromCheckpoint, transferWeights } from "../../src/seg/model.ts";
@@ -211,4 +212,17 @@ test("--format pytorch: lsmseg's own names round trip; a key map renames another
   writeFileSync(km, JSON.stringify({ plan: a.plan, stateDictKey: "state_dict" }));
   assert.throws(() => importWeights(prefixed, "pytorch", join(dir, "pt-nomap"), { keyMapFile: km }), /prefixed\.pth: 68 tensors have no place in the unet network the plans describe: backbone\.enc\.0\.0\.weight/);
   for (const m of [a, b, c]) m.net.dispose();
+});
+
+test("the zscore scheme of imported models clips nothing, also when the percentiles come from a subsample", () => {
+  const n = 200_001; // more voxels than the percentile subsample: its min/max would clip
+  const data = Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) + (i === 5 ? 1e6 : 0));
+  let mean = 0;
+  for (const v of data) mean += v;
+  mean /= n;
+  let s2 = 0;
+  for (const v of data) s2 += (v - mean) ** 2;
+  const std = Math.sqrt(s2 / n);
+  const got = normalize(data, { percentiles: [0, 100] });
+  for (const i of [0, 5, 1234, n - 1]) assert.ok(Math.abs(got[i] - (data[i] - mean) / std) < 1e-4, `voxel ${i}`);
 });
