@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { normalize } from "../../src/data/normalize.ts";
 import { readVolume } from "../../src/io/index.ts";
-import { ResEncUNet, UNet, buildNetwork } from "../../src/nn/index.ts";
+import { createHash } from "node:crypto";
+import { RESENC_PRESETS, ResEncUNet, UNet, buildNetwork } from "../../src/nn/index.ts";
 import { loadModel, networkFromCheckpoint, transferWeights } from "../../src/seg/model.ts";
 import { predictFile } from "../../src/seg/predict.ts";
 import * as T from "../../src/torch/index.ts";
@@ -225,4 +226,18 @@ test("the zscore scheme of imported models clips nothing, also when the percenti
   const std = Math.sqrt(s2 / n);
   const got = normalize(data, { percentiles: [0, 100] });
   for (const i of [0, 5, 1234, n - 1]) assert.ok(Math.abs(got[i] - (data[i] - mean) / std) < 1e-4, `voxel ${i}`);
+});
+
+test("the ResEnc-L preset's key map gives dynamic_network_architectures' ResidualEncoderUNet keys and shapes (checksums from the real library)", () => {
+  // fixtures/weights/dna_cross_check.json: make_weights.py --cross-check run against the real package's source
+  const ref = JSON.parse(readFileSync(join(FIX, "dna_cross_check.json"), "utf8")).resenc_l;
+  const cfg = { ...RESENC_PRESETS.L.network, inChannels: 1, numClasses: 2, deepSupervision: true };
+  const entries = dnaKeys(cfg as never, "ResEnc-L");
+  const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+  assert.equal(entries.length, ref.keys);
+  assert.equal(sha(entries.map((e) => `${e.target}\n`).join("")), ref.sha256_key_lines);
+  const net = buildNetwork(cfg as never); // 102 M parameters: about 400 MB for a moment
+  const sd = net.stateDict();
+  assert.equal(sha(entries.map((e) => `${e.target} [${sd.get(e.lsmseg)!.shape.join(", ")}]\n`).join("")), ref.sha256_key_shape_lines);
+  net.dispose();
 });
