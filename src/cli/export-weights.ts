@@ -3,7 +3,7 @@ import { FORMATS } from "../weights/formats.ts";
 import { exportWeights } from "../weights/weights.ts";
 import { UsageError, parseFlags } from "./args.ts";
 
-const EXPORTABLE = ["nnunet", "pytorch"];
+const EXPORTABLE = Object.keys(FORMATS).filter((k) => FORMATS[k].exportable);
 
 const HELP = `usage: lsmseg export-weights RUN|CKPT --format ${EXPORTABLE.join("|")} --out OUT.pth|OUT.safetensors
 
@@ -22,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [input, ...extra] = parsed.positionals;
   if (!input || extra.length) throw new UsageError(`expected one model folder or checkpoint\n\n${HELP}`);
-  if (!v.format || !EXPORTABLE.includes(v.format) || !(v.format in FORMATS)) throw new UsageError(`--format: expected ${EXPORTABLE.join(" or ")}, got '${v.format ?? ""}'\n\n${HELP}`);
+  if (!v.format || !EXPORTABLE.includes(v.format)) throw new UsageError(`--format: expected ${EXPORTABLE.join(" or ")}, got '${v.format ?? ""}'\n\n${HELP}`);
   if (!v.out) throw new UsageError(`--out is required\n\n${HELP}`);
   const r = exportWeights(input, v.format, v.out);
   console.log(`wrote ${r.out}: ${r.tensors} tensors${r.zeroFilled.length ? ` (${r.zeroFilled.length} deep-supervision seg_layers tensors as zeros: the model was built without them)` : ""}`);

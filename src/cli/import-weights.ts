@@ -38,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     arch: v.arch as "unet" | "resenc" | undefined, keyMapFile: v["key-map"],
   });
   const n = r.network;
-  console.log(`imported ${r.source} (${r.format}): ${n.arch}, features ${n.features.join("/")}, ${n.numClasses} classes`);
+  console.log(`imported ${r.source} (${r.format}): ${n.arch}${"features" in n ? `, features ${n.features.join("/")}` : ""}, ${n.numClasses} classes`);
   for (const note of r.notes) console.log(`  ${note}`);
   console.log(`  ${r.loaded} tensors loaded, ${r.aliasesChecked} alias keys checked equal, ${r.untouched.length} left at initialisation, ${r.unmapped.length} source keys unmapped${r.converted.length ? `, ${r.converted.length} converted to float32` : ""}`);
   for (const k of r.unmapped.slice(0, 20)) console.log(`  unmapped: ${k}`);

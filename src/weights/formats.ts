@@ -57,6 +57,8 @@ export interface WeightFormat {
   open(input: string, o: OpenOptions): OpenedWeights;
   /** Target key ↔ lsmseg key, in the target's state-dict order. */
   keyMap(network: NetworkConfig, o: OpenOptions): KeyEntry[];
+  /** Whether export-weights writes this format. */
+  exportable: boolean;
   /** The object export pickles around the state dict (default: the state dict itself). */
   wrap?(stateDict: PyDict): PyDict;
 }
@@ -171,6 +173,7 @@ const nnunet: WeightFormat = {
     return { file, plan, network: plan.network, tensors, partial: false, allowUnmapped: false, notes, info };
   },
   keyMap: (net) => dnaKeys(net, "nnunet"),
+  exportable: true,
   wrap: (sd) => new PyDict(false, [["network_weights", sd]]),
 };
 
@@ -207,6 +210,7 @@ const nnssl: WeightFormat = {
     };
   },
   keyMap: (net) => dnaKeys(net, "nnssl"),
+  exportable: false,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -267,6 +271,7 @@ const pytorch: WeightFormat = {
   },
   // lsmseg's own names: the identity map over the network's state dict (the caller supplies the keys)
   keyMap: () => [],
+  exportable: true,
 };
 
 export const FORMATS: Record<string, WeightFormat> = { nnunet, nnssl, pytorch };

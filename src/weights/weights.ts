@@ -10,7 +10,7 @@ import type { Plan } from "../seg/plan.ts";
 import { type Tensor, loadCheckpoint, noGrad, saveCheckpoint, saveSafetensors, zeros } from "../torch/index.ts";
 import { PthWriter } from "../torch/pth.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
-import { type OpenOptions, formatByName } from "./formats.ts";
+import { FORMATS, type OpenOptions, formatByName } from "./formats.ts";
 import type { KeyEntry } from "./keymap.ts";
 
 export interface ImportReport {
@@ -137,6 +137,7 @@ export function exportWeights(run: string, format: string, out: string, o: OpenO
   const ext = extname(out);
   if (ext !== ".pth" && ext !== ".pt" && ext !== ".safetensors") throw new Error(`--out ${out}: expected a .pth, .pt or .safetensors file`);
   const fmt = formatByName(format);
+  if (!fmt.exportable) throw new Error(`--format ${format}: import only (export-weights writes ${Object.entries(FORMATS).filter(([, f]) => f.exportable).map(([k]) => k).join(", ")})`);
   const file = resolveCheckpoint(run);
   const ckpt = loadCheckpoint(file);
   const created: Tensor[] = [];
