@@ -8,9 +8,10 @@ const EXPORTABLE = Object.keys(FORMATS).filter((k) => FORMATS[k].exportable);
 const HELP = `usage: lsmseg export-weights RUN|CKPT --format ${EXPORTABLE.join("|")} --out OUT.pth|OUT.safetensors
 
   RUN|CKPT              a model folder (final → best → latest checkpoint) or a checkpoint file
-  --format nnunet       {"network_weights": state_dict} with dynamic_network_architectures' key names, as nnU-Net's
+  --format nnunet       {"network_weights": state_dict, "trainer_name", "init_args": {"configuration"},
+                        "inference_allowed_mirroring_axes"} with dynamic_network_architectures' key names, as nnU-Net's
                         checkpoints hold it: load_state_dict(strict=True) into the matching PlainConvUNet /
-                        ResidualEncoderUNet (.safetensors: the same keys, the plan in its metadata)
+                        ResidualEncoderUNet (.safetensors: the state dict alone, the plan in its metadata)
   --format pytorch      the plain state dict under lsmseg's key names (the plan beside it as OUT.plan.json, or
                         in the .safetensors metadata)
   --out FILE            .pth/.pt (torch.save's zip layout, pickle protocol 2; torch.load(weights_only=True) reads it)

@@ -8,7 +8,7 @@ import { type NetworkConfig } from "../nn/networks.ts";
 import { RESENC_PRESETS } from "../nn/resenc_unet.ts";
 import type { Plan } from "../seg/plan.ts";
 import { type Tensor, loadSafetensors } from "../torch/index.ts";
-import { PyDict, type PyValue, TensorRef } from "../torch/pickle.ts";
+import { PyDict, PyTuple, type PyValue, TensorRef } from "../torch/pickle.ts";
 import { readPth, stateDictOf } from "../torch/pth.ts";
 import { type KeyEntry, dnaKeys } from "./keymap.ts";
 import { networkFromNnUNetKwargs, planFromNnUNet } from "./nnunet.ts";
@@ -59,8 +59,8 @@ export interface WeightFormat {
   keyMap(network: NetworkConfig, o: OpenOptions): KeyEntry[];
   /** Whether export-weights writes this format. */
   exportable: boolean;
-  /** The object export pickles around the state dict (default: the state dict itself). */
-  wrap?(stateDict: PyDict): PyDict;
+  /** The object export pickles around the state dict (default: the state dict itself); `imported`: what import-weights recorded. */
+  wrap?(stateDict: PyDict, imported: Record<string, unknown> | undefined): PyDict;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -174,7 +174,13 @@ const nnunet: WeightFormat = {
   },
   keyMap: (net) => dnaKeys(net, "nnunet"),
   exportable: true,
-  wrap: (sd) => new PyDict(false, [["network_weights", sd]]),
+  // what nnUNetPredictor reads from a fold's checkpoint besides the weights, so the file can stand in for fold_K/checkpoint_final.pth
+  wrap: (sd, imported) => new PyDict(false, [
+    ["network_weights", sd],
+    ["trainer_name", typeof imported?.trainer_name === "string" ? imported.trainer_name : "nnUNetTrainer"],
+    ["init_args", new PyDict(false, [["configuration", typeof imported?.configuration === "string" ? imported.configuration : "3d_fullres"]])],
+    ["inference_allowed_mirroring_axes", new PyTuple((Array.isArray(imported?.inference_allowed_mirroring_axes) ? imported.inference_allowed_mirroring_axes as number[] : [0, 1, 2]))],
+  ]),
 };
 
 // ---------------------------------------------------------------------------------------------------------

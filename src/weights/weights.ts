@@ -178,7 +178,7 @@ export function exportWeights(run: string, format: string, out: string, o: OpenO
     } else {
       const w = new PthWriter();
       const sd = w.stateDict(tensors);
-      w.save(out, fmt.wrap ? fmt.wrap(sd) : sd);
+      w.save(out, fmt.wrap ? fmt.wrap(sd, ckpt.meta.extra?.imported as Record<string, unknown> | undefined) : sd);
     }
     // a plain state dict says nothing of the network: its plan goes beside it (import-weights --format pytorch reads it)
     if (plan && format === "pytorch" && ext !== ".safetensors") writeFileAtomic(`${out}.plan.json`, Buffer.from(JSON.stringify(plan, null, 2) + "\n"));

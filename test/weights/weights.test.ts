@@ -73,7 +73,10 @@ for (const arch of ["plain", "resenc"] as const) {
     exportWeights(run, "nnunet", out);
     const back = readPth(out);
     const root = back.root as PyDict;
-    assert.deepEqual([...root.map.keys()], ["network_weights"]);
+    // besides the weights, what nnUNetPredictor reads from a fold's checkpoint
+    assert.deepEqual([...root.map.keys()], ["network_weights", "trainer_name", "init_args", "inference_allowed_mirroring_axes"]);
+    assert.equal(root.get("trainer_name"), "nnUNetTrainer");
+    assert.equal((root.get("init_args") as PyDict).get("configuration"), "3d_fullres");
     const sd = stateDictOf(root.get("network_weights"), "export");
     const want = fixtureTensors(arch);
     assert.deepEqual([...sd.keys()], want.map(([k]) => k));
