@@ -244,3 +244,17 @@ test("the ResEnc-L preset's key map gives dynamic_network_architectures' Residua
   assert.equal(sha(entries.map((e) => `${e.target} [${sd.get(e.lsmseg)!.shape.join(", ")}]\n`).join("")), ref.sha256_key_shape_lines);
   net.dispose();
 });
+
+test("the commands: import-weights prints the report and refuses pickled code with one line; export-weights writes the file", () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ["bin/lsmseg.js", ...args], { encoding: "utf8" });
+  const run = join(dir, "cli-run");
+  let r = cli("import-weights", SOURCES.resenc, "--format", "nnunet", "--out", run);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /resenc, features 2\/4\/8\/8, 2 classes[\s\S]*82 tensors loaded, 186 alias keys checked equal, 0 left at initialisation, 0 source keys unmapped/);
+  r = cli("export-weights", run, "--format", "nnunet", "--out", join(dir, "cli.safetensors"));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /268 tensors/);
+  r = cli("import-weights", join(FIX, "malicious_custom_class.pth"), "--format", "pytorch", "--arch", "unet", "--out", join(dir, "cli-evil"));
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr.trim(), "lsmseg import-weights: malicious_custom_class.pth: refuses to unpickle __main__.Payload (only state-dict classes are allowed)");
+});
