@@ -27,15 +27,19 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   if (!v.model) throw new UsageError(`--model DIR is required\n\n${HELP}`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
-  const port = intFlag("port", v.port, 8080);
-  if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${port}`);
+  const port = intFlag("port", v.port, 8080, { min: 0, max: 65535 });
   const server = await startServer({
     model: v.model, input: v.input ?? "/input", output: v.output ?? "/output", host: v.host ?? "127.0.0.1", port,
     mirror: !v["no-tta"], precision: v.precision as "bf16" | "fp32" | undefined,
     log: (line) => console.log(`[serve] ${line}`),
   });
   const stopped = new Promise<number>((resolve) => {
-    const stop = (signal: string) => { console.log(`[serve] ${signal}: stopping`); void server.close().then(() => resolve(0)); };
+    const stop = (signal: string) => {
+      console.log(`[serve] ${signal}: stopping`);
+      // a prediction running in native code cannot be interrupted: exit within a second whatever it does
+      setTimeout(() => process.exit(0), 900).unref();
+      void server.close().then(() => resolve(0));
+    };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });

@@ -3,11 +3,13 @@
 //   .nii .nii.gz          NIfTI-1/2            .mha .mhd           MetaImage
 //   .tif .tiff            multi-page / BigTIFF  folder of .tif     one file per z-plane (natural sort)
 //   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3)
-import { statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { createMetaImage, openMetaImage, type MetaImageWriteOptions } from "./metaimage.ts";
 import { createNifti, openNifti, type NiftiWriteOptions } from "./nifti.ts";
 import { readAll, writeAll, type VolumeSink, type VolumeSource } from "./stream.ts";
-import { createTiff, createTiffFolder, openTiff, openTiffFolder, type TiffWriteOptions } from "./tiff.ts";
+import { OutputExistsError, prepareOutput } from "../util/output.ts";
+import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, openTiff, openTiffFolder, tiffPageCount, tiffPlaneFiles, type TiffWriteOptions } from "./tiff.ts";
 import { type Box, type Volume, type VolumeHeader } from "./volume.ts";
 import { createZarr, isZarrDir, openZarr, type ZarrWriteOptions } from "./zarr.ts";
 
@@ -34,6 +36,55 @@ export function formatOf(path: string): VolumeFormat {
   if (dir) return isZarrDir(path) ? "zarr" : "tiff-folder";
   if (!/\.[a-z0-9]+$/.test(p.split("/").pop() ?? "")) return "tiff-folder";
   throw new Error(`${path}: unknown volume format (expected .nii, .nii.gz, .mha, .mhd, .tif, .tiff, .zarr or a folder of .tif planes)`);
+}
+
+/**
+ * Whether `path` is a folder of z-plane TIFFs, which is ONE volume: a folder (not a Zarr) whose first TIFF in
+ * natural order holds a single page. A folder of multi-page TIFF volumes (a dataset's images/) is not one.
+ */
+export function isPlaneFolder(path: string): boolean {
+  try {
+    if (!statSync(path).isDirectory() || path.toLowerCase().replace(/\/+$/, "").endsWith(".zarr") || isZarrDir(path)) return false;
+    const planes = tiffPlaneFiles(path);
+    return planes.length > 0 && tiffPageCount(join(path, planes[0])) === 1;
+  } catch {
+    return false;
+  }
+}
+
+const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff|btf|tf8)$/i;
+
+/**
+ * The volumes a path names: itself when it is one (a file, a Zarr, a TIFF plane folder), else the volumes in
+ * the folder (volume files, Zarr folders and plane folders; hidden and temporary entries skipped), sorted.
+ */
+export function listVolumes(path: string): string[] {
+  const st = statSync(path);
+  if (!st.isDirectory() || path.toLowerCase().replace(/\/+$/, "").endsWith(".zarr") || isZarrDir(path) || isPlaneFolder(path)) return [path];
+  const out: string[] = [];
+  for (const e of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (e.name.startsWith(".")) continue;
+    const p = join(path, e.name);
+    if (e.isDirectory() ? /\.zarr$/i.test(e.name) || isZarrDir(p) || isPlaneFolder(p) : VOLUME_FILE.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Checks a volume output before any work (src/util/output.ts): stale temporary files beside it are removed,
+ * its parent is created, and an existing output is refused unless `overwrite`. Even then a plane folder may
+ * hold only lsmseg's planes (other files stay; another TIFF refuses), and an existing .zarr must be a Zarr.
+ */
+export function prepareVolumeOutput(path: string, o: { overwrite?: boolean; flag?: string } = {}): void {
+  const f = formatOf(path);
+  const folder = f === "tiff-folder" || f === "zarr";
+  prepareOutput(path, { kind: folder ? "folder" : "file", overwrite: o.overwrite, flag: o.flag, owns: isPlaneName, exclusive: false });
+  if (f === "tiff-folder") checkPlaneFolderOutput(path);
+  if (f === "zarr" && o.overwrite) {
+    let st = null;
+    try { st = statSync(path); } catch { /* not there yet */ }
+    if (st?.isDirectory() && readdirSync(path).length && !isZarrDir(path)) throw new OutputExistsError(`${path}: is a folder but not a Zarr; lsmseg replaces only a Zarr it can recognise, so choose another name`);
+  }
 }
 
 /** Opens a volume for streaming reads (any box, or z-slabs in order). */
