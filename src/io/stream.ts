@@ -425,7 +425,8 @@ export async function readHead(path: string, n: number, gzip: boolean): Promise<
       if (got >= n) break;
     }
   } catch (err) {
-    const msg = (err as NodeJS.ErrnoException).code ? fsProblem(err) : `gzip data is truncated or corrupt (${(err as Error).message})`;
+    const code = (err as NodeJS.ErrnoException).code;
+    const msg = code && !code.startsWith("Z_") ? fsProblem(err) : `gzip data is truncated or corrupt (${(err as Error).message})`;
     throw new Error(`${path}: ${msg}`);
   } finally {
     gunzip.destroy();
