@@ -11,7 +11,7 @@ const WORDS: Record<string, string> = {
   EMFILE: "too many open files (raise the limit with 'ulimit -n')",
   ENFILE: "too many open files on this machine",
   ENOSPC: "the disk is full",
-  EFBIG: "the file is larger than this file system allows",
+  EFBIG: "the file grew past the largest size allowed (the file system's, or this process's: ulimit -f)",
   EDQUOT: "the disk quota is exhausted",
   EROFS: "the file system is read-only",
   EIO: "an input/output error (a failing disk or network share?)",

@@ -42,9 +42,14 @@ export function cliCommand(args: string[]): [string, string[]] {
   return [process.execPath, [BIN, ...args]];
 }
 
-/** Runs `lsmseg ARGS` as a child process to its end (for what only a process shows: its exit, hangs). */
-export function spawnCli(args: string[], timeoutMs = 60_000): CliResult & { signal: NodeJS.Signals | null } {
-  const [cmd, argv] = cliCommand(args);
+/**
+ * Runs `lsmseg ARGS` as a child process to its end (for what only a process shows: its exit, hangs);
+ * `fileSizeBlocks` limits the size of the files it writes (ulimit -f, 512-byte blocks: EFBIG).
+ */
+export function spawnCli(args: string[], o: { timeoutMs?: number; fileSizeBlocks?: number } = {}): CliResult & { signal: NodeJS.Signals | null } {
+  let [cmd, argv] = cliCommand(args);
+  if (o.fileSizeBlocks !== undefined) [cmd, argv] = ["/bin/sh", ["-c", `ulimit -f ${o.fileSizeBlocks}; exec "$0" "$@"`, cmd, ...argv]];
+  const timeoutMs = o.timeoutMs ?? 60_000;
   const r = spawnSync(cmd, argv, { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, env: { ...process.env, LSMSEG_THREADS: "1" } });
   return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
