@@ -1,5 +1,6 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
 import { finetune } from "../seg/finetune.ts";
+import { removeStaleTempsIn } from "../util/output.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
@@ -64,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     clDiceWeight: numFlag("cldice", v.cldice, 0, { min: 0 }),
   };
   const planned = { baseFeatures: optInt("features", v.features, { min: 1 }), patchSize: parsePatch(v.patch), batchSize: optInt("batch", v.batch, { min: 1 }) };
+  if (!process.env.RANK || process.env.RANK === "0") removeStaleTempsIn(v.out);
   const launched = await launchIfAsked("finetune", argv, v);
   if (launched !== null) return launched;
   const optimizer = v.optimizer ?? "sgd";

@@ -1,6 +1,7 @@
 // lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
 import { sslMethods } from "../ssl/method.ts";
 import { pretrain } from "../ssl/pretrain.ts";
+import { removeStaleTempsIn } from "../util/output.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags } from "./args.ts";
 import { parsePatch } from "./finetune.ts";
 
@@ -53,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     saveEvery: optInt("save-every", v["save-every"], { min: 1 }), seed: intFlag("seed", v.seed, 0, { min: 0 }),
   };
   const planned = { baseFeatures: optInt("features", v.features, { min: 1 }), patchSize: parsePatch(v.patch), batchSize: optInt("batch", v.batch, { min: 1 }) };
+  if (!process.env.RANK || process.env.RANK === "0") removeStaleTempsIn(v.out);
   const launched = await launchIfAsked("pretrain", argv, v);
   if (launched !== null) return launched;
   const arch = v.arch ?? "unet";

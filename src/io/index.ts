@@ -4,13 +4,14 @@
 //   .tif .tiff            multi-page / BigTIFF  folder of .tif     one file per z-plane (natural sort)
 //   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3)
 import { readdirSync, statSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { createMetaImage, openMetaImage, type MetaImageWriteOptions } from "./metaimage.ts";
 import { createNifti, openNifti, type NiftiWriteOptions } from "./nifti.ts";
 import { readAll, writeAll, type VolumeSink, type VolumeSource } from "./stream.ts";
 import { OutputExistsError, prepareOutput } from "../util/output.ts";
 import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, openTiff, openTiffFolder, tiffPageCount, tiffPlaneFiles, type TiffWriteOptions } from "./tiff.ts";
-import { type Box, type Volume, type VolumeHeader } from "./volume.ts";
+import { type Box, DTYPES, type Volume, type VolumeHeader } from "./volume.ts";
 import { createZarr, isZarrDir, openZarr, type ZarrWriteOptions } from "./zarr.ts";
 
 export * from "./volume.ts";
@@ -87,8 +88,31 @@ export function prepareVolumeOutput(path: string, o: { overwrite?: boolean; flag
   }
 }
 
+/** The largest size along one axis lsmseg accepts from a header (typed arrays and TIFF index below 2³¹). */
+export const MAX_DIMENSION = 2 ** 31 - 1;
+
+/** Refuses a header whose shape no reader or writer can hold (a damaged or hostile header), before any allocation. */
+export function checkHeaderShape(path: string, h: VolumeHeader): void {
+  if (h.shape.length !== 3 || h.shape.some((n) => !Number.isInteger(n) || n < 1 || n > MAX_DIMENSION)) {
+    throw new Error(`${path}: the header's shape ${h.shape.join("×")} is not three sizes from 1 to ${MAX_DIMENSION}`);
+  }
+  const voxels = h.shape[0] * h.shape[1] * h.shape[2];
+  if (voxels > Number.MAX_SAFE_INTEGER / 8) throw new Error(`${path}: the header's shape ${h.shape.join("×")} has ${voxels.toExponential(2)} voxels, more than any volume lsmseg can process`);
+}
+
 /** Opens a volume for streaming reads (any box, or z-slabs in order). */
 export async function openVolume(path: string): Promise<VolumeSource> {
+  const source = await openSource(path);
+  try {
+    checkHeaderShape(path, source.header);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  return source;
+}
+
+async function openSource(path: string): Promise<VolumeSource> {
   switch (formatOf(path)) {
     case "nifti": return openNifti(path);
     case "metaimage": return openMetaImage(path);
@@ -109,9 +133,17 @@ export async function createVolume(path: string, header: VolumeHeader, opts: Wri
   }
 }
 
-/** Reads a whole volume. */
+/** Reads a whole volume; refused, with the numbers, when it cannot fit in this machine's memory. */
 export async function readVolume(path: string): Promise<Volume> {
-  return readAll(await openVolume(path));
+  const source = await openVolume(path);
+  const h = source.header;
+  const bytes = h.shape[0] * h.shape[1] * h.shape[2] * DTYPES[h.dtype].bytes;
+  if (bytes > totalmem()) {
+    await source.close();
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+    throw new Error(`${path}: the volume (${h.shape.join("×")} ${h.dtype}) needs ${gb(bytes)} in memory, but this machine has ${gb(totalmem())}`);
+  }
+  return readAll(source);
 }
 
 /** Reads the box `box` (z, y, x) of a volume, reading as little of the file as its format allows. */

@@ -30,9 +30,17 @@ function processAlive(pid: number): boolean {
  * Removes the temporary files and folders that earlier runs left beside `path` (`.lsmseg-tmp-<pid>-<n>-<name>`):
  * those whose process is gone, or that are older than STALE_TEMP_MS. Returns the paths removed.
  */
-export function removeStaleTemps(path: string, log: (line: string) => void = (l) => console.error(l)): string[] {
-  const dir = dirname(resolve(path));
+export function removeStaleTemps(path: string, log?: (line: string) => void): string[] {
   const name = basename(resolve(path));
+  return removeStale(dirname(resolve(path)), (target) => target === name, log);
+}
+
+/** removeStaleTemps for every output inside the folder `dir` (a run folder: checkpoints, logs). */
+export function removeStaleTempsIn(dir: string, log?: (line: string) => void): string[] {
+  return removeStale(resolve(dir), () => true, log);
+}
+
+function removeStale(dir: string, target: (name: string) => boolean, log: (line: string) => void = (l) => console.error(l)): string[] {
   let entries: string[];
   try {
     entries = readdirSync(dir);
@@ -43,7 +51,7 @@ export function removeStaleTemps(path: string, log: (line: string) => void = (l)
   const pattern = /^\.lsmseg-tmp-(\d+)-\d+-(.*)$/;
   for (const e of entries) {
     const m = pattern.exec(e);
-    if (!m || m[2] !== name || !e.startsWith(TEMP_PREFIX)) continue;
+    if (!m || !target(m[2]) || !e.startsWith(TEMP_PREFIX)) continue;
     const p = join(dir, e);
     let ageMs: number;
     try {

@@ -9,7 +9,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { readRegion, writeVolume, makeVolume } from "../../src/io/index.ts";
+import { niftiHeader } from "../../src/io/nifti.ts";
 import { synthDataset } from "../../src/synth/index.ts";
 import { cli, leftovers, startCli, tinyModel, writeRamp } from "./helpers.ts";
 
@@ -47,6 +49,13 @@ before(async () => {
   for (const z of [0, 1, 3]) await writeVolume(p("gap", `z${z}.tif`), makeVolume("uint8", [1, 8, 8], [1, 1, 1]));
   await writeVolume(p("mismatch", "z0.tif"), makeVolume("uint8", [1, 8, 8], [1, 1, 1]));
   await writeVolume(p("mismatch", "z1.tif"), makeVolume("uint8", [1, 8, 9], [1, 1, 1]));
+  // NIfTI-2 headers (gzipped) declaring 2×3e9×3e9 voxels, and 2000³ float64 (60 GB)
+  const huge = (shape: [number, number, number], dtype: "uint16" | "float64") => gzipSync(Buffer.concat([niftiHeader({ dtype, shape, spacingUm: [1, 1, 1] }, 2), Buffer.alloc(4 + 64)]));
+  writeFileSync(p("huge.nii.gz"), huge([2, 3e9, 3e9], "uint16"));
+  mkdirSync(p("big-ann", "images"), { recursive: true });
+  mkdirSync(p("big-ann", "labels"));
+  writeFileSync(p("big-ann", "images", "cfos_neuron_1.nii.gz"), huge([2000, 2000, 2000], "float64"));
+  writeFileSync(p("big-ann", "labels", "cfos_neuron_1.nii.gz"), huge([2000, 2000, 2000], "float64"));
   // the user's folders and files that an output must not destroy
   mkdirSync(p("user-folder"));
   writeFileSync(p("user-folder", "thesis.txt"), "years of work");
@@ -137,6 +146,9 @@ const ROWS: Row[] = [
   { name: "finetune --patch 1000 on small data: refused with the numbers", args: ft("--patch", "1000", "--workers", "0"), code: 1, message: /patch 1000×1000×1000 with batch 2 .* needs at least \d+ GB .* this machine has \d+/ },
   { name: "finetune --data missing", args: () => ["finetune", "--data", p("no-data"), "--out", p("run-z")], code: 1, message: /no-data/ },
   { name: "predict --model missing", args: () => ["predict", "--model", p("no-model"), "--in", p("in.nii.gz"), "--out", p("pred-y.nii.gz")], code: 1, message: /no-model/, absent: () => [p("pred-y.nii.gz")] },
+  { name: "predict --in a header declaring 2×3e9×3e9 voxels", args: () => ["predict", "--model", model, "--in", p("huge.nii.gz"), "--out", p("pred-h.nii.gz")], code: 1, message: /huge\.nii\.gz: the header's shape 2×3000000000×3000000000 is not three sizes/, absent: () => [p("pred-h.nii.gz")] },
+  { name: "convert a header declaring 2×3e9×3e9 voxels", args: () => ["convert", p("huge.nii.gz"), p("o12.nii")], code: 1, message: /huge\.nii\.gz: the header's shape/, absent: () => [p("o12.nii")] },
+  { name: "finetune on a 2000³ float64 case (60 GB): refused with the numbers", args: () => ["finetune", "--data", p("big-ann"), "--out", p("run-big"), "--workers", "0", "--patch", "8", "--fold", "all"], code: 1, message: /cfos_neuron_1\.nii\.gz: the volume \(2000×2000×2000 float64\) needs 59\.6 GB in memory, but this machine has/ },
   { name: "predict --in a plane folder with a gap", args: () => ["predict", "--model", model, "--in", p("gap"), "--out", p("pred-gap")], code: 1, message: /gap: missing slice/, absent: () => [p("pred-gap")] },
   { name: "predict --in an .mha reading outside its folder", args: () => ["predict", "--model", model, "--in", p("mha", "dotdot.mha"), "--out", p("pred-z.nii.gz")], code: 1, message: /dotdot\.mha: ElementDataFile/, absent: () => [p("pred-z.nii.gz")] },
 
@@ -187,6 +199,12 @@ test("stale temporary files beside an output are removed, and the run says so; a
   assert.ok(existsSync(other), "another output's temporary file is not touched");
   rmSync(live);
   rmSync(other);
+  // a run folder: a killed finetune's half checkpoint goes at the next run over it
+  mkdirSync(p("run-stale"));
+  writeFileSync(p("run-stale", ".lsmseg-tmp-999999999-3-checkpoint_latest.safetensors"), "half a checkpoint");
+  const ft = await cli(["finetune", "--data", p("no-data"), "--out", p("run-stale")]);
+  assert.match(ft.stderr, /removed .*run-stale\/\.lsmseg-tmp-999999999-3-checkpoint_latest\.safetensors/);
+  assert.deepEqual(readdirSync(p("run-stale")), []);
 });
 
 test("convert --overwrite into a plane folder replaces lsmseg's planes and keeps the user's other files", async () => {
