@@ -21,21 +21,61 @@ export function parseFlags<O extends Options>(argv: string[], options: O, help: 
   return parsed;
 }
 
-/** A positive integer flag, or an error naming the flag. */
-export function intFlag(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got '${value}'`);
+/** A flag's accepted range: `min` and `max` inclusive. */
+export interface FlagRange {
+  min?: number;
+  max?: number;
+  /** An exclusive lower bound. */
+  above?: number;
+}
+
+function rangeText(r: FlagRange): string {
+  if (r.above !== undefined) return r.max !== undefined ? `above ${r.above} and at most ${r.max}` : `above ${r.above}`;
+  if (r.min !== undefined && r.max !== undefined) return `from ${r.min} to ${r.max}`;
+  if (r.min !== undefined) return `at least ${r.min}`;
+  return r.max !== undefined ? `at most ${r.max}` : "";
+}
+
+function checkRange(name: string, value: string, n: number, r: FlagRange, what: string): number {
+  if ((r.min !== undefined && n < r.min) || (r.max !== undefined && n > r.max) || (r.above !== undefined && n <= r.above)) {
+    throw new UsageError(`--${name} must be ${what} ${rangeText(r)}, got '${value}'`);
+  }
   return n;
 }
 
-/** A number flag, or an error naming the flag. */
-export function numFlag(name: string, value: string | undefined, fallback: number): number {
+/** An integer flag (within `range` when given), or a usage error naming the flag. */
+export function intFlag(name: string, value: string | undefined, fallback: number, range: FlagRange = {}): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
-  return n;
+  const n = value.trim() === "" ? NaN : Number(value);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be an integer${rangeText(range) ? ` ${rangeText(range)}` : ""}, got '${value}'`);
+  return checkRange(name, value, n, range, "an integer");
 }
+
+/** A number flag (within `range` when given), or a usage error naming the flag. */
+export function numFlag(name: string, value: string | undefined, fallback: number, range: FlagRange = {}): number {
+  if (value === undefined) return fallback;
+  const n = value.trim() === "" ? NaN : Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number${rangeText(range) ? ` ${rangeText(range)}` : ""}, got '${value}'`);
+  return checkRange(name, value, n, range, "a number");
+}
+
+/** intFlag for an optional flag: undefined when not given (the library chooses). */
+export function optInt(name: string, value: string | undefined, range: FlagRange = {}): number | undefined {
+  return value === undefined ? undefined : intFlag(name, value, 0, range);
+}
+
+/** numFlag for an optional flag: undefined when not given (the library chooses). */
+export function optNum(name: string, value: string | undefined, range: FlagRange = {}): number | undefined {
+  return value === undefined ? undefined : numFlag(name, value, 0, range);
+}
+
+/** The exit code for an error: 2 for a usage error (the command line is at fault), 1 for failed work. */
+export function exitCodeOf(err: unknown): number {
+  // an output refused before any work (src/util/output.ts) carries exitCode 2 too
+  return err instanceof UsageError || (err as { exitCode?: unknown })?.exitCode === 2 ? 2 : 1;
+}
+
+export const OVERWRITE_HELP = `  --overwrite           replace an existing output (only lsmseg's own files in a folder: others stay)`;
 
 /** The launcher's flags, for the commands that run data-parallel (finetune, pretrain, predict). */
 export const LAUNCH_FLAGS = {
@@ -51,13 +91,12 @@ export const LAUNCH_HELP = `  --nproc N             N processes on this machine 
  * and resolves to their exit code; otherwise null (run here, as one rank or as a single process).
  */
 export async function launchIfAsked(command: string, argv: string[], v: { nproc?: string; nnodes?: string; "node-rank"?: string; master?: string }): Promise<number | null> {
-  const nproc = intFlag("nproc", v.nproc, 1);
-  const nnodes = intFlag("nnodes", v.nnodes, 1);
-  if (nproc < 1 || nnodes < 1) throw new UsageError(`--nproc and --nnodes must be at least 1`);
+  const nproc = intFlag("nproc", v.nproc, 1, { min: 1 });
+  const nnodes = intFlag("nnodes", v.nnodes, 1, { min: 1 });
   if ((nproc === 1 && nnodes === 1) || process.env.WORLD_SIZE) return null;
   const { launch, stripLaunchFlags } = await import("../dist/launch.ts");
   const bin = fileURLToPath(new URL("../../bin/lsmseg.js", import.meta.url));
-  return launch(bin, [command, ...stripLaunchFlags(argv)], { nproc, nnodes, nodeRank: intFlag("node-rank", v["node-rank"], 0), master: v.master });
+  return launch(bin, [command, ...stripLaunchFlags(argv)], { nproc, nnodes, nodeRank: intFlag("node-rank", v["node-rank"], 0, { min: 0, max: nnodes - 1 }), master: v.master });
 }
 
 export const DEVICE_HELP = `  --device D            cpu (default), cuda or cuda:N: needs a CUDA libtorch (build with LIBTORCH=…);

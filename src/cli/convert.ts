@@ -1,12 +1,12 @@
 // lsmseg convert IN OUT: between NIfTI, MetaImage, TIFF (file or plane folder) and OME-Zarr, streaming z-slab by
 // z-slab so that volumes larger than memory convert in bounded memory.
-import { intFlag, parseFlags, UsageError } from "./args.ts";
-import { castVoxels, createVolume, type DType, isDType, openVolume, type WriteOptions } from "../io/index.ts";
+import { intFlag, OVERWRITE_HELP, parseFlags, UsageError } from "./args.ts";
+import { castVoxels, createVolume, type DType, isDType, openVolume, prepareVolumeOutput, type WriteOptions } from "../io/index.ts";
 import { DTYPES } from "../io/volume.ts";
 import { Progress } from "../util/progress.ts";
 
 const HELP = `usage: lsmseg convert IN OUT [--dtype D] [--slab-mb N] [--zarr-version 2|3] [--chunks Z,Y,X]
-                      [--tiff-compression deflate|lzw|none] [--bigtiff] [--quiet]
+                      [--tiff-compression deflate|lzw|none] [--bigtiff] [--overwrite] [--quiet]
 
 Formats by name: .nii .nii.gz .mha .mhd .tif .tiff .zarr (OME-Zarr) or a folder of z-plane .tif files
 (an output path without extension). Reads and writes z-slabs of about --slab-mb MB at a time.
@@ -15,12 +15,13 @@ Formats by name: .nii .nii.gz .mha .mhd .tif .tiff .zarr (OME-Zarr) or a folder 
   --zarr-version      2 (OME-Zarr 0.4) or 3 (OME-Zarr 0.5)                       [2]
   --chunks            Zarr chunk shape                                          [64,64,64]
   --tiff-compression  TIFF compression                                          [deflate]
-  --bigtiff           force BigTIFF`;
+  --bigtiff           force BigTIFF
+${OVERWRITE_HELP}`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     dtype: { type: "string" }, "slab-mb": { type: "string" }, "zarr-version": { type: "string" }, chunks: { type: "string" },
-    "tiff-compression": { type: "string" }, bigtiff: { type: "boolean" }, quiet: { type: "boolean" },
+    "tiff-compression": { type: "string" }, bigtiff: { type: "boolean" }, quiet: { type: "boolean" }, overwrite: { type: "boolean" },
   }, HELP, true);
   if (!parsed) return 0;
   const [input, output] = parsed.positionals;
@@ -43,7 +44,8 @@ export async function run(argv: string[]): Promise<number> {
     opts.tiffCompression = v["tiff-compression"] as WriteOptions["tiffCompression"];
   }
   if (v.bigtiff) opts.bigtiff = true;
-  const slabMb = intFlag("slab-mb", v["slab-mb"], 256);
+  const slabMb = intFlag("slab-mb", v["slab-mb"], 256, { min: 1 });
+  prepareVolumeOutput(output, { overwrite: v.overwrite });
   await convertVolume(input, output, { dtype: v.dtype as DType | undefined, slabBytes: slabMb * 2 ** 20, write: opts, quiet: v.quiet });
   return 0;
 }

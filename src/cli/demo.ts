@@ -33,9 +33,9 @@ export async function run(argv: string[]): Promise<number> {
   if (preset !== "tiny" && preset !== "demo") throw new UsageError(`--preset: expected tiny or demo, got '${preset}'`);
   await runDemo({
     data: v.data ?? "data/demo", out: v.out ?? "data/demo-run", preset,
-    epochs: intFlag("epochs", v.epochs, 8), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 25),
+    epochs: intFlag("epochs", v.epochs, 8, { min: 1 }), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 25, { min: 1 }),
     fresh: v.fresh ?? false, quiet: v.quiet ?? false, ssl: v.ssl === "none" ? null : (v.ssl ?? "mae"),
-    pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 150), report: !v["no-report"],
+    pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 150, { min: 1 }), report: !v["no-report"],
   });
   return 0;
 }

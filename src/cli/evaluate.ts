@@ -1,7 +1,7 @@
 // lsmseg evaluate --pred DIR --gt DIR: the SELMA3D metrics per case, per category and overall, written to
 // metrics.json and printed as a table.
 import { join } from "node:path";
-import { intFlag, parseFlags, UsageError } from "./args.ts";
+import { optInt, parseFlags, UsageError } from "./args.ts";
 import { evaluateFolder } from "../eval/evaluate.ts";
 import { metricsTables } from "../eval/table.ts";
 
@@ -28,8 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   if (!v.pred || !v.gt) throw new UsageError(`evaluate needs --pred DIR and --gt DIR\n\n${HELP}`);
   const out = v.out ?? join(v.pred, "metrics.json");
-  const workers = v.workers === undefined ? undefined : intFlag("workers", v.workers, 1);
-  if (workers !== undefined && workers < 1) throw new UsageError("--workers must be at least 1");
+  const workers = optInt("workers", v.workers, { min: 1 });
   const m = await evaluateFolder(v.pred, v.gt, { out, dataset: v.dataset, workers, quiet: v.json, extra: v.extra });
   if (v.json) {
     console.log(JSON.stringify(m, null, 2));

@@ -1,6 +1,6 @@
 // lsmseg experiment ssl: pretrain each method, fine-tune on label fractions × seeds, predict and score the test set.
 import { runExperiment } from "../ssl/experiment.ts";
-import { UsageError, intFlag, parseFlags } from "./args.ts";
+import { UsageError, intFlag, optInt, parseFlags } from "./args.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
@@ -50,13 +50,14 @@ export async function run(argv: string[]): Promise<number> {
   const arch = v.arch ?? "unet";
   if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  const POSITIVE = { min: 1 };
   const res = await runExperiment({
     data: v.data, out: v.out, methods: (v.methods ?? "mae,simclr,genesis,none").split(","), pretrainData, labelFractions: fractions,
-    seeds: intFlag("seeds", v.seeds, 3), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 200),
-    finetuneEpochs: intFlag("epochs", v.epochs, 2), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 30),
-    finetuneWarmupSteps: intFlag("warmup-steps", v["warmup-steps"], 0),
-    arch, baseFeatures: intFlag("features", v.features, 8), patchSize: parsePatch(v.patch), batchSize: intFlag("batch", v.batch, 2),
-    precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
+    seeds: intFlag("seeds", v.seeds, 3, POSITIVE), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 200, POSITIVE),
+    finetuneEpochs: intFlag("epochs", v.epochs, 2, POSITIVE), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 30, POSITIVE),
+    finetuneWarmupSteps: intFlag("warmup-steps", v["warmup-steps"], 0, { min: 0 }),
+    arch, baseFeatures: intFlag("features", v.features, 8, POSITIVE), patchSize: parsePatch(v.patch), batchSize: intFlag("batch", v.batch, 2, POSITIVE),
+    precision: v.precision as "bf16" | "fp32" | undefined, workers: optInt("workers", v.workers, { min: 0 }),
     mirror: v.mirror, quiet: v.quiet,
   });
   console.log(res.markdown);

@@ -1,6 +1,7 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
 import { finetune } from "../seg/finetune.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { removeStaleTempsIn } from "../util/output.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
@@ -54,24 +55,28 @@ export async function run(argv: string[]): Promise<number> {
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
+  if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
+  // every number is checked before a rank starts or data is read
+  const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0, { min: 0, max: 4 });
+  const numbers = {
+    epochs: intFlag("epochs", v.epochs, 50, { min: 1 }), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250, { min: 1 }),
+    lr: optNum("lr", v.lr, { above: 0 }), seed: intFlag("seed", v.seed, 0, { min: 0 }), workers: optInt("workers", v.workers, { min: 0 }),
+    warmupSteps: optInt("warmup-steps", v["warmup-steps"], { min: 0 }), freezeEncoderSteps: optInt("freeze-encoder", v["freeze-encoder"], { min: 0 }),
+    clDiceWeight: numFlag("cldice", v.cldice, 0, { min: 0 }),
+  };
+  const planned = { baseFeatures: optInt("features", v.features, { min: 1 }), patchSize: parsePatch(v.patch), batchSize: optInt("batch", v.batch, { min: 1 }) };
+  if (!process.env.RANK || process.env.RANK === "0") removeStaleTempsIn(v.out);
   const launched = await launchIfAsked("finetune", argv, v);
   if (launched !== null) return launched;
-  if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
   const optimizer = v.optimizer ?? "sgd";
   if (optimizer !== "sgd" && optimizer !== "adamw") throw new UsageError(`--optimizer: expected sgd or adamw, got '${optimizer}'`);
   const arch = v.arch ?? "unet";
   if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
-  const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0);
   const res = await finetune({
     data: v.data, out: v.out, device: await deviceFlag(v.device), init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
-    epochs: intFlag("epochs", v.epochs, 50), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250),
-    optimizer, lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 0), seed: intFlag("seed", v.seed, 0),
-    precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
-    warmupSteps: v["warmup-steps"] === undefined ? undefined : intFlag("warmup-steps", v["warmup-steps"], 0),
-    freezeEncoderSteps: v["freeze-encoder"] === undefined ? undefined : intFlag("freeze-encoder", v["freeze-encoder"], 0),
-    augment: !v["no-augment"], clDiceWeight: numFlag("cldice", v.cldice, 0), quiet: v.quiet,
-    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
+    ...numbers, optimizer, precision: v.precision as "bf16" | "fp32" | undefined,
+    augment: !v["no-augment"], quiet: v.quiet, plan: { arch, ...planned },
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   const last = res.epochs[res.epochs.length - 1];

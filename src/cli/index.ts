@@ -1,6 +1,7 @@
 // lsmseg's command dispatcher: one file per command under src/cli/, each exporting
 // `run(argv): Promise<number>` (the exit code). Errors become one clear line, never a stack dump.
 import { tuneHeap } from "../util/heap.ts";
+import { exitCodeOf } from "./args.ts";
 
 const COMMANDS: Record<string, string> = {
   synth: "generate the synthetic LSM dataset (the embedded default)",
@@ -43,6 +44,6 @@ export async function main(argv: string[]): Promise<number> {
     const msg = err instanceof Error ? err.message : String(err);
     console.error(`lsmseg ${name}: ${msg}`);
     if (process.env.LSMSEG_DEBUG && err instanceof Error) console.error(err.stack);
-    return 1;
+    return exitCodeOf(err);
   }
 }

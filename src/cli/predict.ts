@@ -1,9 +1,9 @@
 // lsmseg predict: sliding-window segmentation of volumes of any size with a fine-tuned model.
 import { loadModel } from "../seg/model.ts";
-import { predictPaths } from "../seg/predict.ts";
+import { checkPredictionOutputs, predictPaths } from "../seg/predict.ts";
 import { ProcessGroup, defaultPrecision, distOptionsFromEnv } from "../torch/index.ts";
 import { Progress } from "../util/progress.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, OVERWRITE_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optNum, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DIR [options]
 
@@ -20,6 +20,7 @@ ${DEVICE_HELP}
   --max-memory-mb N     a volume whose prediction needs more is read and written block by block (resumable:
                         rerun the same command after a kill) with the same result (default 4096; with
                         --nproc, the ranks on a machine share it)
+${OVERWRITE_HELP}
   --quiet               no progress output
 ${LAUNCH_HELP}
                         (a folder's volumes are dealt out to the ranks; one volume is split into z-slabs,
@@ -28,13 +29,20 @@ ${LAUNCH_HELP}
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
-    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" },
+    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" }, overwrite: { type: "boolean" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
   if (!v.model || !v.in || !v.out) throw new UsageError(`--model, --in and --out are required\n\n${HELP}`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
+  // every number is checked before a rank starts or the model loads
+  const step = optNum("step", v.step, { above: 0, max: 1 });
+  const batchSize = intFlag("batch", v.batch, 2, { min: 1 });
+  const threshold = optNum("threshold", v.threshold, { min: 0, max: 1 });
+  const maxMemoryMb = intFlag("max-memory-mb", v["max-memory-mb"], 4096, { min: 1 });
+  // the outputs are checked once, before the ranks start (a rank would find its peers' masks)
+  if (!process.env.WORLD_SIZE) checkPredictionOutputs(v.in, v.out, { overwrite: v.overwrite, probabilities: v.probabilities });
   const launched = await launchIfAsked("predict", argv, v);
   if (launched !== null) return launched;
   const distOpts = distOptionsFromEnv();
@@ -45,11 +53,10 @@ export async function run(argv: string[]): Promise<number> {
   model.net.to(device);
   let bar: Progress | null = null;
   const written = await predictPaths(model, v.in, v.out, {
-    mirror: !v["no-tta"], step: v.step === undefined ? undefined : numFlag("step", v.step, 0.5), batchSize: intFlag("batch", v.batch, 2),
-    threshold: v.threshold === undefined ? undefined : numFlag("threshold", v.threshold, 0.5), probabilities: v.probabilities,
+    mirror: !v["no-tta"], step, batchSize, threshold, probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
     // the budget is the machine's: the ranks on it share it
-    maxMemoryBytes: Math.floor((intFlag("max-memory-mb", v["max-memory-mb"], 4096) * 2 ** 20) / Math.max(1, Number(process.env.LOCAL_WORLD_SIZE ?? 1))),
+    maxMemoryBytes: Math.floor((maxMemoryMb * 2 ** 20) / Math.max(1, Number(process.env.LOCAL_WORLD_SIZE ?? 1))),
     shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },

@@ -1,7 +1,8 @@
 // lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
 import { sslMethods } from "../ssl/method.ts";
 import { pretrain } from "../ssl/pretrain.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { removeStaleTempsIn } from "../util/output.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags } from "./args.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
@@ -45,9 +46,17 @@ export async function run(argv: string[]): Promise<number> {
     for (const m of (await sslMethods()).values()) console.log(`${m.name.padEnd(10)} ${m.describe}\n${" ".repeat(11)}options: ${Object.entries(m.defaults).map(([k, d]) => `${k}=${d}`).join(" ")}`);
     return 0;
   }
+  if (!v.data || !v.out || !v.method) throw new UsageError(`--data, --method and --out are required\n\n${HELP}`);
+  // every number is checked before a rank starts or data is read
+  const numbers = {
+    steps: intFlag("steps", v.steps, 1000, { min: 1 }), lr: optNum("lr", v.lr, { above: 0 }), workers: optInt("workers", v.workers, { min: 0 }),
+    cacheBytes: v["cache-mb"] === undefined ? undefined : intFlag("cache-mb", v["cache-mb"], 2048, { min: 0 }) * 2 ** 20,
+    saveEvery: optInt("save-every", v["save-every"], { min: 1 }), seed: intFlag("seed", v.seed, 0, { min: 0 }),
+  };
+  const planned = { baseFeatures: optInt("features", v.features, { min: 1 }), patchSize: parsePatch(v.patch), batchSize: optInt("batch", v.batch, { min: 1 }) };
+  if (!process.env.RANK || process.env.RANK === "0") removeStaleTempsIn(v.out);
   const launched = await launchIfAsked("pretrain", argv, v);
   if (launched !== null) return launched;
-  if (!v.data || !v.out || !v.method) throw new UsageError(`--data, --method and --out are required\n\n${HELP}`);
   const arch = v.arch ?? "unet";
   if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
@@ -58,13 +67,9 @@ export async function run(argv: string[]): Promise<number> {
     methodOptions[m[1]] = Number(m[2]);
   }
   const res = await pretrain({
-    data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, steps: intFlag("steps", v.steps, 1000), resume: v.resume,
-    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
-    sampling: v.balanced ? "balanced" : "uniform", lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 1e-3),
-    precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
-    cacheBytes: v["cache-mb"] === undefined ? undefined : intFlag("cache-mb", v["cache-mb"], 2048) * 2 ** 20,
-    saveEvery: v["save-every"] === undefined ? undefined : intFlag("save-every", v["save-every"], 200), indexPath: v.index,
-    seed: intFlag("seed", v.seed, 0), quiet: v.quiet,
+    data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, resume: v.resume, ...numbers,
+    plan: { arch, ...planned }, sampling: v.balanced ? "balanced" : "uniform",
+    precision: v.precision as "bf16" | "fp32" | undefined, indexPath: v.index, quiet: v.quiet,
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   console.log(`finished ${res.out}: ${res.method}, loss ${res.firstLoss.toFixed(4)} → ${res.lastLoss.toFixed(4)}; fine-tune with: lsmseg finetune --init ${res.checkpoint} ...`);

@@ -1,5 +1,5 @@
 // lsmseg serve: the challenge container's "invoke" API (GET /health, POST /invoke) over a fine-tuned model.
-import { startServer } from "../serve/server.ts";
+import { type InvokeServer, startServer } from "../serve/server.ts";
 import { UsageError, intFlag, parseFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg serve --model DIR [--input /input] [--output /output] [--host 127.0.0.1] [--port 8080] [options]
@@ -27,23 +27,42 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   if (!v.model) throw new UsageError(`--model DIR is required\n\n${HELP}`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
-  const port = intFlag("port", v.port, 8080);
-  if (port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${port}`);
-  const server = await startServer({
-    model: v.model, input: v.input ?? "/input", output: v.output ?? "/output", host: v.host ?? "127.0.0.1", port,
-    mirror: !v["no-tta"], precision: v.precision as "bf16" | "fp32" | undefined,
-    log: (line) => console.log(`[serve] ${line}`),
-  });
-  const stopped = new Promise<number>((resolve) => {
-    const stop = (signal: string) => { console.log(`[serve] ${signal}: stopping`); void server.close().then(() => resolve(0)); };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  const port = intFlag("port", v.port, 8080, { min: 0, max: 65535 });
+  // the signals are ours before the port is: a SIGTERM right after "listening" must stop the server too
+  let server: InvokeServer | null = null;
+  let stopping = false;
+  let stopped!: (code: number) => void;
+  const done = new Promise<number>((resolve) => { stopped = resolve; });
+  const stop = (signal: string) => {
+    console.log(`[serve] ${signal}: stopping`);
+    stopping = true;
+    // a prediction running in native code cannot be interrupted: exit within a second whatever it does
+    setTimeout(() => process.exit(0), 900).unref();
+    void server?.close().then(() => stopped(0));
+  };
+  const onTerm = () => stop("SIGTERM"), onInt = () => stop("SIGINT");
+  process.once("SIGTERM", onTerm);
+  process.once("SIGINT", onInt);
   try {
-    await server.ready;
+    server = await startServer({
+      model: v.model, input: v.input ?? "/input", output: v.output ?? "/output", host: v.host ?? "127.0.0.1", port,
+      mirror: !v["no-tta"], precision: v.precision as "bf16" | "fp32" | undefined,
+      log: (line) => console.log(`[serve] ${line}`),
+    });
+  } catch (err) {
+    process.off("SIGTERM", onTerm);
+    process.off("SIGINT", onInt);
+    throw err;
+  }
+  if (stopping) {
+    await server.close();
+    return 0;
+  }
+  try {
+    await Promise.race([server.ready, done]);
   } catch (err) {
     await server.close();
     throw new Error(`cannot load the model: ${(err as Error).message}`);
   }
-  return stopped;
+  return done;
 }

@@ -7,7 +7,7 @@
 // SELMA3D types, else from the folder name (isolated_structures/, contiguous_structures/).
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { openVolume } from "../io/index.ts";
+import { isPlaneFolder, openVolume } from "../io/index.ts";
 import { STRUCTURES } from "../synth/structures.ts";
 import { stream } from "./rng.ts";
 
@@ -90,13 +90,15 @@ export async function annotatedCases(dir: string, opts: { checkShapes?: boolean 
   if (!isDir(labelsDir)) throw new Error(`${root}: no labels/ folder beside images/`);
   const info = readStructureInfo(root);
   const labelFiles = new Map<string, string>();
+  // a folder of z-plane TIFFs is one volume, its name the stem
+  const volumeStem = (dir: string, f: string) => stemOf(f) ?? (isPlaneFolder(join(dir, f)) ? f : null);
   for (const f of readdirSync(labelsDir)) {
-    const stem = stemOf(f);
+    const stem = volumeStem(labelsDir, f);
     if (stem !== null) labelFiles.set(stem, f);
   }
   const cases: Case[] = [];
   for (const f of readdirSync(imagesDir).sort()) {
-    const stem = stemOf(f);
+    const stem = volumeStem(imagesDir, f);
     if (stem === null) continue;
     const imagePath = join(imagesDir, f);
     // the same file name, or failing that the same name with another volume extension
@@ -131,8 +133,9 @@ export function unannotatedCases(dir: string): Case[] {
   (function walk(d: string) {
     for (const f of readdirSync(d)) {
       const p = join(d, f);
-      if (statSync(p).isDirectory()) { walk(p); continue; }
-      const stem = stemOf(f);
+      const planes = statSync(p).isDirectory() && isPlaneFolder(p);
+      if (statSync(p).isDirectory() && !planes) { walk(p); continue; }
+      const stem = planes ? f : stemOf(f);
       const m = stem === null ? null : /^patchvolume_(\d+)$/.exec(stem);
       if (!m) continue;
       const folder = dirname(p);

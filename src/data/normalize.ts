@@ -5,6 +5,8 @@
 // The percentiles come from a deterministic subsample of at most `maxSamples` voxels (a fixed-seed random draw),
 // so a 300³ volume needs a sort of 10⁵ numbers, not of 2.7·10⁷; with fewer voxels than that, all are used.
 // Percentiles interpolate linearly between order statistics, as numpy.percentile does by default.
+// NaN and ±Inf voxels (a float volume from a broken pipeline) count as the smallest finite voxel: one NaN would
+// otherwise make every statistic NaN and the prediction all background.
 import type { VoxelArray } from "../io/index.ts";
 import { Rng } from "./rng.ts";
 
@@ -39,8 +41,29 @@ export function clipBounds(sorted: ArrayLike<number>, pLo: number, pHi: number):
   return { lo: pLo <= 0 ? -Number.MAX_VALUE : percentileSorted(sorted, pLo), hi: pHi >= 100 ? Number.MAX_VALUE : percentileSorted(sorted, pHi) };
 }
 
+/** How many voxels of `data` are NaN or ±Inf, and the smallest finite voxel (0 when there is none). */
+export function nonFiniteOf(data: ArrayLike<number>): { count: number; min: number } {
+  let count = 0, min = Infinity;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (Number.isFinite(v)) { if (v < min) min = v; } else count++;
+  }
+  return { count, min: min === Infinity ? 0 : min };
+}
+
+/** `data` with NaN and ±Inf replaced by the smallest finite voxel (a copy), or `data` itself when all are finite. */
+export function finiteVoxels(data: VoxelArray): VoxelArray {
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) return data;
+  const { count, min } = nonFiniteOf(data);
+  if (count === 0) return data;
+  const out = data.slice();
+  for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i])) out[i] = min;
+  return out;
+}
+
 /** The clip bounds and statistics that `normalize` applies to `data`. */
-export function normalizationOf(data: VoxelArray, opts: NormalizeOptions = {}): Normalization {
+export function normalizationOf(voxels: VoxelArray, opts: NormalizeOptions = {}): Normalization {
+  const data = finiteVoxels(voxels);
   const [pLo, pHi] = opts.percentiles ?? [0.5, 99.5];
   const maxSamples = opts.maxSamples ?? 100_000;
   const n = data.length;
@@ -72,7 +95,8 @@ export function normalizationOf(data: VoxelArray, opts: NormalizeOptions = {}): 
 }
 
 /** `data` clipped to its [0.5, 99.5] percentiles and z-scored, as a new Float32Array. A constant volume maps to 0. */
-export function normalize(data: VoxelArray, opts: NormalizeOptions = {}): Float32Array {
+export function normalize(voxels: VoxelArray, opts: NormalizeOptions = {}): Float32Array {
+  const data = finiteVoxels(voxels);
   const { lo, hi, mean, std } = normalizationOf(data, opts);
   const out = new Float32Array(data.length);
   // nnU-Net divides by max(std, 1e-8)

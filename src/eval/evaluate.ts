@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { readVolume, type Vec3 } from "../io/index.ts";
+import { isPlaneFolder, readVolume, type Vec3 } from "../io/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { runPool } from "../util/workers.ts";
@@ -191,7 +191,7 @@ function listVolumes(dir: string, what: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (e.name.startsWith(".") || e.name.includes(".tmp-")) continue;
-    const isVolume = e.isDirectory() ? /\.zarr$/i.test(e.name) : VOLUME_FILE.test(e.name);
+    const isVolume = e.isDirectory() ? /\.zarr$/i.test(e.name) || isPlaneFolder(join(dir, e.name)) : VOLUME_FILE.test(e.name);
     if (!isVolume) continue;
     const name = caseNameOf(e.name);
     const prev = out.get(name);

@@ -4,7 +4,7 @@
 // Works on lsmseg synth output (types from dataset.json) and on the challenge's own folders (types from names).
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { openVolume } from "../io/index.ts";
+import { isPlaneFolder, openVolume } from "../io/index.ts";
 import { readAll } from "../io/stream.ts";
 import { labelComponents } from "./components.ts";
 import { skeletonize3d, skeletonLength } from "./skeleton.ts";
@@ -48,8 +48,10 @@ function listVolumes(dir: string): string[] {
   (function walk(d: string) {
     for (const f of readdirSync(d).sort()) {
       const p = join(d, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (VOLUME.test(f)) out.push(p);
+      if (statSync(p).isDirectory()) {
+        if (isPlaneFolder(p)) out.push(p); // a folder of z-plane TIFFs is one volume
+        else walk(p);
+      } else if (VOLUME.test(f)) out.push(p);
     }
   })(dir);
   return out;

@@ -3,12 +3,15 @@
 //   .nii .nii.gz          NIfTI-1/2            .mha .mhd           MetaImage
 //   .tif .tiff            multi-page / BigTIFF  folder of .tif     one file per z-plane (natural sort)
 //   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3)
-import { statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
+import { totalmem } from "node:os";
+import { join } from "node:path";
 import { createMetaImage, openMetaImage, type MetaImageWriteOptions } from "./metaimage.ts";
 import { createNifti, openNifti, type NiftiWriteOptions } from "./nifti.ts";
 import { readAll, writeAll, type VolumeSink, type VolumeSource } from "./stream.ts";
-import { createTiff, createTiffFolder, openTiff, openTiffFolder, type TiffWriteOptions } from "./tiff.ts";
-import { type Box, type Volume, type VolumeHeader } from "./volume.ts";
+import { OutputExistsError, prepareOutput } from "../util/output.ts";
+import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, openTiff, openTiffFolder, tiffPageCount, tiffPlaneFiles, type TiffWriteOptions } from "./tiff.ts";
+import { type Box, DTYPES, type Volume, type VolumeHeader } from "./volume.ts";
 import { createZarr, isZarrDir, openZarr, type ZarrWriteOptions } from "./zarr.ts";
 
 export * from "./volume.ts";
@@ -36,8 +39,80 @@ export function formatOf(path: string): VolumeFormat {
   throw new Error(`${path}: unknown volume format (expected .nii, .nii.gz, .mha, .mhd, .tif, .tiff, .zarr or a folder of .tif planes)`);
 }
 
+/**
+ * Whether `path` is a folder of z-plane TIFFs, which is ONE volume: a folder (not a Zarr) whose first TIFF in
+ * natural order holds a single page. A folder of multi-page TIFF volumes (a dataset's images/) is not one.
+ */
+export function isPlaneFolder(path: string): boolean {
+  try {
+    if (!statSync(path).isDirectory() || path.toLowerCase().replace(/\/+$/, "").endsWith(".zarr") || isZarrDir(path)) return false;
+    const planes = tiffPlaneFiles(path);
+    return planes.length > 0 && tiffPageCount(join(path, planes[0])) === 1;
+  } catch {
+    return false;
+  }
+}
+
+const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff|btf|tf8)$/i;
+
+/**
+ * The volumes a path names: itself when it is one (a file, a Zarr, a TIFF plane folder), else the volumes in
+ * the folder (volume files, Zarr folders and plane folders; hidden and temporary entries skipped), sorted.
+ */
+export function listVolumes(path: string): string[] {
+  const st = statSync(path);
+  if (!st.isDirectory() || path.toLowerCase().replace(/\/+$/, "").endsWith(".zarr") || isZarrDir(path) || isPlaneFolder(path)) return [path];
+  const out: string[] = [];
+  for (const e of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (e.name.startsWith(".")) continue;
+    const p = join(path, e.name);
+    if (e.isDirectory() ? /\.zarr$/i.test(e.name) || isZarrDir(p) || isPlaneFolder(p) : VOLUME_FILE.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Checks a volume output before any work (src/util/output.ts): stale temporary files beside it are removed,
+ * its parent is created, and an existing output is refused unless `overwrite`. Even then a plane folder may
+ * hold only lsmseg's planes (other files stay; another TIFF refuses), and an existing .zarr must be a Zarr.
+ */
+export function prepareVolumeOutput(path: string, o: { overwrite?: boolean; flag?: string } = {}): void {
+  const f = formatOf(path);
+  const folder = f === "tiff-folder" || f === "zarr";
+  prepareOutput(path, { kind: folder ? "folder" : "file", overwrite: o.overwrite, flag: o.flag, owns: isPlaneName, exclusive: false });
+  if (f === "tiff-folder") checkPlaneFolderOutput(path);
+  if (f === "zarr" && o.overwrite) {
+    let st = null;
+    try { st = statSync(path); } catch { /* not there yet */ }
+    if (st?.isDirectory() && readdirSync(path).length && !isZarrDir(path)) throw new OutputExistsError(`${path}: is a folder but not a Zarr; lsmseg replaces only a Zarr it can recognise, so choose another name`);
+  }
+}
+
+/** The largest size along one axis lsmseg accepts from a header (typed arrays and TIFF index below 2³¹). */
+export const MAX_DIMENSION = 2 ** 31 - 1;
+
+/** Refuses a header whose shape no reader or writer can hold (a damaged or hostile header), before any allocation. */
+export function checkHeaderShape(path: string, h: VolumeHeader): void {
+  if (h.shape.length !== 3 || h.shape.some((n) => !Number.isInteger(n) || n < 1 || n > MAX_DIMENSION)) {
+    throw new Error(`${path}: the header's shape ${h.shape.join("×")} is not three sizes from 1 to ${MAX_DIMENSION}`);
+  }
+  const voxels = h.shape[0] * h.shape[1] * h.shape[2];
+  if (voxels > Number.MAX_SAFE_INTEGER / 8) throw new Error(`${path}: the header's shape ${h.shape.join("×")} has ${voxels.toExponential(2)} voxels, more than any volume lsmseg can process`);
+}
+
 /** Opens a volume for streaming reads (any box, or z-slabs in order). */
 export async function openVolume(path: string): Promise<VolumeSource> {
+  const source = await openSource(path);
+  try {
+    checkHeaderShape(path, source.header);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  return source;
+}
+
+async function openSource(path: string): Promise<VolumeSource> {
   switch (formatOf(path)) {
     case "nifti": return openNifti(path);
     case "metaimage": return openMetaImage(path);
@@ -58,9 +133,17 @@ export async function createVolume(path: string, header: VolumeHeader, opts: Wri
   }
 }
 
-/** Reads a whole volume. */
+/** Reads a whole volume; refused, with the numbers, when it cannot fit in this machine's memory. */
 export async function readVolume(path: string): Promise<Volume> {
-  return readAll(await openVolume(path));
+  const source = await openVolume(path);
+  const h = source.header;
+  const bytes = h.shape[0] * h.shape[1] * h.shape[2] * DTYPES[h.dtype].bytes;
+  if (bytes > totalmem()) {
+    await source.close();
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
+    throw new Error(`${path}: the volume (${h.shape.join("×")} ${h.dtype}) needs ${gb(bytes)} in memory, but this machine has ${gb(totalmem())}`);
+  }
+  return readAll(source);
 }
 
 /** Reads the box `box` (z, y, x) of a volume, reading as little of the file as its format allows. */

@@ -1,8 +1,10 @@
 // MetaImage (.mha with the voxels after the header, .mhd with a separate data file), compressed (zlib) or not:
 // the challenge's test inputs and required outputs. Key names after ITK's MetaIO. MetaImage has no unit; lsmseg
 // reads and writes its spacing and offset as micrometres.
+import { realpathSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
+import { checkIsFile, fsError, fsProblem } from "../util/fserror.ts";
 import { type DType, type Vec3, type VolumeHeader } from "./volume.ts";
 import { RawSink, RawSource, type VolumeSink } from "./stream.ts";
 
@@ -15,6 +17,7 @@ const DTYPE_TO_MET = Object.fromEntries(Object.entries(MET_TO_DTYPE).map(([k, v]
 /** Opens a .mha or .mhd for region and slab reads. */
 export async function openMetaImage(path: string): Promise<RawSource> {
   let head: Buffer;
+  checkIsFile(path, "MetaImage file");
   try {
     const fd = await open(path, "r");
     try {
@@ -23,8 +26,8 @@ export async function openMetaImage(path: string): Promise<RawSource> {
     } finally {
       await fd.close();
     }
-  } catch {
-    throw new Error(`${path}: file not found`);
+  } catch (err) {
+    throw fsError(path, err);
   }
   const fields = new Map<string, string>();
   let dataOffset = -1;
@@ -84,7 +87,7 @@ export async function openMetaImage(path: string): Promise<RawSource> {
   const headerOffset = Number(get("HeaderSize") ?? 0);
   return RawSource.open({
     path,
-    dataPath: local ? path : join(dirname(path), dataFile),
+    dataPath: local ? path : containedDataFile(path, dataFile),
     dataOffset: local ? dataOffset : headerOffset > 0 ? headerOffset : 0,
     compression: truthy("CompressedData") ? "zlib" : "none",
     bigEndian: truthy("BinaryDataByteOrderMSB") || truthy("ElementByteOrderMSB"),
@@ -139,4 +142,27 @@ export async function createMetaImage(path: string, h: VolumeHeader, opts: MetaI
     level: opts.level,
     patch: compress ? (n) => [[sizeAt, Buffer.from(String(n).padStart(SIZE_DIGITS, "0"), "latin1")]] : undefined,
   });
+}
+
+/**
+ * The data file a header names, which must lie below the header's folder: a header (say, an input to the
+ * challenge container) must not make lsmseg read any file it can reach. Absolute paths and `..` are refused,
+ * and so is a name that leaves the folder through a symbolic link.
+ */
+export function containedDataFile(headerPath: string, dataFile: string): string {
+  const refuse = (why: string) => new Error(`${headerPath}: ElementDataFile '${dataFile}' ${why}; the data file must lie in the header's folder (or below it)`);
+  if (isAbsolute(dataFile) || /^[A-Za-z]:[\\/]/.test(dataFile)) throw refuse("is an absolute path");
+  if (dataFile.split(/[\\/]/).includes("..")) throw refuse("leaves the header's folder ('..')");
+  const dir = dirname(headerPath);
+  const dataPath = join(dir, dataFile);
+  let real: string, realDir: string;
+  try {
+    realDir = realpathSync(dir);
+    real = realpathSync(dataPath);
+  } catch (err) {
+    throw new Error(`${headerPath}: data file ${dataPath}: ${fsProblem(err)}`);
+  }
+  const rel = relative(realDir, real);
+  if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) throw refuse(`resolves to ${real}, outside the header's folder`);
+  return dataPath;
 }

@@ -4,12 +4,13 @@
 // run of bytes, optionally gzip- or zlib-compressed: NIfTI and MetaImage.
 import { once } from "node:events";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { open, rename, rm, stat, mkdir } from "node:fs/promises";
+import { open, rename, rm, stat } from "node:fs/promises";
 import { endianness } from "node:os";
 import { dirname } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createDeflate, createGunzip, createGzip, createInflate, type Gunzip, type Inflate } from "node:zlib";
-import { tempPathFor } from "../util/atomic.ts";
+import { makeDirs, refuseFolder, tempPathFor } from "../util/atomic.ts";
+import { checkIsFile, fsError, fsProblem } from "../util/fserror.ts";
 import {
   type Box, type DType, DTYPES, type Volume, type VolumeHeader, type VoxelArray,
   allocVoxels, bytesOf, checkBox, headerOf, swapBytes, voxelCount, voxelsInto,
@@ -124,6 +125,11 @@ class InflatedBytes {
     return Math.max(0, this.pos - (this.layout.inflatedOffset ?? 0));
   }
 
+  /** Reads to the end of the stream (zlib checks the trailer there); throws when the data is corrupt or cut. */
+  async drain(): Promise<void> {
+    while (await this.next()) { /* the bytes after the voxels: a NIfTI may carry them */ }
+  }
+
   /** True when there is no byte left. */
   async atEnd(): Promise<boolean> {
     const chunk = await this.next();
@@ -136,6 +142,9 @@ class InflatedBytes {
     this.stream.destroy();
   }
 }
+
+/** The compressed files whose stream was read to its end and checked, by path, size and mtime. */
+const VERIFIED_STREAMS = new Set<string>();
 
 /** A VolumeSource over a contiguous (optionally compressed) run of voxels. */
 export class RawSource implements VolumeSource {
@@ -153,9 +162,11 @@ export class RawSource implements VolumeSource {
     if (layout.compression === "none") {
       let size: number;
       try {
-        size = (await stat(layout.dataPath)).size;
-      } catch {
-        throw new Error(`${layout.path}: data file ${layout.dataPath} not found`);
+        const st = await stat(layout.dataPath);
+        if (st.isDirectory()) throw Object.assign(new Error("is a folder"), { code: "EISDIR" });
+        size = st.size;
+      } catch (err) {
+        throw new Error(`${layout.path}: data file ${layout.dataPath}: ${fsProblem(err)}`);
       }
       const held = size - layout.dataOffset;
       if (held < bytes) {
@@ -201,10 +212,7 @@ export class RawSource implements VolumeSource {
           }
         }
       }
-      const whole = dz * dy * dx === voxelCount(header.shape);
-      if (whole && this.inflated && this.layout.exactSize && !(await this.inflated.atEnd())) {
-        throw new Error(`${this.path}: the file holds more voxel data than the dimensions ${header.shape.join("×")} of ${fileDtype} describe (${totalBytes} bytes)`);
-      }
+      if (this.layout.compression !== "none") await this.verifyStream(totalBytes);
     } finally {
       await fd?.close();
     }
@@ -218,6 +226,26 @@ export class RawSource implements VolumeSource {
     const out = allocVoxels(this.header.dtype, raw.length);
     for (let i = 0; i < raw.length; i++) out[i] = raw[i] * s.slope + s.inter;
     return out;
+  }
+
+  /**
+   * Reads the compressed stream to its end once, so that zlib checks the gzip trailer (CRC-32 and length) or
+   * the zlib Adler-32: a file cut short or damaged after the voxels read is refused, also when only a region
+   * was asked for. Once per file (path, size, mtime) and process.
+   */
+  private async verifyStream(totalBytes: number): Promise<void> {
+    const st = await stat(this.layout.dataPath);
+    const key = `${this.layout.dataPath}\0${st.size}\0${st.mtimeMs}`;
+    if (VERIFIED_STREAMS.has(key)) return;
+    const end = (this.layout.inflatedOffset ?? 0) + totalBytes;
+    const inflated = await this.inflatedAt(end, totalBytes);
+    if (!(await inflated.atEnd())) {
+      if (this.layout.exactSize) {
+        throw new Error(`${this.path}: the file holds more voxel data than the dimensions ${this.header.shape.join("×")} of ${this.layout.fileDtype} describe (${totalBytes} bytes)`);
+      }
+      await inflated.drain();
+    }
+    VERIFIED_STREAMS.add(key);
   }
 
   /** The decompressed stream positioned at `offset`, restarted when reading backwards. */
@@ -279,7 +307,8 @@ export class RawSink implements VolumeSink {
 
   static async create(opts: RawSinkOptions): Promise<RawSink> {
     const sink = new RawSink(opts);
-    await mkdir(dirname(opts.path), { recursive: true });
+    refuseFolder(opts.path);
+    makeDirs(dirname(opts.path));
     sink.file = createWriteStream(sink.tmp, { highWaterMark: 1 << 20 });
     if (!opts.compressPrefix || opts.compression === "none") sink.file.write(opts.prefix);
     const level = opts.level ?? 1;
@@ -291,6 +320,8 @@ export class RawSink implements VolumeSink {
     } else {
       sink.done = once(sink.file, "finish").then(() => undefined);
     }
+    // a full disk (ENOSPC, EFBIG) names the output
+    sink.done = sink.done.catch((err: unknown) => { throw (err as NodeJS.ErrnoException).code ? fsError(opts.path, err) : err; });
     sink.done.catch((err: Error) => { sink.failed = err; });
     return sink;
   }
@@ -321,6 +352,7 @@ export class RawSink implements VolumeSink {
         await fd.close();
       }
     }
+    refuseFolder(this.path);
     await rename(this.tmp, this.path);
   }
 
@@ -370,7 +402,8 @@ export async function writeAll(sink: VolumeSink, vol: Volume, slabPlanes = 64): 
 /** The first `n` bytes of a file (decompressed when `gzip`), fewer if the file is shorter. */
 export async function readHead(path: string, n: number, gzip: boolean): Promise<Buffer> {
   if (!gzip) {
-    const fd = await open(path, "r").catch(() => { throw new Error(`${path}: file not found`); });
+    checkIsFile(path);
+    const fd = await open(path, "r").catch((err: unknown) => { throw fsError(path, err); });
     try {
       const buf = Buffer.alloc(n);
       const { bytesRead } = await fd.read(buf, 0, n, 0);
@@ -379,6 +412,7 @@ export async function readHead(path: string, n: number, gzip: boolean): Promise<
       await fd.close();
     }
   }
+  checkIsFile(path);
   const chunks: Buffer[] = [];
   let got = 0;
   const gunzip = createGunzip();
@@ -391,7 +425,8 @@ export async function readHead(path: string, n: number, gzip: boolean): Promise<
       if (got >= n) break;
     }
   } catch (err) {
-    const msg = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : `gzip data is truncated or corrupt (${(err as Error).message})`;
+    const code = (err as NodeJS.ErrnoException).code;
+    const msg = code && !code.startsWith("Z_") ? fsProblem(err) : `gzip data is truncated or corrupt (${(err as Error).message})`;
     throw new Error(`${path}: ${msg}`);
   } finally {
     gunzip.destroy();

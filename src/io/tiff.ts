@@ -2,10 +2,12 @@
 // folder of one file per z-plane read in natural order. uint8/uint16/float32 (and the other Volume dtypes),
 // uncompressed, deflate or LZW, strips or tiles. Hand-written: the npm TIFF decoders (utif, geotiff) write
 // neither BigTIFF nor LZW nor float, and reading a region must fetch only the strips it needs.
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
-import { tempPathFor } from "../util/atomic.ts";
+import { makeDirs, refuseFolder, tempPathFor } from "../util/atomic.ts";
+import { checkIsFile, fsError } from "../util/fserror.ts";
+import { OutputExistsError, swapFolderIn } from "../util/output.ts";
 import { lzwDecode, lzwEncode } from "./lzw.ts";
 import { slabPlanes, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
@@ -59,10 +61,11 @@ class TiffFile {
   private big = false;
 
   constructor(readonly path: string, maxPages = Infinity) {
+    checkIsFile(path, "TIFF file (a folder of z-planes is named without .tif)");
     try {
       this.fd = openSync(path, "r");
-    } catch {
-      throw new Error(`${path}: file not found`);
+    } catch (err) {
+      throw fsError(path, err);
     }
     try {
       this.parse(maxPages);
@@ -338,6 +341,13 @@ class PlaneSource implements VolumeSource {
   }
 }
 
+/** The number of pages of a TIFF file, counting at most `max` (cheap: only the first IFDs are read). */
+export function tiffPageCount(path: string, max = 2): number {
+  const f = new TiffFile(path, max);
+  f.close();
+  return f.pages.length;
+}
+
 /** Opens a multi-page TIFF or BigTIFF (one page per z-plane). */
 export async function openTiff(path: string): Promise<VolumeSource> {
   const file = new TiffFile(path);
@@ -359,8 +369,9 @@ export function tiffPlaneFiles(dir: string): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
-  } catch {
-    throw new Error(`${dir}: folder not found`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw code === "ENOENT" ? new Error(`${dir}: folder not found`) : fsError(dir, err);
   }
   return names.filter((n) => /\.tiff?$/i.test(n) && !n.startsWith(".")).sort(collator.compare);
 }
@@ -531,6 +542,25 @@ function checkTiffDtype(path: string, h: VolumeHeader): void {
   if (!DTYPES[h.dtype]) throw new Error(`${path}: unsupported dtype ${h.dtype}`);
 }
 
+/** The names lsmseg gives the planes of a plane folder (z0000.tif, …): the only entries it replaces there. */
+export function isPlaneName(name: string): boolean {
+  return /^z\d+\.tif$/.test(name);
+}
+
+/** A plane folder output may replace lsmseg's planes only: another TIFF there would become part of the volume. */
+export function checkPlaneFolderOutput(path: string): void {
+  let names: string[];
+  try {
+    if (!statSync(path).isDirectory()) throw new OutputExistsError(`${path}: is a file, but the output is a folder of z-planes; choose another name`);
+    names = readdirSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  const foreign = names.filter((n) => /\.tiff?$/i.test(n) && !isPlaneName(n));
+  if (foreign.length) throw new OutputExistsError(`${path}: holds TIFF files lsmseg did not write (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}); they would become planes of the volume, so choose another output folder`);
+}
+
 /** Writes planes into `tmp` as they come and renames to `path` on close. */
 class TiffSink implements VolumeSink {
   private planes = 0;
@@ -540,9 +570,12 @@ class TiffSink implements VolumeSink {
 
   constructor(readonly path: string, readonly header: VolumeHeader, private readonly opts: TiffWriteOptions, private readonly folder: boolean) {
     this.tmp = tempPathFor(path);
-    if (folder) mkdirSync(this.tmp, { recursive: true });
-    else {
-      mkdirSync(join(this.tmp, ".."), { recursive: true });
+    if (folder) {
+      checkPlaneFolderOutput(path);
+      makeDirs(this.tmp);
+    } else {
+      refuseFolder(path);
+      makeDirs(join(this.tmp, ".."));
       this.fd = openSync(this.tmp, "w");
       const bytes = this.header.shape.reduce((a, b) => a * b, 1) * DTYPES[header.dtype].bytes;
       const big = opts.bigtiff ?? bytes > 2 ** 32 - 2 ** 27;
@@ -551,6 +584,14 @@ class TiffSink implements VolumeSink {
   }
 
   async writeSlab(data: VoxelArray): Promise<void> {
+    try {
+      this.writePlanes(data);
+    } catch (err) {
+      throw (err as NodeJS.ErrnoException).code ? fsError(this.path, err) : err;
+    }
+  }
+
+  private writePlanes(data: VoxelArray): void {
     const [nz, ny, nx] = this.header.shape;
     for (const view of slabPlanes(this, data, this.planes)) {
       if (this.writer) {
@@ -575,8 +616,13 @@ class TiffSink implements VolumeSink {
     }
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
-    rmSync(this.path, { recursive: true, force: true });
-    renameSync(this.tmp, this.path);
+    if (this.folder) {
+      checkPlaneFolderOutput(this.path);
+      swapFolderIn(this.tmp, this.path, isPlaneName);
+    } else {
+      refuseFolder(this.path);
+      renameSync(this.tmp, this.path);
+    }
   }
 
   async abort(): Promise<void> {

@@ -2,8 +2,8 @@
 // augmentation from worker threads, Dice + CE with deep supervision, SGD (Nesterov) with poly decay or
 // AdamW, bf16 autocast where the CPU has it, pseudo-Dice validation per category every epoch,
 // checkpoints latest/best/final, a JSONL log, and exact resumption after a kill.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { appendFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
+import { availableParallelism, totalmem } from "node:os";
 import { join } from "node:path";
 import { type Case, annotatedCases, foldCases } from "../data/dataset.ts";
 import { DEFAULT_AUGMENT } from "../data/augment.ts";
@@ -12,12 +12,12 @@ import { openVolume } from "../io/index.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, type Optimizer, SGD, clipGradNorm, makeSchedule } from "../optim/index.ts";
 import { ProcessGroup, type Tensor, autocast, buildInfo, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, noGrad, saveCheckpoint, tidy } from "../torch/index.ts";
-import { writeFileAtomic } from "../util/atomic.ts";
+import { makeDirs, writeFileAtomic } from "../util/atomic.ts";
 import { readJsonl } from "../util/jsonl.ts";
 import { Progress } from "../util/progress.ts";
 import { segmentationLoss } from "./losses.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint, networkFromCheckpoint, transferWeights, type TransferReport } from "./model.ts";
-import { type Plan, type PlanOptions, describePlan, makePlan } from "./plan.ts";
+import { type Plan, type PlanOptions, checkTrainingMemory, describePlan, makePlan } from "./plan.ts";
 
 const LSMSEG_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -188,7 +188,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
   }
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
-  if (main) mkdirSync(o.out, { recursive: true });
+  if (main) makeDirs(o.out);
 
   const cases = await annotatedCases(o.data, { checkShapes: true });
   const foldId = o.fold ?? 0;
@@ -219,6 +219,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   } else {
     manualSeed(seed);
     plan = await planFor(fold.train, o);
+    if (device === "cpu") checkTrainingMemory(plan, totalmem());
     net = buildNetwork(plan.network);
     if (o.init) {
       transfer = transferWeights(net, o.init, o.initParts ?? "encoder");

@@ -114,3 +114,31 @@ export function describePlan(p: Plan): string {
     `      from ${p.fingerprint.cases} cases, median shape ${p.fingerprint.medianShape.join("×")}`,
   ].join("\n");
 }
+
+/**
+ * A lower bound on the bytes one training step of `plan` holds on the device: the float32 outputs of every
+ * convolution and its normalisation (kept for the backward pass), in the encoder and the decoder, at each
+ * stage's resolution, for the whole batch. libtorch needs more (gradients, workspace, optimizer state).
+ */
+export function trainingBytesLowerBound(plan: Plan): number {
+  const n = plan.network;
+  let voxels = plan.patchSize.reduce((a, b) => a * b, 1);
+  let bytes = 0;
+  n.strides.forEach((s, i) => {
+    const st = Array.isArray(s) ? s : [s, s, s];
+    voxels /= st[0] * st[1] * st[2];
+    bytes += n.features[i] * voxels * 4 * 2 /* conv + norm */ * 2 /* convs per stage */ * 2; /* encoder + decoder */
+  });
+  return bytes * plan.batchSize;
+}
+
+/**
+ * Refuses a plan whose training step cannot fit in `availableBytes` (the machine's memory on the CPU), before
+ * anything is allocated: the numbers and the flags to change are in the message.
+ */
+export function checkTrainingMemory(plan: Plan, availableBytes: number): void {
+  const need = trainingBytesLowerBound(plan);
+  if (need <= availableBytes) return;
+  const gb = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 1 : 0)} GB`;
+  throw new Error(`patch ${plan.patchSize.join("×")} with batch ${plan.batchSize} and ${plan.network.features[0]} features needs at least ${gb(need)} for one training step, but this machine has ${gb(availableBytes)}; choose a smaller --patch, --batch or --features`);
+}

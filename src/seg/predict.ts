@@ -1,10 +1,11 @@
 // Prediction of whole volumes with a fine-tuned model: normalise as in training, sliding window,
 // argmax (or a threshold on the foreground probability), write a binary uint8 mask in the input's
 // format, shape and geometry. Outputs are written to a temporary name and renamed.
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { basename, extname, join } from "node:path";
-import { normalize } from "../data/normalize.ts";
-import { type Volume, readVolume, writeVolume } from "../io/index.ts";
+import { nonFiniteOf, normalize } from "../data/normalize.ts";
+import { type Volume, formatOf, listVolumes, prepareVolumeOutput, readVolume, writeVolume } from "../io/index.ts";
+import { prepareOutput } from "../util/output.ts";
 import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
 import type { LoadedModel } from "./model.ts";
 import { SHARD_WAIT_MS, needsOutOfCore, predictLarge } from "./predict_large.ts";
@@ -58,26 +59,24 @@ export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions
   }));
 }
 
-const VOLUME_EXTS = [".nii.gz", ".nii", ".mha", ".mhd", ".tif", ".tiff", ".zarr"];
-
-function volumeName(name: string): boolean {
-  return VOLUME_EXTS.some((e) => name.toLowerCase().endsWith(e));
-}
-
-/** The inputs a path names: one volume file, or every volume file in a folder (sorted). */
+/** The inputs a path names: one volume (a file, a Zarr, a TIFF plane folder), or every volume in a folder (sorted). */
 export function listInputs(path: string): string[] {
   if (!existsSync(path)) throw new Error(`${path}: no such file or folder`);
-  if (statSync(path).isDirectory() && !path.toLowerCase().endsWith(".zarr")) {
-    const files = readdirSync(path).filter(volumeName).sort().map((f) => join(path, f));
-    if (files.length === 0) throw new Error(`${path}: the folder holds no volumes (${VOLUME_EXTS.join(", ")})`);
-    return files;
-  }
-  return [path];
+  const files = listVolumes(path);
+  if (files.length === 0) throw new Error(`${path}: the folder holds no volumes (.nii.gz, .nii, .mha, .mhd, .tif, .tiff, .zarr or folders of z-plane .tif files)`);
+  return files;
 }
 
 /** Where the prediction for `input` goes when the output is a folder: the same name, as the challenge expects. */
 export function outputPathFor(input: string, outDir: string): string {
   return join(outDir, basename(input.replace(/\/+$/, "")));
+}
+
+/** Says once per volume that its NaN/Inf voxels count as its minimum (normalize.ts). */
+export function warnNonFinite(path: string, data: ArrayLike<number>): void {
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) return;
+  const { count, min } = nonFiniteOf(data);
+  if (count) console.error(`${path}: ${count} NaN/Inf voxel${count === 1 ? "" : "s"} treated as the volume's minimum (${min})`);
 }
 
 /** Predicts one file and writes the mask (uint8 {0,1}) with the input's geometry; optionally the probabilities. */
@@ -90,13 +89,37 @@ export async function predictFile(model: LoadedModel, input: string, output: str
   } catch (err) {
     throw new Error(`cannot read ${input}: ${(err as Error).message}`);
   }
+  warnNonFinite(input, vol.data);
   const pred = predictVolume(model, vol, o);
   const { data: _data, ...header } = vol;
   await writeVolume(output, { ...header, dtype: "uint8", data: pred.mask });
   if (pred.probabilities) {
-    const ext = extname(output) === ".gz" ? ".nii.gz" : extname(output);
-    const probPath = output.slice(0, output.length - ext.length) + "_prob" + ext;
-    await writeVolume(probPath, { ...header, dtype: "float32", data: pred.probabilities });
+    await writeVolume(probabilityPathFor(output), { ...header, dtype: "float32", data: pred.probabilities });
+  }
+}
+
+/** Where `--probabilities` writes the foreground probability of the mask `output`: <name>_prob.<ext>. */
+export function probabilityPathFor(output: string): string {
+  const ext = extname(output) === ".gz" ? ".nii.gz" : extname(output);
+  return output.slice(0, output.length - ext.length) + "_prob" + ext;
+}
+
+/** The inputs `input` names and the output each goes to (`toFolder`: the output is a folder of masks). */
+export function predictionTargets(input: string, output: string): { inputs: string[]; outputs: string[]; toFolder: boolean } {
+  const inputs = listInputs(input);
+  const toFolder = inputs.length > 1 || (existsSync(output) && statSync(output).isDirectory() && formatOf(output) !== "zarr" && formatOf(output) !== "tiff-folder") || output.endsWith("/");
+  return { inputs, outputs: inputs.map((f) => (toFolder ? outputPathFor(f, output) : output)), toFolder };
+}
+
+/**
+ * Checks every output of a prediction before any work: an existing mask is refused unless `overwrite`
+ * (src/util/output.ts); the folder of masks is created.
+ */
+export function checkPredictionOutputs(input: string, output: string, o: { overwrite?: boolean; probabilities?: boolean } = {}): void {
+  const { outputs, toFolder } = predictionTargets(input, output);
+  if (toFolder) prepareOutput(output.replace(/\/+$/, ""), { kind: "folder", overwrite: true });
+  for (const out of outputs) {
+    for (const p of o.probabilities ? [out, probabilityPathFor(out)] : [out]) prepareVolumeOutput(p, { overwrite: o.overwrite });
   }
 }
 
@@ -107,13 +130,12 @@ export async function predictFile(model: LoadedModel, input: string, output: str
  * every rank returns the full list of outputs once all are written.
  */
 export async function predictPaths(model: LoadedModel, input: string, output: string, o: PredictOptions & { onFile?: (i: number, n: number, path: string) => void } = {}): Promise<string[]> {
-  const inputs = listInputs(input);
-  const toFolder = inputs.length > 1 || (existsSync(output) && statSync(output).isDirectory() && !output.endsWith(".zarr")) || output.endsWith("/");
+  const { inputs, outputs, toFolder } = predictionTargets(input, output);
   if (toFolder) mkdirSync(output, { recursive: true });
   const shard = o.shard && o.shard.worldSize > 1 ? o.shard : null;
   const written: string[] = [];
   for (const [i, file] of inputs.entries()) {
-    const out = toFolder ? outputPathFor(file, output) : output;
+    const out = outputs[i];
     written.push(out);
     if (shard && inputs.length > 1 && i % shard.worldSize !== shard.rank) continue;
     o.onFile?.(i, inputs.length, file);

@@ -25,7 +25,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { clipBounds, type Normalization } from "../data/normalize.ts";
+import { clipBounds, nonFiniteOf, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, openVolume } from "../io/index.ts";
 import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, stack, tidy, zeros } from "../torch/index.ts";
@@ -68,16 +68,30 @@ export async function needsOutOfCore(model: LoadedModel, input: string, maxMemor
   return inMemoryBytes(source.header, model.plan.network.numClasses) > maxMemoryBytes;
 }
 
-async function* planes(source: VolumeSource, maxBytes: number): AsyncGenerator<ArrayLike<number> & { length: number }> {
+async function* planes(source: VolumeSource, maxBytes: number, fill?: number): AsyncGenerator<ArrayLike<number> & { length: number }> {
   const [nz, ny, nx] = source.header.shape;
   const step = Math.max(1, Math.floor(maxBytes / (ny * nx * DTYPES[source.header.dtype].bytes)));
   for (let z0 = 0; z0 < nz; z0 += step) {
-    yield (await source.readRegion({ start: [z0, 0, 0], size: [Math.min(step, nz - z0), ny, nx] })).data;
+    const d = (await source.readRegion({ start: [z0, 0, 0], size: [Math.min(step, nz - z0), ny, nx] })).data;
+    if (fill !== undefined) for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) d[i] = fill;
+    yield d;
   }
 }
 
+/** For a float volume: how many voxels are NaN/Inf and the smallest finite one (normalize.ts's rule), streaming. */
+export async function streamingNonFinite(source: VolumeSource, slabBytes = 256 << 20): Promise<{ count: number; min: number }> {
+  if (source.header.dtype !== "float32" && source.header.dtype !== "float64") return { count: 0, min: 0 };
+  let count = 0, min = Infinity;
+  for await (const d of planes(source, slabBytes)) {
+    const r = nonFiniteOf(d);
+    count += r.count;
+    if (r.count < d.length && r.min < min) min = r.min;
+  }
+  return { count, min: min === Infinity ? 0 : min };
+}
+
 /** normalizationOf(whole volume) without holding the volume: three streaming passes, the same numbers. */
-export async function streamingNormalization(source: VolumeSource, o: { percentiles?: [number, number]; maxSamples?: number; slabBytes?: number } = {}): Promise<Normalization> {
+export async function streamingNormalization(source: VolumeSource, o: { percentiles?: [number, number]; maxSamples?: number; slabBytes?: number; fill?: number } = {}): Promise<Normalization> {
   const [pLo, pHi] = o.percentiles ?? [0.5, 99.5];
   const maxSamples = o.maxSamples ?? 100_000;
   const slabBytes = o.slabBytes ?? 256 << 20;
@@ -86,7 +100,7 @@ export async function streamingNormalization(source: VolumeSource, o: { percenti
   if (n <= maxSamples) {
     sample = new Float64Array(n);
     let k = 0;
-    for await (const d of planes(source, slabBytes)) for (let i = 0; i < d.length; i++) sample[k++] = d[i];
+    for await (const d of planes(source, slabBytes, o.fill)) for (let i = 0; i < d.length; i++) sample[k++] = d[i];
   } else {
     // the indices normalizationOf draws, in the same order; picked in sorted order while streaming
     const rng = new Rng(`lsmseg/data/normalize/${n}`);
@@ -95,7 +109,7 @@ export async function streamingNormalization(source: VolumeSource, o: { percenti
     idx.sort();
     sample = new Float64Array(maxSamples);
     let k = 0, base = 0;
-    for await (const d of planes(source, slabBytes)) {
+    for await (const d of planes(source, slabBytes, o.fill)) {
       while (k < maxSamples && idx[k] < base + d.length) { sample[k] = d[idx[k] - base]; k++; }
       base += d.length;
     }
@@ -103,10 +117,10 @@ export async function streamingNormalization(source: VolumeSource, o: { percenti
   sample.sort();
   const { lo, hi } = clipBounds(sample, pLo, pHi);
   let s = 0;
-  for await (const d of planes(source, slabBytes)) for (let i = 0; i < d.length; i++) { const v = d[i]; s += v < lo ? lo : v > hi ? hi : v; }
+  for await (const d of planes(source, slabBytes, o.fill)) for (let i = 0; i < d.length; i++) { const v = d[i]; s += v < lo ? lo : v > hi ? hi : v; }
   const mean = n ? s / n : 0;
   let s2 = 0;
-  for await (const d of planes(source, slabBytes)) {
+  for await (const d of planes(source, slabBytes, o.fill)) {
     for (let i = 0; i < d.length; i++) { const v = d[i]; const e = (v < lo ? lo : v > hi ? hi : v) - mean; s2 += e * e; }
   }
   return { lo, hi, mean, std: Math.sqrt(n ? s2 / n : 0) };
@@ -115,6 +129,8 @@ export async function streamingNormalization(source: VolumeSource, o: { percenti
 interface Progress {
   key: string;
   normalization: Normalization;
+  /** The value NaN/Inf voxels take (the smallest finite voxel), when the volume has any. */
+  fill?: number;
   block: Triple;
 }
 
@@ -248,8 +264,11 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
       state = readState();
       if (state && state.key !== key) { rmSync(parts, { recursive: true, force: true }); state = null; }
       if (!state) {
-        const normalization = await streamingNormalization(source, { percentiles: plan.normalization.percentiles, maxSamples: o.maxSamples });
-        state = { key, normalization, block: blockPlan.shape };
+        const nonFinite = await streamingNonFinite(source);
+        if (nonFinite.count) console.error(`${input}: ${nonFinite.count} NaN/Inf voxel${nonFinite.count === 1 ? "" : "s"} treated as the volume's minimum (${nonFinite.min})`);
+        const fill = nonFinite.count ? nonFinite.min : undefined;
+        const normalization = await streamingNormalization(source, { percentiles: plan.normalization.percentiles, maxSamples: o.maxSamples, fill });
+        state = { key, normalization, fill, block: blockPlan.shape };
         mkdirSync(parts, { recursive: true });
         writeFileAtomic(progressPath, Buffer.from(JSON.stringify(state, null, 2) + "\n"));
       }
@@ -265,6 +284,7 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     const blockShape = state.block;
     const blocks = blockGrid(header.shape, blockShape);
     const { lo, hi, mean, std } = state.normalization;
+    const fill = state.fill;
     const inv = 1 / Math.max(std, 1e-8);
     const blockPath = (b: Block) => join(parts, `block_${b.map(([a, e]) => `${a}-${e}`).join("_")}.u8.gz`);
     const pb = padBefore as Triple, shape = [D, H, W] as Triple;
@@ -276,7 +296,10 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
       const size = o1.map((e, i) => e - o0[i]) as Triple;
       const raw = size.every((n) => n > 0) ? (await source.readRegion({ start: o0, size })).data : new Uint8Array(0);
       const image = new Float32Array(raw.length);
-      for (let i = 0; i < raw.length; i++) { const v = raw[i]; image[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv; }
+      for (let i = 0; i < raw.length; i++) {
+        const v = fill !== undefined && !Number.isFinite(raw[i]) ? fill : raw[i];
+        image[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv;
+      }
       return tidy(() => {
         const x0 = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, ...size], "float32");
         const before = o0.map((v, i) => v + pb[i] - r0[i]), after = r1.map((r, i) => r - (o1[i] + pb[i]));

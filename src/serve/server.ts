@@ -3,9 +3,9 @@
 // and writes <output>/images/isolated-biological-structure/output.mha (int8 {0,1}, compressed, the input's
 // shape and geometry), answering 201. The model lives in a worker thread, loaded once; this thread only speaks
 // HTTP, so it answers /health and a second invoke ("busy", 409) while a case runs. Every answer is JSON.
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { tsWorker } from "../util/workers.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
@@ -49,6 +49,28 @@ export class InvokeError extends Error {
   }
 }
 
+/**
+ * `path` (absolute, or relative to `root`) after resolving every symbolic link, refused (400) unless it lies
+ * inside `root`: every input the server reads goes through here, so an input cannot make it read any file it
+ * can reach. (A MetaImage's data file is held to its header's folder by the reader, io/metaimage.ts.)
+ */
+export function resolveInside(root: string, path: string): string {
+  let realRoot: string, real: string;
+  try {
+    realRoot = realpathSync(root);
+  } catch {
+    throw new InvokeError(400, `the input folder ${root} does not exist`);
+  }
+  try {
+    real = realpathSync(resolve(root, path));
+  } catch {
+    throw new InvokeError(400, `${resolve(root, path)}: not found`);
+  }
+  const rel = relative(realRoot, real);
+  if (rel === ".." || rel.startsWith(`..${"/"}`) || isAbsolute(rel)) throw new InvokeError(400, `${resolve(root, path)}: resolves to ${real}, outside the input folder ${root}`);
+  return real;
+}
+
 /** The single input image of an invocation, and the interfaces inputs.json lists (when it is there). */
 export function findInput(inputRoot: string): { image: string; interfaces: string[] } {
   let interfaces: string[] = [];
@@ -68,10 +90,19 @@ export function findInput(inputRoot: string): { image: string; interfaces: strin
   const images = readdirSync(folder).filter((f) => !f.startsWith(".") && INPUT_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e))).sort();
   if (images.length === 0) throw new InvokeError(400, `no input image in ${folder} (expected one ${INPUT_EXTENSIONS.join(", ")} file)`);
   if (images.length > 1) throw new InvokeError(400, `${images.length} images in ${folder} (${images.join(", ")}): expected exactly one`);
-  const image = join(folder, images[0]);
-  if (!statSync(image).isFile()) throw new InvokeError(400, `${image}: not a file`);
+  const image = resolveInside(inputRoot, join(INPUT_FOLDER, images[0]));
+  if (!statSync(image).isFile()) throw new InvokeError(400, `${join(folder, images[0])}: not a file`);
   return { image, interfaces };
 }
+
+const LISTEN_PROBLEMS: Record<string, string> = {
+  EADDRINUSE: "the port is already in use (another server? choose another --port)",
+  EADDRNOTAVAIL: "the address is not one of this machine's (--host)",
+  ENOTFOUND: "the host name cannot be resolved (--host)",
+  EAI_AGAIN: "the host name cannot be resolved (--host)",
+  EACCES: "permission denied (ports below 1024 need privileges)",
+  EINVAL: "not a valid address (--host)",
+};
 
 function send(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body) + "\n";
@@ -88,7 +119,6 @@ export async function startServer(o: ServeOptions): Promise<InvokeServer> {
   let model: Record<string, unknown> = {};
   let busy: { since: string; image: string } | null = null;
 
-  const worker: Worker = tsWorker(new URL("./worker.ts", import.meta.url));
   let nextId = 0;
   const pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: InvokeError) => void }>();
   const request = (msg: WithoutId<WorkerRequest>) => new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -96,20 +126,12 @@ export async function startServer(o: ServeOptions): Promise<InvokeServer> {
     pending.set(id, { resolve, reject });
     worker.postMessage({ ...msg, id });
   });
-  worker.on("message", (reply: WorkerReply) => {
-    const p = pending.get(reply.id);
-    pending.delete(reply.id);
-    if (reply.ok) p?.resolve(reply.result);
-    else p?.reject(new InvokeError(reply.status, reply.error));
-  });
   const workerDied = (why: string) => {
     state = "failed";
     loadError = loadError || why;
     for (const p of pending.values()) p.reject(new InvokeError(500, why));
     pending.clear();
   };
-  worker.on("error", (err) => workerDied(`the model thread failed: ${err.message}`));
-  worker.on("exit", (code) => workerDied(`the model thread exited (code ${code})`));
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     req.resume(); // the body, if any, carries nothing the contract needs
@@ -156,10 +178,21 @@ export async function startServer(o: ServeOptions): Promise<InvokeServer> {
     }
   }
 
+  const where = `${o.host ?? "127.0.0.1"}:${o.port ?? 8080}`;
   await new Promise<void>((resolveListen, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${where}: ${LISTEN_PROBLEMS[err.code ?? ""] ?? err.message}`, { cause: err })));
     server.listen(o.port ?? 8080, o.host ?? "127.0.0.1", () => resolveListen());
   });
+  // the model thread starts once the port is ours: a server that cannot listen must exit, not wait on it
+  const worker: Worker = tsWorker(new URL("./worker.ts", import.meta.url));
+  worker.on("message", (reply: WorkerReply) => {
+    const p = pending.get(reply.id);
+    pending.delete(reply.id);
+    if (reply.ok) p?.resolve(reply.result);
+    else p?.reject(new InvokeError(reply.status, reply.error));
+  });
+  worker.on("error", (err) => workerDied(`the model thread failed: ${err.message}`));
+  worker.on("exit", (code) => workerDied(`the model thread exited (code ${code})`));
   const addr = server.address();
   if (!addr || typeof addr === "string") throw new Error("the server has no TCP address");
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
@@ -186,7 +219,9 @@ export async function startServer(o: ServeOptions): Promise<InvokeServer> {
     ready,
     async close() {
       worker.removeAllListeners("exit");
-      await Promise.all([new Promise<void>((r) => server.close(() => r())), worker.terminate()]);
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections(); // keep-alive connections would hold close() open
+      await Promise.all([closed, worker.terminate()]);
     },
   };
 }

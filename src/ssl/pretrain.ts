@@ -10,7 +10,8 @@
 // global batches (local batch k = global batch k·N + rank) and draws its own masks (seed, step, rank); gradients
 // are averaged over the ranks before the optimizer step, so the effective batch is N × --batch. A run resumed with
 // another N goes on from the number of global batches consumed.
-import { appendFileSync, existsSync, mkdirSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { PatchLoader } from "../data/loader.ts";
 import { stream } from "../data/rng.ts";
@@ -18,9 +19,9 @@ import type { Module } from "../nn/module.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, clipGradNorm, makeSchedule } from "../optim/index.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint } from "../seg/model.ts";
-import { type Plan, type PlanOptions, describePlan, makePlan } from "../seg/plan.ts";
+import { type Plan, type PlanOptions, checkTrainingMemory, describePlan, makePlan } from "../seg/plan.ts";
 import { ProcessGroup, type Tensor, autocast, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, saveCheckpoint, setRngState, tensor, tidy } from "../torch/index.ts";
-import { writeFileAtomic } from "../util/atomic.ts";
+import { makeDirs, writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { buildIndex, defaultIndexPath, describeIndex } from "./data_index.ts";
 import { type SslBatch, type SslMethod, type SslObjective, methodOptions, sslMethod, trainedKeys } from "./method.ts";
@@ -135,7 +136,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const logPath = join(o.out, "log.jsonl");
   if (!o.resume && existsSync(latestPath)) throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
-  if (main) mkdirSync(o.out, { recursive: true });
+  if (main) makeDirs(o.out);
 
   const group = distOpts ? ProcessGroup.init({ ...distOpts, device: o.device ?? "cpu" }) : null;
   const world = group?.worldSize ?? 1;
@@ -162,6 +163,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   } else {
     const batchSize = o.plan?.batchSize ?? method.batchSize;
     plan = makePlan(shapes, spacings, { ...o.plan, batchSize, deepSupervision: false });
+    if ((o.device ?? "cpu") === "cpu") checkTrainingMemory(plan, totalmem());
   }
   manualSeed(seed);
   const net = buildNetwork(plan.network);

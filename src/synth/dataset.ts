@@ -6,9 +6,10 @@
 //   dataset.json                                                                   types, categories, splits
 // Every file's content depends only on the seed and the file's own key, so the dataset is byte-identical
 // for a seed whatever order or subset of it is generated.
-import { mkdirSync, renameSync, rmSync, existsSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic, tempPathFor } from "../util/atomic.ts";
+import { swapFolderIn } from "../util/output.ts";
 import { Progress } from "../util/progress.ts";
 import { writeVolume } from "../io/index.ts";
 import { type Vec3, makeVolume } from "../io/volume.ts";
@@ -98,6 +99,9 @@ function tissueMask(rng: Rng, shape: Shape3): Float32Array {
   }
   return blurAxis(blurAxis(m, shape, 2, 2), shape, 1, 2);
 }
+
+/** What synth writes in its output folder: the only entries it replaces in an existing one. */
+export const SYNTH_OUTPUTS = ["unannotated", "annotated", "test", "raw", "dataset.json"];
 
 /** Generates the dataset into `outDir` (replaced atomically: built under a temporary name, then renamed). */
 export async function synthDataset(outDir: string, opts: { preset?: keyof typeof PRESETS; seed?: number; overrides?: Partial<SynthOptions>; quiet?: boolean } = {}): Promise<DatasetJson> {
@@ -191,8 +195,8 @@ export async function synthDataset(outDir: string, opts: { preset?: keyof typeof
     }
     writeFileAtomic(join(tmp, "dataset.json"), Buffer.from(JSON.stringify(json, null, 2) + "\n"));
     progress.finish();
-    if (existsSync(outDir)) rmSync(outDir, { recursive: true, force: true });
-    renameSync(tmp, outDir);
+    // an existing folder keeps everything but lsmseg's own outputs (the CLI refuses it without --overwrite)
+    swapFolderIn(tmp, outDir.replace(/\/+$/, ""), (name) => SYNTH_OUTPUTS.includes(name));
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;

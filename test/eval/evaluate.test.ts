@@ -82,7 +82,7 @@ test("end to end: the tiny test set against itself scores 1 everywhere", async (
     "iso_dice_mean", "iso_dice_std", "iso_panoptic_quality_mean", "iso_panoptic_quality_std",
     "con_dice_mean", "con_dice_std", "con_cldice_mean", "con_cldice_std",
   ]);
-  assert.ok(readdirSync(tmp).every((f) => !f.includes(".tmp-")), "no temporary file left");
+  assert.ok(readdirSync(tmp).every((f) => !f.includes(".lsmseg-tmp-")), "no temporary file left");
 });
 
 test("end to end: an eroded and shifted prediction (as .nii.gz) scores what caseMetrics computes", async () => {

@@ -66,7 +66,7 @@ describe("round trip through every format and dtype", () => {
 });
 
 test("no temporary file is left beside the outputs", () => {
-  assert.deepEqual(readdirSync(dir).filter((f) => f.includes(".tmp-")), []);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes(".lsmseg-tmp-")), []);
 });
 
 test("streaming: slabs written one by one read back as slabs, in any order", async () => {
