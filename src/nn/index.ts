@@ -4,4 +4,5 @@ export * from "./layers.ts";
 export * from "./init.ts";
 export * from "./unet.ts";
 export * from "./resenc_unet.ts";
+export * from "./unetr.ts";
 export * from "./networks.ts";

@@ -1,0 +1,24 @@
+// UNETR and SwinUNETR against MONAI's own classes run in PyTorch 1.13 (fixtures/nn/make_transformer_parity.py):
+// the state-dict keys are MONAI's, and with the same weights the forward pass gives the same output (fp32).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as T from "../../src/torch/index.ts";
+import { UNETR } from "../../src/nn/index.ts";
+import { loadFixture, loadFormulaWeights, maxErr } from "./transformer_fixtures.ts";
+
+for (const proj of ["perceptron", "conv"] as const) {
+  test(`UNETR (${proj} patch embedding) has MONAI's keys and matches MONAI's output to 1e-4`, () => {
+    const fx = loadFixture(`unetr_${proj}_parity.safetensors`);
+    const c = fx.config as Record<string, number & number[]>;
+    const net = new UNETR({
+      inChannels: c.in_channels, numClasses: c.out_channels, imgSize: c.img_size as [number, number, number], featureSize: c.feature_size,
+      hiddenSize: c.hidden_size, mlpDim: c.mlp_dim, numHeads: c.num_heads, projType: proj, qkvBias: Boolean(c.qkv_bias),
+    });
+    loadFormulaWeights(net, fx.keys);
+    net.eval();
+    const e = T.noGrad(() => T.tidy(() => maxErr(net.forward(fx.tensors.get("input")!), fx.tensors.get("output")!)));
+    console.log(`UNETR ${proj}: max abs error ${e.abs.toExponential(2)} (max |output| ${e.ref.toFixed(3)})`);
+    assert.ok(e.abs < 1e-4 * Math.max(1, e.ref), `max abs error ${e.abs}`);
+    net.dispose();
+  });
+}
