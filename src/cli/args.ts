@@ -29,6 +29,15 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
+/** --hidden N / --heads N: UNETR's transformer width and heads (MONAI's ViT-B: 768 and 12), for the plan. */
+export function transformerFlags(v: { hidden?: string; heads?: string }): { hiddenSize?: number; numHeads?: number } | undefined {
+  if (v.hidden === undefined && v.heads === undefined) return undefined;
+  const hiddenSize = v.hidden === undefined ? undefined : intFlag("hidden", v.hidden, 768);
+  const numHeads = v.heads === undefined ? undefined : intFlag("heads", v.heads, 12);
+  if ((hiddenSize ?? 768) % (numHeads ?? 12) !== 0) throw new UsageError(`--hidden ${hiddenSize ?? 768} must be divisible by --heads ${numHeads ?? 12}`);
+  return { hiddenSize, numHeads };
+}
+
 /** A number flag, or an error naming the flag. */
 export function numFlag(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;

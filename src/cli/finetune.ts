@@ -1,6 +1,7 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
 import { finetune } from "../seg/finetune.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags, transformerFlags } from "./args.ts";
+import { ARCHS, isArch } from "../nn/networks.ts";
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
@@ -16,8 +17,10 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --optimizer sgd|adamw default sgd (lr 0.01, Nesterov 0.99, wd 3e-5, poly decay)
   --lr X                base learning rate
   --warmup-steps N      linear learning-rate warm-up (default 0 from scratch, 10 % of the run after --init)
-  --arch unet|resenc    network (default unet; from the checkpoint with --init)
+  --arch unet|resenc|unetr|swinunetr  network (default unet; from the checkpoint with --init)
   --features N          channels of the first stage (default 32)
+  --hidden N            UNETR: transformer width (default 768, MLP 4×); --features is feature_size
+  --heads N             UNETR: attention heads (default 12)
   --patch ZxYxX         patch size (default: planned from the data)
   --batch N             batch size (default 2)
   --cldice W            add a soft-clDice term with weight W
@@ -47,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     data: { type: "string" }, out: { type: "string" }, init: { type: "string" }, "init-parts": { type: "string" }, resume: { type: "boolean" },
     fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
-    lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
+    lr: { type: "string" }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
     seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" }, "freeze-encoder": { type: "string" }, "warmup-steps": { type: "string" },
     ...LAUNCH_FLAGS,
@@ -60,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   const optimizer = v.optimizer ?? "sgd";
   if (optimizer !== "sgd" && optimizer !== "adamw") throw new UsageError(`--optimizer: expected sgd or adamw, got '${optimizer}'`);
   const arch = v.arch ?? "unet";
-  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0);
   const res = await finetune({
@@ -71,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     warmupSteps: v["warmup-steps"] === undefined ? undefined : intFlag("warmup-steps", v["warmup-steps"], 0),
     freezeEncoderSteps: v["freeze-encoder"] === undefined ? undefined : intFlag("freeze-encoder", v["freeze-encoder"], 0),
     augment: !v["no-augment"], clDiceWeight: numFlag("cldice", v.cldice, 0), quiet: v.quiet,
-    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
+    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), transformer: transformerFlags(v), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   const last = res.epochs[res.epochs.length - 1];

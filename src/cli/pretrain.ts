@@ -1,7 +1,8 @@
 // lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
 import { sslMethods } from "../ssl/method.ts";
 import { pretrain } from "../ssl/pretrain.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, parseFlags, transformerFlags } from "./args.ts";
+import { ARCHS, isArch } from "../nn/networks.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
@@ -13,8 +14,10 @@ const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options
   --steps N             default 1000
   --resume              continue RUN from checkpoint_latest (after a kill): the same weights as an unbroken run
   --opt KEY=VALUE       a method setting (repeatable), e.g. --opt maskRatio=0.6
-  --arch unet|resenc    network (default unet), planned as 'lsmseg finetune' plans it
+  --arch unet|resenc|unetr|swinunetr  network (default unet), planned as 'lsmseg finetune' plans it
   --features N          channels of the first stage (default 32)
+  --hidden N            UNETR: transformer width (default 768, MLP 4×); --features is feature_size
+  --heads N             UNETR: attention heads (default 12)
   --patch ZxYxX         patch size (default: planned from the data, as fine-tuning)
   --batch N             batch size (default 2; simclr 4)
   --balanced            sample every structure type equally often
@@ -34,7 +37,7 @@ ${LAUNCH_HELP}
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     data: { type: "string" }, method: { type: "string" }, out: { type: "string" }, steps: { type: "string" }, resume: { type: "boolean" },
-    opt: { type: "string", multiple: true }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
+    opt: { type: "string", multiple: true }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     balanced: { type: "boolean" }, lr: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "cache-mb": { type: "string" },
     "save-every": { type: "string" }, index: { type: "string" }, seed: { type: "string" }, list: { type: "boolean" }, quiet: { type: "boolean" }, device: { type: "string" },
     ...LAUNCH_FLAGS,
@@ -49,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
   if (launched !== null) return launched;
   if (!v.data || !v.out || !v.method) throw new UsageError(`--data, --method and --out are required\n\n${HELP}`);
   const arch = v.arch ?? "unet";
-  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const methodOptions: Record<string, number> = {};
   for (const kv of v.opt ?? []) {
@@ -59,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const res = await pretrain({
     data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, steps: intFlag("steps", v.steps, 1000), resume: v.resume,
-    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
+    plan: { arch, baseFeatures: v.features === undefined ? undefined : intFlag("features", v.features, 32), patchSize: parsePatch(v.patch), transformer: transformerFlags(v), batchSize: v.batch === undefined ? undefined : intFlag("batch", v.batch, 2) },
     sampling: v.balanced ? "balanced" : "uniform", lr: v.lr === undefined ? undefined : numFlag("lr", v.lr, 1e-3),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: v.workers === undefined ? undefined : intFlag("workers", v.workers, 2),
     cacheBytes: v["cache-mb"] === undefined ? undefined : intFlag("cache-mb", v["cache-mb"], 2048) * 2 ** 20,

@@ -11,7 +11,7 @@ for (const proj of ["perceptron", "conv"] as const) {
     const fx = loadFixture(`unetr_${proj}_parity.safetensors`);
     const c = fx.config as Record<string, number & number[]>;
     const net = new UNETR({
-      inChannels: c.in_channels, numClasses: c.out_channels, imgSize: c.img_size as [number, number, number], featureSize: c.feature_size,
+      inChannels: c.in_channels, numClasses: c.out_channels, imgSize: c.img_size as unknown as [number, number, number], featureSize: c.feature_size,
       hiddenSize: c.hidden_size, mlpDim: c.mlp_dim, numHeads: c.num_heads, projType: proj, qkvBias: Boolean(c.qkv_bias),
     });
     loadFormulaWeights(net, fx.keys);
