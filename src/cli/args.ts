@@ -43,6 +43,15 @@ function checkRange(name: string, value: string, n: number, r: FlagRange, what: 
   return n;
 }
 
+/** --hidden N / --heads N: UNETR's transformer width and heads (MONAI's ViT-B: 768 and 12), for the plan. */
+export function transformerFlags(v: { hidden?: string; heads?: string }): { hiddenSize?: number; numHeads?: number } | undefined {
+  if (v.hidden === undefined && v.heads === undefined) return undefined;
+  const hiddenSize = v.hidden === undefined ? undefined : intFlag("hidden", v.hidden, 768, { min: 1 });
+  const numHeads = v.heads === undefined ? undefined : intFlag("heads", v.heads, 12, { min: 1 });
+  if ((hiddenSize ?? 768) % (numHeads ?? 12) !== 0) throw new UsageError(`--hidden ${hiddenSize ?? 768} must be divisible by --heads ${numHeads ?? 12}`);
+  return { hiddenSize, numHeads };
+}
+
 /** An integer flag (within `range` when given), or a usage error naming the flag. */
 export function intFlag(name: string, value: string | undefined, fallback: number, range: FlagRange = {}): number {
   if (value === undefined) return fallback;

@@ -1,6 +1,7 @@
 // lsmseg experiment ssl: pretrain each method, fine-tune on label fractions × seeds, predict and score the test set.
 import { runExperiment } from "../ssl/experiment.ts";
-import { UsageError, intFlag, optInt, parseFlags } from "./args.ts";
+import { UsageError, intFlag, optInt, parseFlags, transformerFlags } from "./args.ts";
+import { ARCHS, isArch } from "../nn/networks.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
@@ -16,8 +17,10 @@ const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
   --epochs N              fine-tuning epochs (default 2)
   --steps-per-epoch N     default 30
   --warmup-steps N        learning-rate warm-up of every fine-tuning run, scratch and pretrained alike (default 0)
-  --arch unet|resenc      default unet
+  --arch unet|resenc|unetr|swinunetr  default unet
   --features N            channels of the first stage (default 8)
+  --hidden N              UNETR: transformer width (default 768, MLP 4×); --features is feature_size
+  --heads N               UNETR: attention heads (default 12)
   --patch ZxYxX           default 32x32x32
   --batch N               default 2 (every method, SimCLR too)
   --precision bf16|fp32   default bf16 where the CPU has it
@@ -33,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const parsed = parseFlags(rest, {
     data: { type: "string" }, out: { type: "string" }, methods: { type: "string" }, "pretrain-data": { type: "string" }, "label-fractions": { type: "string" }, seeds: { type: "string" },
-    "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, "warmup-steps": { type: "string" }, arch: { type: "string" },
+    "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, "warmup-steps": { type: "string" }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" },
     features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" }, precision: { type: "string" }, workers: { type: "string" },
     mirror: { type: "boolean" }, quiet: { type: "boolean" },
   }, HELP);
@@ -48,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     return { name: m[1], data: m[2] };
   });
   const arch = v.arch ?? "unet";
-  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const POSITIVE = { min: 1 };
   const res = await runExperiment({
@@ -56,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     seeds: intFlag("seeds", v.seeds, 3, POSITIVE), pretrainSteps: intFlag("pretrain-steps", v["pretrain-steps"], 200, POSITIVE),
     finetuneEpochs: intFlag("epochs", v.epochs, 2, POSITIVE), finetuneStepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 30, POSITIVE),
     finetuneWarmupSteps: intFlag("warmup-steps", v["warmup-steps"], 0, { min: 0 }),
-    arch, baseFeatures: intFlag("features", v.features, 8, POSITIVE), patchSize: parsePatch(v.patch), batchSize: intFlag("batch", v.batch, 2, POSITIVE),
+    arch, baseFeatures: intFlag("features", v.features, 8, POSITIVE), patchSize: parsePatch(v.patch), transformer: transformerFlags(v), batchSize: intFlag("batch", v.batch, 2, POSITIVE),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: optInt("workers", v.workers, { min: 0 }),
     mirror: v.mirror, quiet: v.quiet,
   });

@@ -1,7 +1,8 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
 import { finetune } from "../seg/finetune.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
+import { ARCHS, isArch } from "../nn/networks.ts";
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
@@ -17,8 +18,10 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --optimizer sgd|adamw default sgd (lr 0.01, Nesterov 0.99, wd 3e-5, poly decay)
   --lr X                base learning rate
   --warmup-steps N      linear learning-rate warm-up (default 0 from scratch, 10 % of the run after --init)
-  --arch unet|resenc    network (default unet; from the checkpoint with --init)
+  --arch unet|resenc|unetr|swinunetr  network (default unet; from the checkpoint with --init)
   --features N          channels of the first stage (default 32)
+  --hidden N            UNETR: transformer width (default 768, MLP 4×); --features is feature_size
+  --heads N             UNETR: attention heads (default 12)
   --patch ZxYxX         patch size (default: planned from the data)
   --batch N             batch size (default 2)
   --cldice W            add a soft-clDice term with weight W
@@ -48,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     data: { type: "string" }, out: { type: "string" }, init: { type: "string" }, "init-parts": { type: "string" }, resume: { type: "boolean" },
     fold: { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, optimizer: { type: "string" },
-    lr: { type: "string" }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
+    lr: { type: "string" }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
     seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" }, "freeze-encoder": { type: "string" }, "warmup-steps": { type: "string" },
     ...LAUNCH_FLAGS,
@@ -71,12 +74,12 @@ export async function run(argv: string[]): Promise<number> {
   const optimizer = v.optimizer ?? "sgd";
   if (optimizer !== "sgd" && optimizer !== "adamw") throw new UsageError(`--optimizer: expected sgd or adamw, got '${optimizer}'`);
   const arch = v.arch ?? "unet";
-  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const res = await finetune({
     data: v.data, out: v.out, device: await deviceFlag(v.device), init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
     ...numbers, optimizer, precision: v.precision as "bf16" | "fp32" | undefined,
-    augment: !v["no-augment"], quiet: v.quiet, plan: { arch, ...planned },
+    augment: !v["no-augment"], quiet: v.quiet, plan: { arch, ...planned, transformer: transformerFlags(v) },
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   const last = res.epochs[res.epochs.length - 1];

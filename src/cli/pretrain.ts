@@ -2,7 +2,8 @@
 import { sslMethods } from "../ssl/method.ts";
 import { pretrain } from "../ssl/pretrain.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
+import { ARCHS, isArch } from "../nn/networks.ts";
 import { parsePatch } from "./finetune.ts";
 
 const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
@@ -14,8 +15,10 @@ const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options
   --steps N             default 1000
   --resume              continue RUN from checkpoint_latest (after a kill): the same weights as an unbroken run
   --opt KEY=VALUE       a method setting (repeatable), e.g. --opt maskRatio=0.6
-  --arch unet|resenc    network (default unet), planned as 'lsmseg finetune' plans it
+  --arch unet|resenc|unetr|swinunetr  network (default unet), planned as 'lsmseg finetune' plans it
   --features N          channels of the first stage (default 32)
+  --hidden N            UNETR: transformer width (default 768, MLP 4×); --features is feature_size
+  --heads N             UNETR: attention heads (default 12)
   --patch ZxYxX         patch size (default: planned from the data, as fine-tuning)
   --batch N             batch size (default 2; simclr 4)
   --balanced            sample every structure type equally often
@@ -35,7 +38,7 @@ ${LAUNCH_HELP}
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     data: { type: "string" }, method: { type: "string" }, out: { type: "string" }, steps: { type: "string" }, resume: { type: "boolean" },
-    opt: { type: "string", multiple: true }, arch: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
+    opt: { type: "string", multiple: true }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     balanced: { type: "boolean" }, lr: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "cache-mb": { type: "string" },
     "save-every": { type: "string" }, index: { type: "string" }, seed: { type: "string" }, list: { type: "boolean" }, quiet: { type: "boolean" }, device: { type: "string" },
     ...LAUNCH_FLAGS,
@@ -58,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const launched = await launchIfAsked("pretrain", argv, v);
   if (launched !== null) return launched;
   const arch = v.arch ?? "unet";
-  if (arch !== "unet" && arch !== "resenc") throw new UsageError(`--arch: expected unet or resenc, got '${arch}'`);
+  if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
   const methodOptions: Record<string, number> = {};
   for (const kv of v.opt ?? []) {
@@ -68,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const res = await pretrain({
     data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, resume: v.resume, ...numbers,
-    plan: { arch, ...planned }, sampling: v.balanced ? "balanced" : "uniform",
+    plan: { arch, ...planned, transformer: transformerFlags(v) }, sampling: v.balanced ? "balanced" : "uniform",
     precision: v.precision as "bf16" | "fp32" | undefined, indexPath: v.index, quiet: v.quiet,
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;

@@ -4,4 +4,7 @@ export * from "./layers.ts";
 export * from "./init.ts";
 export * from "./unet.ts";
 export * from "./resenc_unet.ts";
+export * from "./unetr.ts";
+export * from "./swin_unetr.ts";
+export * from "./monai_blocks.ts";
 export * from "./networks.ts";

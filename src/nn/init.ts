@@ -45,3 +45,13 @@ export function constant_(t: Tensor, v: number): Tensor {
   noGrad(() => t.fill_(v));
   return t;
 }
+
+/** Normal(0, std) truncated to [a, b] by clamping (timm's trunc_normal_ redraws; with MONAI's a = -2, b = 2 and std 0.02 nothing is cut). */
+export function truncNormal_(t: Tensor, std: number, a = -2, b = 2): Tensor {
+  noGrad(() => {
+    const r = randn(t.shape, { dtype: t.dtype });
+    t.copy_(r).mul_(std).clamp_(a, b);
+    r.dispose();
+  });
+  return t;
+}

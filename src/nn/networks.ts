@@ -1,17 +1,30 @@
 // One entry point for the segmentation networks: a config (plain object, saved with checkpoints)
 // in, a network out. Pretraining and fine-tuning build the same network from the same config.
 import { type ResEncUNetConfig, RESENC_DEFAULTS, ResEncUNet } from "./resenc_unet.ts";
+import { type SwinUNETRConfig, SwinUNETR, swinUnetrConfig } from "./swin_unetr.ts";
+import { type UNETRConfig, UNETR, unetrConfig } from "./unetr.ts";
 import { type UNetConfig, UNET_DEFAULTS, UNet } from "./unet.ts";
 
-export type NetworkConfig = UNetConfig | ResEncUNetConfig;
-export type SegNetwork = UNet | ResEncUNet;
+export type NetworkConfig = UNetConfig | ResEncUNetConfig | UNETRConfig | SwinUNETRConfig;
+export type SegNetwork = UNet | ResEncUNet | UNETR | SwinUNETR;
+
+/** The architectures `--arch` accepts: two CNNs (nnU-Net's plain and residual-encoder U-Nets) and two transformers (MONAI's). */
+export const ARCHS = ["unet", "resenc", "unetr", "swinunetr"] as const;
+export type Arch = (typeof ARCHS)[number];
+export const isArch = (s: string): s is Arch => (ARCHS as readonly string[]).includes(s);
+/** The transformer architectures (SimMIM trains them; their input size is tied to the patch). */
+export const isTransformer = (net: SegNetwork): net is UNETR | SwinUNETR => net instanceof UNETR || net instanceof SwinUNETR;
 
 export function buildNetwork(config: Partial<NetworkConfig> & { arch: NetworkConfig["arch"] }): SegNetwork {
   if (config.arch === "unet") return new UNet(config as Partial<UNetConfig>);
   if (config.arch === "resenc") return new ResEncUNet(config as Partial<ResEncUNetConfig>);
-  throw new Error(`unknown network architecture '${(config as { arch: string }).arch}' (expected 'unet' or 'resenc')`);
+  if (config.arch === "unetr") return new UNETR(config as Partial<UNETRConfig>);
+  if (config.arch === "swinunetr") return new SwinUNETR(config as Partial<SwinUNETRConfig>);
+  throw new Error(`unknown network architecture '${(config as { arch: string }).arch}' (expected ${ARCHS.join(", ")})`);
 }
 
 export function defaultConfig(arch: NetworkConfig["arch"]): NetworkConfig {
+  if (arch === "unetr") return unetrConfig();
+  if (arch === "swinunetr") return swinUnetrConfig();
   return arch === "unet" ? { ...UNET_DEFAULTS } : { ...RESENC_DEFAULTS };
 }

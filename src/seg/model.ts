@@ -92,5 +92,5 @@ export function transferWeights(net: SegNetwork, path: string, parts: "encoder" 
 export function networkFromCheckpoint(path: string, numClasses: number, deepSupervision: boolean): Plan["network"] | null {
   const meta = readCheckpointMeta(resolveCheckpoint(path));
   const net = meta.network as Plan["network"] | undefined;
-  return net ? { ...net, numClasses, deepSupervision } : null;
+  return net ? ({ ...net, numClasses, deepSupervision } as Plan["network"]) : null;
 }

@@ -1,7 +1,9 @@
 // Planning, as nnU-Net does it: from the data's fingerprint (shapes, spacing) and a compute budget
 // to a patch size, batch size, network depth and normalisation. The plan is a plain object saved
 // with the run (plan.json) and inside every checkpoint, so prediction rebuilds exactly the same thing.
-import type { NetworkConfig } from "../nn/networks.ts";
+import type { Arch, NetworkConfig } from "../nn/networks.ts";
+import { swinUnetrConfig } from "../nn/swin_unetr.ts";
+import { unetrConfig } from "../nn/unetr.ts";
 import type { Triple } from "../nn/layers.ts";
 
 export interface NormalizationPlan {
@@ -25,8 +27,8 @@ export interface Plan {
 }
 
 export interface PlanOptions {
-  arch?: "unet" | "resenc";
-  /** Channels of the first stage; later stages double up to maxFeatures (nnU-Net: 32, cap 320). */
+  arch?: Arch;
+  /** Channels of the first stage; later stages double up to maxFeatures (nnU-Net: 32, cap 320). UNETR / SwinUNETR: feature_size (default 16 / 24). */
   baseFeatures?: number;
   maxFeatures?: number;
   /** Upper bound on voxels per patch: the CPU/GPU memory and time budget (default 96³ on CPU). */
@@ -38,6 +40,8 @@ export interface PlanOptions {
   /** Smallest edge of the bottleneck feature map (nnU-Net stops downsampling at 4). */
   minBottleneck?: number;
   maxStages?: number;
+  /** UNETR's transformer (default MONAI's ViT-B: hidden 768, 12 heads, MLP 4 × hidden). */
+  transformer?: { hiddenSize?: number; numHeads?: number };
 }
 
 function median(xs: number[]): number {
@@ -75,6 +79,11 @@ export function makePlan(shapes: number[][], spacings: number[][], o: PlanOption
     }
     patch = patch.map((v) => Math.max(16, Math.floor(v / 16) * 16));
   }
+  // SwinUNETR halves five times (patch embedding 2, four mergings): its patch edges are multiples of 32.
+  if (o.arch === "swinunetr") {
+    if (o.patchSize && patch.some((v) => v % 32 !== 0)) throw new Error(`--patch ${patch.join("×")}: SwinUNETR needs every edge a multiple of 32`);
+    patch = patch.map((v) => Math.max(32, Math.floor(v / 32) * 32));
+  }
   const maxStages = o.maxStages ?? 6;
   const perAxis = patch.map((n) => downsamplings(n, minBottleneck));
   const stages = Math.max(2, Math.min(maxStages, Math.max(...perAxis) + 1));
@@ -89,9 +98,15 @@ export function makePlan(shapes: number[][], spacings: number[][], o: PlanOption
   const features = Array.from({ length: stages }, (_, i) => Math.min(cap, base * 2 ** i));
   const arch = o.arch ?? "unet";
   const common = { inChannels: 1, numClasses: o.numClasses ?? 2, features, strides, kernelSizes: kernels, norm: "instance" as const, deepSupervision: o.deepSupervision ?? true };
+  const hidden = o.transformer?.hiddenSize ?? 768;
   const network: NetworkConfig = arch === "unet"
     ? { arch: "unet", ...common, convsPerStage: 2, convsPerStageDecoder: 2, convBias: true, init: "nnunet" }
-    : { arch: "resenc", ...common, blocksPerStage: [1, 3, 4, 6, 6, 6].slice(0, stages), convsPerStageDecoder: 1 };
+    : arch === "resenc"
+      ? { arch: "resenc", ...common, blocksPerStage: [1, 3, 4, 6, 6, 6].slice(0, stages), convsPerStageDecoder: 1 }
+      : arch === "unetr"
+        // The position embeddings are made for the patch: prediction slides the same window.
+        ? unetrConfig({ numClasses: common.numClasses, imgSize: patch as [number, number, number], featureSize: o.baseFeatures ?? 16, hiddenSize: hidden, mlpDim: 4 * hidden, numHeads: o.transformer?.numHeads ?? 12 })
+        : swinUnetrConfig({ numClasses: common.numClasses, featureSize: o.baseFeatures ?? 24 });
   return {
     version: 1,
     patchSize: patch as [number, number, number],

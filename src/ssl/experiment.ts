@@ -13,6 +13,7 @@ import { type Case, annotatedCases } from "../data/dataset.ts";
 import { stream } from "../data/rng.ts";
 import { evaluateFolder } from "../eval/evaluate.ts";
 import { categoryName, CATEGORY_NAMES } from "../eval/categories.ts";
+import type { Arch } from "../nn/networks.ts";
 import { finetune } from "../seg/finetune.ts";
 import { CHECKPOINT_NAMES, loadModel } from "../seg/model.ts";
 import { predictPaths } from "../seg/predict.ts";
@@ -36,8 +37,10 @@ export interface ExperimentOptions {
   /** Learning-rate warm-up steps of every fine-tuning run, scratch and pretrained alike (default 0), so that
    *  the rows differ in their initialisation only (finetune alone warms up after --init by default). */
   finetuneWarmupSteps?: number;
-  arch?: "unet" | "resenc";
+  arch?: Arch;
   baseFeatures?: number;
+  /** UNETR's transformer width and heads (see PlanOptions.transformer). */
+  transformer?: { hiddenSize?: number; numHeads?: number };
   patchSize?: [number, number, number];
   batchSize?: number;
   precision?: "bf16" | "fp32";
@@ -180,7 +183,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const variants = o.methods.flatMap((method): Variant[] => method === "none"
     ? [{ label: "none", dir: "none", method, source: null }]
     : sources.map((src) => ({ label: several ? `${method} (${src.name})` : method, dir: several ? `${method}@${src.name}` : method, method, source: src })));
-  const planOptions = { arch: o.arch, baseFeatures: o.baseFeatures ?? 8, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number], batchSize: o.batchSize ?? 2 };
+  const planOptions = { arch: o.arch, baseFeatures: o.baseFeatures ?? 8, transformer: o.transformer, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number], batchSize: o.batchSize ?? 2 };
   writeFileAtomic(join(o.out, "experiment.json"), Buffer.from(JSON.stringify({ ...o, log: undefined }, null, 2) + "\n"));
 
   // 1. pretraining, once per method and source (seed 0): the seeds below measure the spread of fine-tuning

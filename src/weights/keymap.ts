@@ -17,7 +17,8 @@ export interface KeyEntry {
 const isOne = (s: number | number[]) => (Array.isArray(s) ? s.every((v) => v === 1) : s === 1);
 
 /** Which parts of an lsmseg network a dynamic_network_architectures U-Net can hold. */
-export function checkDnaCompatible(cfg: NetworkConfig, where: string): void {
+export function checkDnaCompatible(cfg: NetworkConfig, where: string): asserts cfg is UNetConfig | ResEncUNetConfig {
+  if (cfg.arch !== "unet" && cfg.arch !== "resenc") throw new Error(`${where}: architecture '${cfg.arch}' has no key map to nnU-Net (only unet and resenc do)`);
   if (cfg.norm !== "instance") throw new Error(`${where}: norm '${cfg.norm}' has no key map to nnU-Net (its networks use affine InstanceNorm3d)`);
   if (cfg.arch === "unet" && !cfg.convBias) throw new Error(`${where}: a U-Net without conv biases: lsmseg's up-convolutions always have one, nnU-Net's follow conv_bias; no key map`);
 }

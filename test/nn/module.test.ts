@@ -386,6 +386,6 @@ test("buildNetwork builds either architecture from its config and names an unkno
   assert.deepEqual(shapesOf(again), shapesOf(u));
   const r = buildNetwork({ arch: "resenc", features: [4, 8], strides: [1, 2], kernelSizes: [3, 3], blocksPerStage: [1, 1] });
   assert.ok(r instanceof ResEncUNet);
-  assert.throws(() => buildNetwork({ arch: "vnet" } as never), { name: "Error", message: "unknown network architecture 'vnet' (expected 'unet' or 'resenc')" });
+  assert.throws(() => buildNetwork({ arch: "vnet" } as never), { name: "Error", message: "unknown network architecture 'vnet' (expected unet, resenc, unetr, swinunetr)" });
   for (const n of [u, again, r]) n.dispose();
 });
