@@ -2,17 +2,21 @@
 // createVolume for streaming slab by slab (volumes larger than memory).
 //   .nii .nii.gz          NIfTI-1/2            .mha .mhd           MetaImage
 //   .tif .tiff            multi-page / BigTIFF  folder of .tif     one file per z-plane (natural sort)
-//   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3)
+//   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3), bioformats2raw, bare arrays; http(s) URLs
 import { statSync } from "node:fs";
 import { createMetaImage, openMetaImage, type MetaImageWriteOptions } from "./metaimage.ts";
 import { createNifti, openNifti, type NiftiWriteOptions } from "./nifti.ts";
 import { readAll, writeAll, type VolumeSink, type VolumeSource } from "./stream.ts";
 import { createTiff, createTiffFolder, openTiff, openTiffFolder, type TiffWriteOptions } from "./tiff.ts";
 import { type Box, type Volume, type VolumeHeader } from "./volume.ts";
-import { createZarr, isZarrDir, openZarr, type ZarrWriteOptions } from "./zarr.ts";
+import { createZarr, isUrl, isZarrDir, openZarr, type ZarrOpenOptions, type ZarrWriteOptions } from "./zarr.ts";
 
 export * from "./volume.ts";
-export type { VolumeSink, VolumeSource } from "./stream.ts";
+export type { SourceInfo, VolumeSink, VolumeSource } from "./stream.ts";
+export { isUrl, ZARR_CODECS, type ZarrCodec } from "./zarr.ts";
+
+/** Which image of a multi-image file to read: series, pyramid level (OME-Zarr), channel and time point. */
+export type OpenOptions = ZarrOpenOptions;
 
 export type VolumeFormat = "nifti" | "metaimage" | "tiff" | "tiff-folder" | "zarr";
 
@@ -21,6 +25,7 @@ export type WriteOptions = NiftiWriteOptions & MetaImageWriteOptions & TiffWrite
 /** The format a path names: by extension, or by content for a directory. */
 export function formatOf(path: string): VolumeFormat {
   const p = path.toLowerCase().replace(/\/+$/, "");
+  if (isUrl(path)) return "zarr"; // lsmseg reads OME-Zarr over HTTP(S)
   if (p.endsWith(".nii") || p.endsWith(".nii.gz")) return "nifti";
   if (p.endsWith(".mha") || p.endsWith(".mhd")) return "metaimage";
   if (p.endsWith(".tif") || p.endsWith(".tiff") || p.endsWith(".btf") || p.endsWith(".tf8")) return "tiff";
@@ -37,13 +42,17 @@ export function formatOf(path: string): VolumeFormat {
 }
 
 /** Opens a volume for streaming reads (any box, or z-slabs in order). */
-export async function openVolume(path: string): Promise<VolumeSource> {
-  switch (formatOf(path)) {
+export async function openVolume(path: string, o: OpenOptions = {}): Promise<VolumeSource> {
+  const format = formatOf(path);
+  if (format !== "zarr" && format !== "tiff") {
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) throw new Error(`${path}: --${k} applies to OME-Zarr and TIFF inputs, not ${format}`);
+  }
+  switch (format) {
     case "nifti": return openNifti(path);
     case "metaimage": return openMetaImage(path);
-    case "tiff": return openTiff(path);
+    case "tiff": return openTiff(path, o);
     case "tiff-folder": return openTiffFolder(path);
-    case "zarr": return openZarr(path);
+    case "zarr": return openZarr(path, o);
   }
 }
 
@@ -59,8 +68,8 @@ export async function createVolume(path: string, header: VolumeHeader, opts: Wri
 }
 
 /** Reads a whole volume. */
-export async function readVolume(path: string): Promise<Volume> {
-  return readAll(await openVolume(path));
+export async function readVolume(path: string, o: OpenOptions = {}): Promise<Volume> {
+  return readAll(await openVolume(path, o));
 }
 
 /** Reads the box `box` (z, y, x) of a volume, reading as little of the file as its format allows. */
