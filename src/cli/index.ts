@@ -4,7 +4,7 @@ import { tuneHeap } from "../util/heap.ts";
 
 const COMMANDS: Record<string, string> = {
   synth: "generate the synthetic LSM dataset (the embedded default)",
-  inspect: "print a dataset's fingerprint",
+  inspect: "print a dataset's fingerprint, or one volume's format, layout and intensities",
   convert: "convert a volume between NIfTI, MetaImage, TIFF and OME-Zarr",
   curate: "cut raw whole volumes into a curated pretraining set (Task 2)",
   pretrain: "self-supervised pretraining",
