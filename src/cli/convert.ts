@@ -2,9 +2,11 @@
 // z-slab so that volumes larger than memory convert in bounded memory.
 import { intFlag, parseFlags, UsageError } from "./args.ts";
 import { OPEN_FLAGS, OPEN_HELP, openOptions } from "./open-flags.ts";
-import { castVoxels, createVolume, type DType, isDType, type OpenOptions, openVolume, type WriteOptions, ZARR_CODECS, type ZarrCodec } from "../io/index.ts";
+import { convertVolume } from "../io/convert.ts";
+import { type DType, isDType, type WriteOptions, ZARR_CODECS, type ZarrCodec } from "../io/index.ts";
 import { DTYPES } from "../io/volume.ts";
-import { Progress } from "../util/progress.ts";
+
+export { convertVolume };
 
 const HELP = `usage: lsmseg convert IN OUT [--dtype D] [--slab-mb N] [--zarr-version 2|3] [--zarr-codec C] [--chunks Z,Y,X]
                       [--tiff-compression deflate|lzw|none] [--bigtiff] [--series N] [--level L]
@@ -57,36 +59,4 @@ export async function run(argv: string[]): Promise<number> {
   const slabMb = intFlag("slab-mb", v["slab-mb"], 256);
   await convertVolume(input, output, { dtype: v.dtype as DType | undefined, slabBytes: slabMb * 2 ** 20, write: opts, quiet: v.quiet, open: openOptions(v) });
   return 0;
-}
-
-/** Streams `input` into `output` slab by slab. */
-export async function convertVolume(input: string, output: string, o: { dtype?: DType; slabBytes?: number; write?: WriteOptions; quiet?: boolean; open?: OpenOptions } = {}): Promise<void> {
-  const src = await openVolume(input, o.open);
-  try {
-    const h = src.header;
-    const dtype = o.dtype ?? h.dtype;
-    const [nz, ny, nx] = h.shape;
-    const planeBytes = ny * nx * Math.max(DTYPES[h.dtype].bytes, DTYPES[dtype].bytes);
-    // a multiple of the Zarr chunk depth keeps slabs aligned with chunk layers
-    const align = o.write?.chunks?.[0] ?? 64;
-    let planes = Math.max(1, Math.floor((o.slabBytes ?? 256 * 2 ** 20) / planeBytes));
-    if (planes > align) planes -= planes % align;
-    const sink = await createVolume(output, { ...h, dtype }, o.write);
-    const progress = new Progress(`convert ${input} → ${output}`, nz, { unit: "planes", silent: o.quiet });
-    try {
-      for (let z0 = 0; z0 < nz; z0 += planes) {
-        const dz = Math.min(planes, nz - z0);
-        const slab = await src.readRegion({ start: [z0, 0, 0], size: [dz, ny, nx] });
-        await sink.writeSlab(castVoxels(slab.data, dtype));
-        progress.tick(dz);
-      }
-      await sink.close();
-      progress.finish();
-    } catch (err) {
-      await sink.abort();
-      throw err;
-    }
-  } finally {
-    await src.close();
-  }
 }

@@ -2,9 +2,10 @@
 // argmax (or a threshold on the foreground probability), write a binary uint8 mask in the input's
 // format, shape and geometry. Outputs are written to a temporary name and renamed.
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
+import { caseNameOf, isNnunetImageFolder, volumeExtensionOf } from "../dataset/names.ts";
 import { normalize } from "../data/normalize.ts";
-import { type Volume, readVolume, writeVolume } from "../io/index.ts";
+import { formatOf, type Volume, readVolume, writeVolume } from "../io/index.ts";
 import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
 import type { LoadedModel } from "./model.ts";
 import { SHARD_WAIT_MS, needsOutOfCore, predictLarge } from "./predict_large.ts";
@@ -75,9 +76,14 @@ export function listInputs(path: string): string[] {
   return [path];
 }
 
-/** Where the prediction for `input` goes when the output is a folder: the same name, as the challenge expects. */
+/**
+ * Where the prediction for `input` goes when the output is a folder: the same name, as the challenge expects;
+ * for an image of nnU-Net's imagesTs/ or imagesTr/, the case name without the channel suffix, as nnU-Net names it.
+ */
 export function outputPathFor(input: string, outDir: string): string {
-  return join(outDir, basename(input.replace(/\/+$/, "")));
+  const base = basename(input.replace(/\/+$/, ""));
+  if (!isNnunetImageFolder(dirname(input.replace(/\/+$/, "")))) return join(outDir, base);
+  return join(outDir, caseNameOf(base, true) + (volumeExtensionOf(base) ?? ""));
 }
 
 /** Predicts one file and writes the mask (uint8 {0,1}) with the input's geometry; optionally the probabilities. */
@@ -92,7 +98,8 @@ export async function predictFile(model: LoadedModel, input: string, output: str
   }
   const pred = predictVolume(model, vol, o);
   const { data: _data, ...header } = vol;
-  await writeVolume(output, { ...header, dtype: "uint8", data: pred.mask });
+  // an OME-Zarr mask is an OME-NGFF image-label (nearest-neighbour pyramid, "image-label" metadata): a Labels layer in napari
+  await writeVolume(output, { ...header, dtype: "uint8", data: pred.mask }, formatOf(output) === "zarr" ? { labelName: "mask" } : {});
   if (pred.probabilities) {
     const ext = extname(output) === ".gz" ? ".nii.gz" : extname(output);
     const probPath = output.slice(0, output.length - ext.length) + "_prob" + ext;
