@@ -563,7 +563,7 @@ class TiffWriter {
     }
     const [, sy, sx] = this.h.spacingUm;
     const rational = (v: number) => {
-      const den = Math.max(1, Math.min(1_000_000, Math.floor(4294967295 / Math.max(1, v))));
+      const den = Math.max(1, Math.floor(4294967295 / Math.max(1, v)));
       return [Math.round(v * den), den];
     };
     const longType = this.big ? 16 : 4;
@@ -581,10 +581,10 @@ class TiffWriter {
       { tag: TAG.SamplesPerPixel, type: 3, values: [1] },
       { tag: TAG.RowsPerStrip, type: 4, values: [rowsPerStrip] },
       { tag: TAG.StripByteCounts, type: longType, values: counts },
-      { tag: TAG.XResolution, type: 5, values: rational(1e4 / sx) },
-      { tag: TAG.YResolution, type: 5, values: rational(1e4 / sy) },
+      { tag: TAG.XResolution, type: 5, values: rational(1 / sx) },
+      { tag: TAG.YResolution, type: 5, values: rational(1 / sy) },
       { tag: TAG.PlanarConfig, type: 3, values: [1] },
-      { tag: TAG.ResolutionUnit, type: 3, values: [3] },
+      { tag: TAG.ResolutionUnit, type: 3, values: [1] },
       { tag: TAG.Software, type: 2, values: Buffer.from("lsmseg\0", "latin1") },
       { tag: TAG.SampleFormat, type: 3, values: [this.h.dtype.startsWith("float") ? 3 : this.h.dtype.startsWith("int") ? 2 : 1] },
     );
@@ -634,8 +634,12 @@ class TiffWriter {
   }
 }
 
-function lsmsegDescription(h: VolumeHeader): string {
-  return JSON.stringify({ shape: h.shape, spacing_um: h.spacingUm });
+/**
+ * An ImageJ hyperstack description, so that Fiji (and tifffile) keep the z-spacing and unit of lsmseg's TIFF
+ * output; x and y spacing are the resolution tags (pixels per µm, no TIFF unit), as ImageJ writes them.
+ */
+function imagejDescription(h: VolumeHeader): string {
+  return `ImageJ=1.11a\nimages=${h.shape[0]}\nslices=${h.shape[0]}\nunit=micron\nspacing=${h.spacingUm[0]}\nloop=false\n`;
 }
 
 function checkTiffDtype(path: string, h: VolumeHeader): void {
@@ -665,12 +669,12 @@ class TiffSink implements VolumeSink {
     const [nz, ny, nx] = this.header.shape;
     for (const view of slabPlanes(this, data, this.planes)) {
       if (this.writer) {
-        this.writer.writePage(view, this.planes === 0 ? lsmsegDescription(this.header) : "");
+        this.writer.writePage(view, this.planes === 0 ? imagejDescription(this.header) : "");
       } else {
         const name = join(this.tmp, `z${String(this.planes).padStart(Math.max(4, String(nz - 1).length), "0")}.tif`);
         const fd = openSync(name, "w");
         try {
-          new TiffWriter(fd, false, { ...this.header, shape: [1, ny, nx] }, this.opts).writePage(view, lsmsegDescription({ ...this.header, shape: [1, ny, nx] }));
+          new TiffWriter(fd, false, { ...this.header, shape: [1, ny, nx] }, this.opts).writePage(view, imagejDescription({ ...this.header, shape: [1, ny, nx] }));
         } finally {
           closeSync(fd);
         }
