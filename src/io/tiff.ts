@@ -1,11 +1,13 @@
 // TIFF and BigTIFF (TIFF 6.0; BigTIFF as libtiff writes it): multi-page files with one page per z-plane, or a
 // folder of one file per z-plane read in natural order. uint8/uint16/float32 (and the other Volume dtypes),
-// uncompressed, deflate or LZW, strips or tiles. Hand-written: the npm TIFF decoders (utif, geotiff) write
-// neither BigTIFF nor LZW nor float, and reading a region must fetch only the strips it needs.
+// uncompressed, deflate, LZW, PackBits or zstd (fzstd), strips or tiles. OME-XML and ImageJ hyperstack metadata
+// (spacing, channels, time points). Hand-written: the npm TIFF decoders (utif, geotiff) write neither BigTIFF
+// nor LZW nor float, and reading a region must fetch only the strips it needs.
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
 import { tempPathFor } from "../util/atomic.ts";
+import { decompress as zstdDecompress } from "fzstd";
 import { lzwDecode, lzwEncode } from "./lzw.ts";
 import { slabPlanes, type SourceInfo, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
@@ -161,8 +163,8 @@ class TiffFile {
       yRes: tags.has(TAG.YResolution) ? num(TAG.YResolution) : undefined,
       resUnit: num(TAG.ResolutionUnit, 2),
     };
-    if (![1, 5, 8, 32946].includes(page.compression)) {
-      throw new Error(`${this.path}: page ${this.pages.length} uses TIFF compression ${page.compression}; lsmseg reads none (1), LZW (5) and deflate (8)`);
+    if (![1, 5, 8, 32946, 32773, 50000].includes(page.compression)) {
+      throw new Error(`${this.path}: page ${this.pages.length} uses TIFF compression ${page.compression}; lsmseg reads none (1), LZW (5), deflate (8), PackBits (32773) and zstd (50000)`);
     }
     if (page.predictor !== 1 && page.predictor !== 2) throw new Error(`${this.path}: page ${this.pages.length} uses TIFF predictor ${page.predictor}; lsmseg reads none (1) and horizontal (2)`);
     const segs = Math.ceil(height / page.segHeight) * Math.ceil(width / page.segWidth);
@@ -253,7 +255,8 @@ class TiffFile {
         const raw = this.bytes(p.offsets[s], p.byteCounts[s]);
         let seg: Uint8Array;
         try {
-          seg = p.compression === 1 ? raw : p.compression === 5 ? lzwDecode(raw, expected) : inflateSync(raw);
+          seg = p.compression === 1 ? raw : p.compression === 5 ? lzwDecode(raw, expected) : p.compression === 32773 ? packbitsDecode(raw, expected)
+            : p.compression === 50000 ? zstdDecompress(raw) : inflateSync(raw);
         } catch (err) {
           throw new Error(`${this.path}: page ${index} strip ${s} does not decode (${(err as Error).message})`);
         }
@@ -271,6 +274,23 @@ class TiffFile {
       }
     }
   }
+}
+
+/** PackBits (TIFF 6.0 §9): n ≥ 0 copies n+1 literal bytes, n < 0 (not −128) repeats the next byte 1−n times. */
+function packbitsDecode(src: Uint8Array, expected: number): Uint8Array {
+  const out = new Uint8Array(expected);
+  let i = 0, o = 0;
+  while (i < src.length && o < expected) {
+    const n = (src[i++] << 24) >> 24;
+    if (n >= 0) {
+      out.set(src.subarray(i, i + n + 1).subarray(0, expected - o), o);
+      o += n + 1; i += n + 1;
+    } else if (n !== -128) {
+      out.fill(src[i++], o, Math.min(expected, o + 1 - n));
+      o += 1 - n;
+    }
+  }
+  return out.subarray(0, Math.min(o, expected));
 }
 
 function undoHorizontalDifferencing(seg: Uint8Array, dtype: DType, width: number): void {
