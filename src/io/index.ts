@@ -25,7 +25,10 @@ export type WriteOptions = NiftiWriteOptions & MetaImageWriteOptions & TiffWrite
 /** The format a path names: by extension, or by content for a directory. */
 export function formatOf(path: string): VolumeFormat {
   const p = path.toLowerCase().replace(/\/+$/, "");
-  if (isUrl(path)) return "zarr"; // lsmseg reads OME-Zarr over HTTP(S)
+  if (isUrl(path)) {
+    if (/\.(nii(\.gz)?|mha|mhd|tiff?)$/.test(p)) throw new Error(`${path}: over HTTP(S) lsmseg reads OME-Zarr stores only; download the file first`);
+    return "zarr";
+  }
   if (p.endsWith(".nii") || p.endsWith(".nii.gz")) return "nifti";
   if (p.endsWith(".mha") || p.endsWith(".mhd")) return "metaimage";
   if (p.endsWith(".tif") || p.endsWith(".tiff") || p.endsWith(".btf") || p.endsWith(".tf8")) return "tiff";

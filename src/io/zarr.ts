@@ -76,19 +76,45 @@ function checkIntegers(v: unknown, min: number, where: string, field: string, ra
   return v as number[];
 }
 
+/** What zarrita and numcodecs decode, as Zarr v2 compressors and filters and Zarr v3 codecs. */
+const V2_CODECS = ["blosc", "zstd", "lz4", "gzip", "zlib"];
+const V2_FILTERS = ["shuffle", "delta"];
+const V3_CODECS = ["bytes", "transpose", "crc32c", "sharding_indexed", "blosc", "zstd", "gzip", "lz4", "zlib"];
+const V2_DTYPE_NAMES: Record<string, string> = { u1: "uint8", i1: "int8", u2: "uint16", i2: "int16", u4: "uint32", i4: "int32", f4: "float32", f8: "float64" };
+
+const ZARRITA_DTYPES: Record<string, DType> = {
+  uint8: "uint8", int8: "int8", uint16: "uint16", int16: "int16", uint32: "uint32", int32: "int32", float32: "float32", float64: "float64",
+};
+
 /** Checks an array's metadata (v2 .zarray or v3 zarr.json) before zarrita reads it; the errors name the file and field. */
 function checkArrayMeta(meta: Json, where: string): void {
   const shape = checkIntegers(meta.shape, 0, where, "shape");
   if (meta.zarr_format === 2) {
     checkIntegers(meta.chunks, 1, where, "chunks", shape.length);
     if (meta.order === "F") throw new Error(`${where}: order "F" (Fortran-ordered chunks) is not supported; lsmseg reads order "C"`);
+    if (!/^[<>|][uif][1248]$/.test(String(meta.dtype)) || !ZARRITA_DTYPES[V2_DTYPE_NAMES[String(meta.dtype).slice(1)] ?? ""]) {
+      throw new Error(`${where}: dtype ${JSON.stringify(meta.dtype)} is not supported; lsmseg reads ${Object.keys(V2_DTYPE_NAMES).map((d) => `"<${d}"`).join(", ")} (either byte order)`);
+    }
+    const id = (meta.compressor as Json | null)?.id;
+    if (meta.compressor !== null && !V2_CODECS.includes(id)) throw new Error(`${where}: compressor ${JSON.stringify(id)} is not supported; lsmseg reads ${V2_CODECS.join(", ")} or none`);
+    for (const f of (Array.isArray(meta.filters) ? meta.filters : []) as Json[]) {
+      if (!V2_FILTERS.includes(f?.id)) throw new Error(`${where}: filter ${JSON.stringify(f?.id)} is not supported; lsmseg reads the filters ${V2_FILTERS.join(", ")}`);
+    }
     return;
   }
   if (meta.chunk_grid?.name !== "regular") throw new Error(`${where}: chunk_grid.name must be "regular", got ${JSON.stringify(meta.chunk_grid?.name)}`);
   checkIntegers(meta.chunk_grid?.configuration?.chunk_shape, 1, where, "chunk_grid.configuration.chunk_shape", shape.length);
-  for (const c of (meta.codecs ?? []) as Json[]) {
-    if (c?.name === "sharding_indexed") checkIntegers(c.configuration?.chunk_shape, 1, where, "codecs[sharding_indexed].configuration.chunk_shape", shape.length);
-  }
+  const codecs = (list: unknown, field: string) => {
+    for (const c of (Array.isArray(list) ? list : []) as Json[]) {
+      if (!V3_CODECS.includes(c?.name)) throw new Error(`${where}: ${field} ${JSON.stringify(c?.name)} is not supported; lsmseg reads ${V3_CODECS.join(", ")}`);
+      if (c.name === "sharding_indexed") {
+        checkIntegers(c.configuration?.chunk_shape, 1, where, "codecs[sharding_indexed].configuration.chunk_shape", shape.length);
+        codecs(c.configuration?.codecs, "sharding_indexed codec");
+      }
+    }
+  };
+  if (!ZARRITA_DTYPES[String(meta.data_type)]) throw new Error(`${where}: data_type ${JSON.stringify(meta.data_type)} is not supported; lsmseg reads ${Object.keys(ZARRITA_DTYPES).join(", ")}`);
+  codecs(meta.codecs, "codec");
 }
 
 const UNIT_UM: Record<string, number> = { micrometer: 1, micron: 1, nanometer: 1e-3, millimeter: 1e3, centimeter: 1e4, meter: 1e6, angstrom: 1e-4 };
@@ -163,9 +189,6 @@ async function resolveImage(store: Store, where: string, o: ZarrOpenOptions): Pr
   };
 }
 
-const ZARRITA_DTYPES: Record<string, DType> = {
-  uint8: "uint8", int8: "int8", uint16: "uint16", int16: "int16", uint32: "uint32", int32: "int32", float32: "float32", float64: "float64",
-};
 
 /** A human name for an array's codecs, for inspect. */
 function codecName(meta: Json): string {

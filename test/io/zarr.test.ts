@@ -132,3 +132,15 @@ print(int(img.astype(np.int64).sum()), int(lab.sum()), int(z.astype(np.int64).su
   const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
   assert.equal(r.stdout.trim(), `${sum(vol.data)} ${sum(mask.data)} ${sum(vol.data)} blosc zstd`);
 });
+
+test("codecs, filters and dtypes zarrita cannot decode are refused at open, naming the file and field", async () => {
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ["bz2.zarr", { compressor: { id: "bz2", level: 1 } }, /bz2\.zarr\/\.zarray: compressor "bz2" is not supported; lsmseg reads blosc, zstd, lz4, gzip, zlib or none/],
+    ["i8.zarr", { dtype: "<i8" }, /i8\.zarr\/\.zarray: dtype "<i8" is not supported/],
+    ["f16.zarr", { dtype: "<f2" }, /f16\.zarr\/\.zarray: dtype "<f2" is not supported/],
+    ["forder.zarr", { order: "F" }, /forder\.zarr\/\.zarray: order "F"/],
+    ["filt.zarr", { filters: [{ id: "fixedscaleoffset", offset: 0, scale: 1, dtype: "<u2" }] }, /filt\.zarr\/\.zarray: filter "fixedscaleoffset" is not supported/],
+  ];
+  for (const [name, meta, re] of cases) await assert.rejects(readVolume(zarray(name, { shape: [2, 2, 2], chunks: [2, 2, 2], ...meta })), re);
+  await assert.rejects(openVolume("https://example.org/a.tif"), /over HTTP\(S\) lsmseg reads OME-Zarr stores only/);
+});
