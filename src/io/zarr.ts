@@ -202,9 +202,24 @@ function codecName(meta: Json): string {
   return names.join("+");
 }
 
+/**
+ * fetch for zarrita's FetchStore that also serves servers without Range support (python's http.server, some
+ * proxies): a 200 answer to a ranged GET is cut to the range asked for, as a 206 would have been.
+ */
+async function fetchRange(request: Request): Promise<Response> {
+  const res = await fetch(request);
+  const range = request.headers.get("range");
+  const m = range ? /^bytes=(\d*)-(\d*)$/.exec(range) : null;
+  if (!m || res.status !== 200) return res;
+  const body = new Uint8Array(await res.arrayBuffer());
+  const start = m[1] === "" ? Math.max(0, body.length - Number(m[2])) : Number(m[1]);
+  const end = m[1] === "" || m[2] === "" ? body.length : Math.min(body.length, Number(m[2]) + 1);
+  return new Response(body.slice(start, end), { status: 206 });
+}
+
 /** Opens one Zarr store: a folder or an http(s) URL. */
 function storeOf(path: string): Store {
-  if (isUrl(path)) return new zarr.FetchStore(path.replace(/\/+$/, ""));
+  if (isUrl(path)) return new zarr.FetchStore(path.replace(/\/+$/, ""), { fetch: fetchRange });
   if (!existsSync(path)) throw new Error(`${path}: not found`);
   return new FileSystemStore(path);
 }
