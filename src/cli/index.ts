@@ -5,8 +5,9 @@ import { exitCodeOf } from "./args.ts";
 
 const COMMANDS: Record<string, string> = {
   synth: "generate the synthetic LSM dataset (the embedded default)",
-  inspect: "print a dataset's fingerprint",
+  inspect: "print a dataset's fingerprint, or one volume's format, layout and intensities",
   convert: "convert a volume between NIfTI, MetaImage, TIFF and OME-Zarr",
+  "convert-dataset": "convert a dataset folder between SELMA3D's and nnU-Net's layouts",
   curate: "cut raw whole volumes into a curated pretraining set (Task 2)",
   pretrain: "self-supervised pretraining",
   finetune: "supervised fine-tuning on the annotated patches",

@@ -12,7 +12,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { type Vec3, type VolumeHeader, type VolumeSource, DTYPES, makeVolume, openVolume, readVolume, writeVolume } from "../io/index.ts";
+import { type Vec3, type VolumeHeader, type VolumeSource, DTYPES, isUrl, makeVolume, openVolume, readVolume, writeVolume } from "../io/index.ts";
 import { encodePngGray, mipZ, toGray } from "../io/png.ts";
 import { STRUCTURES } from "../synth/structures.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
@@ -178,7 +178,7 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
   mkdirSync(out, { recursive: true });
 
   // the volumes, their names (unique) and structure types
-  const inputs = o.inputs.map((p) => resolve(p));
+  const inputs = o.inputs.map((p) => (isUrl(p) ? p : resolve(p))); // an OME-Zarr URL stays a URL
   const names = inputs.map(volumeName);
   names.forEach((n, i) => {
     const j = names.indexOf(n);

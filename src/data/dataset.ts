@@ -2,12 +2,14 @@
 // challenge's layout, and nnU-Net's k-fold cross-validation splits.
 //   annotated:   <dir>/images/<structure>_<id>.<ext>  with  <dir>/labels/<same name>
 //   unannotated: <dir>/**/patchvolume_<n>.<ext>, the structure type being the name of the file's folder
+//   nnU-Net raw: <dir>/imagesTr/<structure>_<id>_0000.<ext>  with  <dir>/labelsTr/<structure>_<id>.<ext>
 // <dir> may be the dataset root (with annotated/ or unannotated/ inside) or that folder itself. Structure
-// categories and densities come from dataset.json (in <dir> or its parent) when present, else from the known
-// SELMA3D types, else from the folder name (isolated_structures/, contiguous_structures/).
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+// categories and densities come from dataset.json (the nearest of <dir>, its parent, its parent's parent) when
+// present, else from the known SELMA3D types, else from the folder name (isolated_structures/, contiguous_structures/).
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isPlaneFolder, openVolume } from "../io/index.ts";
+import { caseNameOf, channelOf, findDatasetJson, stemOf, VOLUME_EXTENSIONS } from "../dataset/index.ts";
 import { STRUCTURES } from "../synth/structures.ts";
 import { stream } from "./rng.ts";
 
@@ -23,16 +25,17 @@ export interface Case {
   density: string;
 }
 
-const VOLUME_EXTENSIONS = [".nii.gz", ".nii", ".mha", ".mhd", ".tiff", ".tif"];
+export { stemOf } from "../dataset/index.ts";
 
-/** The file name without its volume extension, or null when it is not a volume file. */
-export function stemOf(name: string): string | null {
-  for (const ext of VOLUME_EXTENSIONS) if (name.toLowerCase().endsWith(ext)) return name.slice(0, -ext.length);
-  return null;
-}
-
-/** The structure type of an annotated case from its name, as the challenge names files: <structure>_<id>. */
-export function structureOfName(stem: string): string {
+/**
+ * The structure type of an annotated case from its name, as the challenge names files: <structure>_<id>. A known
+ * type that the name starts with wins (the longest, as the challenge's prefix rule); else the name less its
+ * trailing _<digits>.
+ */
+export function structureOfName(stem: string, known: Iterable<string> = []): string {
+  let best = "";
+  for (const k of known) if (stem.startsWith(`${k}_`) && k.length > best.length) best = k;
+  if (best) return best;
   const m = /^(.*?)_\d+$/.exec(stem);
   return m ? m[1] : stem;
 }
@@ -42,19 +45,9 @@ interface StructureInfo { category: string; density: string }
 function readStructureInfo(dir: string): Map<string, StructureInfo> {
   const info = new Map<string, StructureInfo>();
   for (const t of STRUCTURES) info.set(t.name, { category: t.category, density: t.density });
-  for (const d of [dir, dirname(dir)]) {
-    const p = join(d, "dataset.json");
-    if (!existsSync(p)) continue;
-    let json: { structures?: Record<string, { category?: string; density?: string }> };
-    try {
-      json = JSON.parse(readFileSync(p, "utf8"));
-    } catch (err) {
-      throw new Error(`${p}: not valid JSON (${(err as Error).message})`);
-    }
-    for (const [name, s] of Object.entries(json.structures ?? {})) {
-      info.set(name, { category: s.category ?? "unknown", density: s.density ?? "unknown" });
-    }
-    break;
+  const json = findDatasetJson(dir, { levels: 1 });
+  for (const [name, s] of Object.entries(json?.structures ?? {})) {
+    info.set(name, { category: s.category ?? "unknown", density: s.density ?? "unknown" });
   }
   return info;
 }
@@ -84,10 +77,11 @@ async function shapeOf(path: string): Promise<number[]> {
  * a label of the same name and shape (`checkShapes`, default true, reads both headers); errors name the files.
  */
 export async function annotatedCases(dir: string, opts: { checkShapes?: boolean } = {}): Promise<Case[]> {
-  const root = isDir(join(dir, "annotated", "images")) ? join(dir, "annotated") : dir;
-  const imagesDir = join(root, "images"), labelsDir = join(root, "labels");
-  if (!isDir(imagesDir)) throw new Error(`${dir}: no images/ folder (expected ${join(dir, "annotated", "images")} or ${imagesDir})`);
-  if (!isDir(labelsDir)) throw new Error(`${root}: no labels/ folder beside images/`);
+  const nnunet = isDir(join(dir, "imagesTr"));
+  const root = nnunet ? dir : isDir(join(dir, "annotated", "images")) ? join(dir, "annotated") : dir;
+  const imagesDir = join(root, nnunet ? "imagesTr" : "images"), labelsDir = join(root, nnunet ? "labelsTr" : "labels");
+  if (!isDir(imagesDir)) throw new Error(`${dir}: no images/ folder (expected ${join(dir, "annotated", "images")} or ${imagesDir}, or nnU-Net's imagesTr/)`);
+  if (!isDir(labelsDir)) throw new Error(`${root}: no ${nnunet ? "labelsTr" : "labels"}/ folder beside ${nnunet ? "imagesTr" : "images"}/`);
   const info = readStructureInfo(root);
   const labelFiles = new Map<string, string>();
   // a folder of z-plane TIFFs is one volume, its name the stem
@@ -98,18 +92,22 @@ export async function annotatedCases(dir: string, opts: { checkShapes?: boolean 
   }
   const cases: Case[] = [];
   for (const f of readdirSync(imagesDir).sort()) {
-    const stem = volumeStem(imagesDir, f);
-    if (stem === null) continue;
+    if (volumeStem(imagesDir, f) === null) continue;
     const imagePath = join(imagesDir, f);
+    // nnU-Net: <case>_0000 is the image of case <case>; lsmseg segments one channel
+    const channel = nnunet ? channelOf(stemOf(f)!) : null;
+    if (nnunet && channel === null) throw new Error(`${imagePath}: an nnU-Net image needs the channel suffix _0000 (<case>_0000${f.slice(stemOf(f)!.length)})`);
+    if (channel !== null && channel > 0) throw new Error(`${imagePath}: channel ${channel} of a multi-channel nnU-Net dataset; lsmseg reads single-channel datasets (only _0000 files)`);
+    const stem = caseNameOf(f, nnunet);
     // the same file name, or failing that the same name with another volume extension
-    const labelName = existsSync(join(labelsDir, f)) ? f : labelFiles.get(stem);
-    if (!labelName) throw new Error(`${imagePath}: no label (expected ${join(labelsDir, f)})`);
+    const labelName = !nnunet && existsSync(join(labelsDir, f)) ? f : labelFiles.get(stem);
+    if (!labelName) throw new Error(`${imagePath}: no label (expected ${join(labelsDir, nnunet ? `${stem}${f.slice(stemOf(f)!.length)}` : f)})`);
     const labelPath = join(labelsDir, labelName);
     if (opts.checkShapes ?? true) {
       const [si, sl] = await Promise.all([shapeOf(imagePath), shapeOf(labelPath)]);
       if (si.join() !== sl.join()) throw new Error(`${labelPath}: shape ${sl.join("×")} does not match image ${imagePath} ${si.join("×")}`);
     }
-    const structure = structureOfName(stem);
+    const structure = structureOfName(stem, info.keys());
     cases.push({ id: stem, imagePath, labelPath, structure, ...describe(info, structure) });
   }
   if (cases.length === 0) throw new Error(`${imagesDir}: no volumes (expected ${VOLUME_EXTENSIONS.join(", ")} files)`);

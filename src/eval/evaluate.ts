@@ -3,7 +3,7 @@
 // iso_panoptic_quality_mean/std, con_dice_mean/std, con_cldice_mean/std), per category, per structure type,
 // overall, and held-out vs seen types when a dataset.json marks roles; the extra metrics (Betti errors,
 // HD95) per case and group under `extra` when asked for, apart from the challenge's. Cases run in a pool of worker threads.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { isPlaneFolder, readVolume, type Vec3 } from "../io/index.ts";
@@ -13,6 +13,7 @@ import { runPool } from "../util/workers.ts";
 import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "./categories.ts";
 import { caseMetrics, type CaseMetrics, type ExtraMetrics } from "./metrics.ts";
 import { tuneHeap } from "../util/heap.ts";
+import { findDatasetJson, readDatasetJson } from "../dataset/index.ts";
 
 export interface CaseTask {
   pred: string;
@@ -206,27 +207,29 @@ interface DatasetInfo {
   structures: Record<string, { category?: string; density?: string; role?: string }>;
 }
 
-/** dataset.json: the path given, or the one of the synthetic layout (DATA/test/labels → DATA/dataset.json), or none. */
+/** dataset.json: the path given, or the nearest one with "structures" beside the labels (src/dataset's rule), or none. */
 function findDataset(gtDir: string, given?: string): DatasetInfo | null {
-  const candidates = given ? [given] : [join(gtDir, "..", "..", "dataset.json"), join(gtDir, "..", "dataset.json"), join(gtDir, "dataset.json")];
-  for (const path of candidates) {
-    if (!existsSync(path)) {
-      if (given) throw new Error(`${given}: dataset.json not found`);
-      continue;
-    }
-    let json: { structures?: DatasetInfo["structures"] };
-    try {
-      json = JSON.parse(readFileSync(path, "utf8")) as typeof json;
-    } catch (err) {
-      throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
-    }
-    if (!json.structures || typeof json.structures !== "object") {
-      if (given) throw new Error(`${path}: no "structures" object`);
-      continue;
-    }
-    return { path: resolve(path), structures: json.structures };
+  if (given) {
+    if (!existsSync(given)) throw new Error(`${given}: dataset.json not found`);
+    const d = readDatasetJson(given);
+    if (!d.raw.structures || typeof d.raw.structures !== "object") throw new Error(`${d.path}: no "structures" object`);
+    return d;
   }
-  return null;
+  return findDatasetJson(gtDir, { accept: (d) => !!d.raw.structures && typeof d.raw.structures === "object" });
+}
+
+/**
+ * Pairs nnU-Net-named predictions with their truths: a prediction `<case>_0000` (named after its image in
+ * imagesTs/) stands for case `<case>` when there is a truth of that name and no prediction named so already.
+ */
+function pairChannelSuffixes(preds: Map<string, string>, gts: Map<string, string>): void {
+  for (const [name, path] of [...preds]) {
+    const c = caseNameOf(name, true);
+    if (c !== name && !gts.has(name) && gts.has(c) && !preds.has(c)) {
+      preds.delete(name);
+      preds.set(c, path);
+    }
+  }
 }
 
 export interface EvaluateOptions {
@@ -256,6 +259,7 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
   const t0 = performance.now();
   const gts = listVolumes(gtDir, "ground-truth");
   const preds = listVolumes(predDir, "prediction");
+  pairChannelSuffixes(preds, gts);
   if (gts.size === 0) throw new Error(`${gtDir}: no ground-truth volumes (.mha, .nii.gz, .nii, .tif, .zarr)`);
   const dataset = findDataset(gtDir, opts.dataset);
   const extra: Record<string, unknown> = {};

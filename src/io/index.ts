@@ -2,7 +2,7 @@
 // createVolume for streaming slab by slab (volumes larger than memory).
 //   .nii .nii.gz          NIfTI-1/2            .mha .mhd           MetaImage
 //   .tif .tiff            multi-page / BigTIFF  folder of .tif     one file per z-plane (natural sort)
-//   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3)
+//   .zarr .ome.zarr       OME-Zarr 0.4 (Zarr v2) or 0.5 (Zarr v3), bioformats2raw, bare arrays; http(s) URLs
 import { readdirSync, statSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
@@ -12,10 +12,14 @@ import { readAll, writeAll, type VolumeSink, type VolumeSource } from "./stream.
 import { OutputExistsError, prepareOutput } from "../util/output.ts";
 import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, openTiff, openTiffFolder, tiffPageCount, tiffPlaneFiles, type TiffWriteOptions } from "./tiff.ts";
 import { type Box, DTYPES, type Volume, type VolumeHeader } from "./volume.ts";
-import { createZarr, isZarrDir, openZarr, type ZarrWriteOptions } from "./zarr.ts";
+import { createZarr, isUrl, isZarrDir, openZarr, type ZarrOpenOptions, type ZarrWriteOptions } from "./zarr.ts";
 
 export * from "./volume.ts";
-export type { VolumeSink, VolumeSource } from "./stream.ts";
+export type { SourceInfo, VolumeSink, VolumeSource } from "./stream.ts";
+export { isUrl, ZARR_CODECS, type ZarrCodec } from "./zarr.ts";
+
+/** Which image of a multi-image file to read: series, pyramid level (OME-Zarr), channel and time point. */
+export type OpenOptions = ZarrOpenOptions;
 
 export type VolumeFormat = "nifti" | "metaimage" | "tiff" | "tiff-folder" | "zarr";
 
@@ -24,6 +28,10 @@ export type WriteOptions = NiftiWriteOptions & MetaImageWriteOptions & TiffWrite
 /** The format a path names: by extension, or by content for a directory. */
 export function formatOf(path: string): VolumeFormat {
   const p = path.toLowerCase().replace(/\/+$/, "");
+  if (isUrl(path)) {
+    if (/\.(nii(\.gz)?|mha|mhd|tiff?)$/.test(p)) throw new Error(`${path}: over HTTP(S) lsmseg reads OME-Zarr stores only; download the file first`);
+    return "zarr";
+  }
   if (p.endsWith(".nii") || p.endsWith(".nii.gz")) return "nifti";
   if (p.endsWith(".mha") || p.endsWith(".mhd")) return "metaimage";
   if (p.endsWith(".tif") || p.endsWith(".tiff") || p.endsWith(".btf") || p.endsWith(".tf8")) return "tiff";
@@ -60,6 +68,7 @@ const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff|btf|tf8)$/i;
  * the folder (volume files, Zarr folders and plane folders; hidden and temporary entries skipped), sorted.
  */
 export function listVolumes(path: string): string[] {
+  if (isUrl(path)) return [path];
   const st = statSync(path);
   if (!st.isDirectory() || path.toLowerCase().replace(/\/+$/, "").endsWith(".zarr") || isZarrDir(path) || isPlaneFolder(path)) return [path];
   const out: string[] = [];
@@ -101,8 +110,8 @@ export function checkHeaderShape(path: string, h: VolumeHeader): void {
 }
 
 /** Opens a volume for streaming reads (any box, or z-slabs in order). */
-export async function openVolume(path: string): Promise<VolumeSource> {
-  const source = await openSource(path);
+export async function openVolume(path: string, o: OpenOptions = {}): Promise<VolumeSource> {
+  const source = await openSource(path, o);
   try {
     checkHeaderShape(path, source.header);
   } catch (err) {
@@ -112,13 +121,17 @@ export async function openVolume(path: string): Promise<VolumeSource> {
   return source;
 }
 
-async function openSource(path: string): Promise<VolumeSource> {
-  switch (formatOf(path)) {
+async function openSource(path: string, o: OpenOptions): Promise<VolumeSource> {
+  const format = formatOf(path);
+  if (format !== "zarr" && format !== "tiff") {
+    for (const [k, v] of Object.entries(o)) if (v !== undefined) throw new Error(`${path}: --${k} applies to OME-Zarr and TIFF inputs, not ${format}`);
+  }
+  switch (format) {
     case "nifti": return openNifti(path);
     case "metaimage": return openMetaImage(path);
-    case "tiff": return openTiff(path);
+    case "tiff": return openTiff(path, o);
     case "tiff-folder": return openTiffFolder(path);
-    case "zarr": return openZarr(path);
+    case "zarr": return openZarr(path, o);
   }
 }
 
@@ -134,8 +147,8 @@ export async function createVolume(path: string, header: VolumeHeader, opts: Wri
 }
 
 /** Reads a whole volume; refused, with the numbers, when it cannot fit in this machine's memory. */
-export async function readVolume(path: string): Promise<Volume> {
-  const source = await openVolume(path);
+export async function readVolume(path: string, o: OpenOptions = {}): Promise<Volume> {
+  const source = await openVolume(path, o);
   const h = source.header;
   const bytes = h.shape[0] * h.shape[1] * h.shape[2] * DTYPES[h.dtype].bytes;
   if (bytes > totalmem()) {

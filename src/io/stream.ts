@@ -18,9 +18,26 @@ import {
 
 if (endianness() !== "LE") throw new Error("lsmseg's volume I/O assumes a little-endian machine");
 
+/** What a reader knows about its file beyond the header, for `lsmseg inspect` (fields where the format has them). */
+export interface SourceInfo {
+  format: string;
+  zarrVersion?: number;
+  /** Axis names of the stored array and its full shape (channels, time points included). */
+  axes?: string[];
+  fullShape?: number[];
+  chunks?: number[];
+  codec?: string;
+  /** Pyramid levels (OME-Zarr) or 1. */
+  levels?: number;
+  channels?: number;
+  timePoints?: number;
+  unit?: string;
+}
+
 export interface VolumeSource {
   readonly path: string;
   readonly header: VolumeHeader;
+  readonly info?: SourceInfo;
   /**
    * Reads the voxels of `box` (z, y, x). Reading boxes in increasing z is fastest for compressed files.
    * With `into` (large enough), the voxels are a view over its bytes, valid until `into` is reused.

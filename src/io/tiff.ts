@@ -1,15 +1,17 @@
 // TIFF and BigTIFF (TIFF 6.0; BigTIFF as libtiff writes it): multi-page files with one page per z-plane, or a
 // folder of one file per z-plane read in natural order. uint8/uint16/float32 (and the other Volume dtypes),
-// uncompressed, deflate or LZW, strips or tiles. Hand-written: the npm TIFF decoders (utif, geotiff) write
-// neither BigTIFF nor LZW nor float, and reading a region must fetch only the strips it needs.
+// uncompressed, deflate, LZW, PackBits or zstd (fzstd), strips or tiles. OME-XML and ImageJ hyperstack metadata
+// (spacing, channels, time points). Hand-written: the npm TIFF decoders (utif, geotiff) write neither BigTIFF
+// nor LZW nor float, and reading a region must fetch only the strips it needs.
 import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
+import { decompress as zstdDecompress } from "fzstd";
 import { makeDirs, refuseFolder, tempPathFor } from "../util/atomic.ts";
 import { checkIsFile, fsError } from "../util/fserror.ts";
 import { OutputExistsError, swapFolderIn } from "../util/output.ts";
 import { lzwDecode, lzwEncode } from "./lzw.ts";
-import { slabPlanes, type VolumeSink, type VolumeSource } from "./stream.ts";
+import { slabPlanes, type SourceInfo, type VolumeSink, type VolumeSource } from "./stream.ts";
 import {
   type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
   bytesOf, checkBox, headerOf, swapBytes, voxelsInto,
@@ -24,6 +26,7 @@ const TAG = {
 } as const;
 const TYPE_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
 const COMPRESSION: Record<string, number> = { none: 1, lzw: 5, deflate: 8 };
+const COMPRESSION_NAME: Record<number, string> = { 1: "none", 5: "lzw", 8: "deflate", 32946: "deflate", 32773: "packbits", 50000: "zstd" };
 
 /** One page (one z-plane): where its strips or tiles are and how to decode them. */
 interface Page {
@@ -163,8 +166,8 @@ class TiffFile {
       yRes: tags.has(TAG.YResolution) ? num(TAG.YResolution) : undefined,
       resUnit: num(TAG.ResolutionUnit, 2),
     };
-    if (![1, 5, 8, 32946].includes(page.compression)) {
-      throw new Error(`${this.path}: page ${this.pages.length} uses TIFF compression ${page.compression}; lsmseg reads none (1), LZW (5) and deflate (8)`);
+    if (![1, 5, 8, 32946, 32773, 50000].includes(page.compression)) {
+      throw new Error(`${this.path}: page ${this.pages.length} uses TIFF compression ${page.compression}; lsmseg reads none (1), LZW (5), deflate (8), PackBits (32773) and zstd (50000)`);
     }
     if (page.predictor !== 1 && page.predictor !== 2) throw new Error(`${this.path}: page ${this.pages.length} uses TIFF predictor ${page.predictor}; lsmseg reads none (1) and horizontal (2)`);
     const segs = Math.ceil(height / page.segHeight) * Math.ceil(width / page.segWidth);
@@ -255,7 +258,8 @@ class TiffFile {
         const raw = this.bytes(p.offsets[s], p.byteCounts[s]);
         let seg: Uint8Array;
         try {
-          seg = p.compression === 1 ? raw : p.compression === 5 ? lzwDecode(raw, expected) : inflateSync(raw);
+          seg = p.compression === 1 ? raw : p.compression === 5 ? lzwDecode(raw, expected) : p.compression === 32773 ? packbitsDecode(raw, expected)
+            : p.compression === 50000 ? zstdDecompress(raw) : inflateSync(raw);
         } catch (err) {
           throw new Error(`${this.path}: page ${index} strip ${s} does not decode (${(err as Error).message})`);
         }
@@ -273,6 +277,23 @@ class TiffFile {
       }
     }
   }
+}
+
+/** PackBits (TIFF 6.0 §9): n ≥ 0 copies n+1 literal bytes, n < 0 (not −128) repeats the next byte 1−n times. */
+function packbitsDecode(src: Uint8Array, expected: number): Uint8Array {
+  const out = new Uint8Array(expected);
+  let i = 0, o = 0;
+  while (i < src.length && o < expected) {
+    const n = (src[i++] << 24) >> 24;
+    if (n >= 0) {
+      out.set(src.subarray(i, i + n + 1).subarray(0, expected - o), o);
+      o += n + 1; i += n + 1;
+    } else if (n !== -128) {
+      out.fill(src[i++], o, Math.min(expected, o + 1 - n));
+      o += 1 - n;
+    }
+  }
+  return out.subarray(0, Math.min(o, expected));
 }
 
 function undoHorizontalDifferencing(seg: Uint8Array, dtype: DType, width: number): void {
@@ -318,6 +339,7 @@ class PlaneSource implements VolumeSource {
     readonly header: VolumeHeader,
     private readonly plane: (z: number) => { file: TiffFile; page: number; done: () => void },
     private readonly onClose: () => void,
+    readonly info?: SourceInfo,
   ) {}
 
   async readRegion(box: Box, into?: Uint8Array): Promise<Volume> {
@@ -348,18 +370,127 @@ export function tiffPageCount(path: string, max = 2): number {
   return f.pages.length;
 }
 
-/** Opens a multi-page TIFF or BigTIFF (one page per z-plane). */
-export async function openTiff(path: string): Promise<VolumeSource> {
+/** A length unit's size in µm (OME-XML's UnitsLength symbols, ImageJ's unit names); undefined when unknown. */
+function unitUm(unit: string | undefined): number | undefined {
+  if (unit === undefined) return 1;
+  const u = unit.replace(/^(Âµ|\\u00B5|μ)/, "µ").trim();
+  const table: Record<string, number> = {
+    "µm": 1, um: 1, micron: 1, microns: 1, micrometer: 1, nm: 1e-3, nanometer: 1e-3, mm: 1e3, millimeter: 1e3,
+    cm: 1e4, m: 1e6, "Å": 1e-4, pixel: 1, "": 1,
+  };
+  return table[u];
+}
+
+/** What an OME-XML or ImageJ description says about the pages: their C, Z, T sizes and order, and the spacing. */
+interface PlaneLayout {
+  kind: "OME-TIFF" | "ImageJ hyperstack" | "TIFF";
+  sizeC: number;
+  sizeZ: number;
+  sizeT: number;
+  /** Page index of (c, z, t). */
+  pageOf: (c: number, z: number, t: number) => number;
+  spacingUm?: Vec3;
+  unit?: string;
+}
+
+function attr(xml: string, name: string): string | undefined {
+  return new RegExp(`\\s${name}="([^"]*)"`).exec(xml)?.[1];
+}
+
+/** The layout an OME-XML (its first Image's Pixels) or an ImageJ hyperstack description gives; null for neither. */
+function layoutFrom(path: string, p: Page, pages: number): PlaneLayout | null {
+  const d = p.description;
+  if (d.includes("<OME")) {
+    const pixels = /<(?:\w+:)?Pixels\s[^>]*>/.exec(d)?.[0];
+    if (!pixels) throw new Error(`${path}: OME-XML has no Pixels element`);
+    const size = (n: string) => {
+      const v = Number(attr(pixels, n) ?? 1);
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${path}: OME-XML Pixels ${n}="${attr(pixels, n)}" is not a positive integer`);
+      return v;
+    };
+    const [sizeC, sizeZ, sizeT] = [size("SizeC"), size("SizeZ"), size("SizeT")];
+    // interleaved samples (RGB) are one page per c-group: SizeC counts them, the pages do not
+    const perPage = Math.max(1, Number(/SamplesPerPixel="(\d+)"/.exec(d)?.[1] ?? 1));
+    const c = sizeC / perPage;
+    const order = attr(pixels, "DimensionOrder") ?? "XYZCT";
+    if (!/^XY(ZCT|ZTC|CZT|CTZ|TZC|TCZ)$/.test(order)) throw new Error(`${path}: OME-XML DimensionOrder "${order}" is not one of XYZCT, XYZTC, XYCZT, XYCTZ, XYTZC, XYTCZ`);
+    const sizes: Record<string, number> = { Z: sizeZ, C: c, T: sizeT };
+    const pageOf = (ci: number, zi: number, ti: number) => {
+      const at: Record<string, number> = { Z: zi, C: ci, T: ti };
+      let index = 0, stride = 1;
+      for (const a of order.slice(2)) { index += at[a] * stride; stride *= sizes[a]; }
+      return index;
+    };
+    const um = (axis: string, fallback: number) => {
+      const v = attr(pixels, `PhysicalSize${axis}`);
+      if (v === undefined) return fallback;
+      const unit = attr(pixels, `PhysicalSize${axis}Unit`);
+      const f = unitUm(unit);
+      if (f === undefined) throw new Error(`${path}: OME-XML PhysicalSize${axis}Unit "${unit}" is not a length unit lsmseg knows`);
+      return Number(v) * f;
+    };
+    const fromTags = spacingFrom(p);
+    return { kind: "OME-TIFF", sizeC: c, sizeZ, sizeT, pageOf, spacingUm: [um("Z", 1), um("Y", fromTags[1]), um("X", fromTags[2])] };
+  }
+  if (d.startsWith("ImageJ=")) {
+    const kv = new Map(d.split("\n").map((l) => l.split("=", 2) as [string, string]).filter((e) => e.length === 2));
+    const n = (k: string) => Number(kv.get(k) ?? 1);
+    const sizeC = n("channels"), sizeT = n("frames");
+    let sizeZ = n("slices");
+    if (!kv.has("slices") && sizeC === 1 && sizeT === 1) sizeZ = pages; // a plain stack: images=N only
+    const f = unitUm(kv.get("unit")) ?? 1;
+    const [z, y, x] = spacingFrom(p);
+    const tagUnit = p.resUnit === 1 ? f : 1; // resolution tags without a unit are in ImageJ's unit
+    return {
+      kind: "ImageJ hyperstack", sizeC, sizeZ, sizeT, unit: kv.get("unit"),
+      // ImageJ stores pages TZC…: channel fastest, then slice, then frame
+      pageOf: (c, zi, t) => c + sizeC * (zi + sizeZ * t),
+      spacingUm: [kv.has("spacing") ? z * f : z, y * tagUnit, x * tagUnit],
+    };
+  }
+  return null;
+}
+
+/**
+ * Opens a multi-page TIFF or BigTIFF (one page per z-plane). OME-TIFF (OME-XML) and ImageJ hyperstacks give the
+ * spacing and their C/Z/T sizes: a file with more than one channel or time point needs `channel`/`time`.
+ */
+export async function openTiff(path: string, o: { channel?: number; time?: number; series?: number; level?: number } = {}): Promise<VolumeSource> {
   const file = new TiffFile(path);
+  let layout: PlaneLayout | null;
   try {
+    if (o.series !== undefined || o.level !== undefined) throw new Error(`${path}: --series and --level apply to OME-Zarr stores, not TIFF`);
     checkSamePlanes((i) => `${path} page ${i}`, file.pages);
+    layout = layoutFrom(path, file.pages[0], file.pages.length);
+    if (layout) {
+      const { sizeC, sizeZ, sizeT } = layout;
+      if (sizeC * sizeZ * sizeT > file.pages.length) {
+        throw new Error(`${path}: ${layout.kind} metadata says ${sizeC} channels × ${sizeZ} slices × ${sizeT} time points, but the file has ${file.pages.length} pages`);
+      }
+      for (const [flag, n, what] of [["channel", sizeC, "channels"], ["time", sizeT, "time points"]] as const) {
+        const pick = o[flag];
+        if (pick === undefined && n > 1) throw new Error(`${path}: the ${layout.kind} has ${n} ${what} (${sizeC} channels, ${sizeZ} slices, ${sizeT} time points); choose one with --${flag} 0…${n - 1}`);
+        if (pick !== undefined && (!Number.isInteger(pick) || pick < 0 || pick >= n)) throw new Error(`${path}: --${flag} ${pick} does not exist (the file has ${n} ${what}: 0…${n - 1})`);
+      }
+    } else {
+      for (const flag of ["channel", "time"] as const) {
+        if (o[flag] !== undefined && o[flag] !== 0) throw new Error(`${path}: --${flag} ${o[flag]} given, but the TIFF has no OME-XML or ImageJ metadata with ${flag === "channel" ? "channels" : "time points"}`);
+      }
+    }
   } catch (err) {
     file.close();
     throw err;
   }
   const p0 = file.pages[0];
-  const header: VolumeHeader = { dtype: p0.dtype, shape: [file.pages.length, p0.height, p0.width], spacingUm: spacingFrom(p0) };
-  return new PlaneSource(path, header, (z) => ({ file, page: z, done: () => undefined }), () => file.close());
+  const c = o.channel ?? 0, t = o.time ?? 0;
+  const nz = layout ? layout.sizeZ : file.pages.length;
+  const header: VolumeHeader = { dtype: p0.dtype, shape: [nz, p0.height, p0.width], spacingUm: layout?.spacingUm ?? spacingFrom(p0) };
+  const pageOf = layout ? (z: number) => layout.pageOf(c, z, t) : (z: number) => z;
+  const info: SourceInfo = {
+    format: layout?.kind ?? "TIFF", channels: layout?.sizeC ?? 1, timePoints: layout?.sizeT ?? 1, codec: COMPRESSION_NAME[p0.compression] ?? `compression ${p0.compression}`,
+    chunks: [1, p0.segHeight, p0.segWidth],
+  };
+  return new PlaneSource(path, header, (z) => ({ file, page: pageOf(z), done: () => undefined }), () => file.close(), info);
 }
 
 const collator = new Intl.Collator("en", { numeric: true });
@@ -463,7 +594,7 @@ class TiffWriter {
     }
     const [, sy, sx] = this.h.spacingUm;
     const rational = (v: number) => {
-      const den = Math.max(1, Math.min(1_000_000, Math.floor(4294967295 / Math.max(1, v))));
+      const den = Math.max(1, Math.floor(4294967295 / Math.max(1, v)));
       return [Math.round(v * den), den];
     };
     const longType = this.big ? 16 : 4;
@@ -481,10 +612,10 @@ class TiffWriter {
       { tag: TAG.SamplesPerPixel, type: 3, values: [1] },
       { tag: TAG.RowsPerStrip, type: 4, values: [rowsPerStrip] },
       { tag: TAG.StripByteCounts, type: longType, values: counts },
-      { tag: TAG.XResolution, type: 5, values: rational(1e4 / sx) },
-      { tag: TAG.YResolution, type: 5, values: rational(1e4 / sy) },
+      { tag: TAG.XResolution, type: 5, values: rational(1 / sx) },
+      { tag: TAG.YResolution, type: 5, values: rational(1 / sy) },
       { tag: TAG.PlanarConfig, type: 3, values: [1] },
-      { tag: TAG.ResolutionUnit, type: 3, values: [3] },
+      { tag: TAG.ResolutionUnit, type: 3, values: [1] },
       { tag: TAG.Software, type: 2, values: Buffer.from("lsmseg\0", "latin1") },
       { tag: TAG.SampleFormat, type: 3, values: [this.h.dtype.startsWith("float") ? 3 : this.h.dtype.startsWith("int") ? 2 : 1] },
     );
@@ -534,8 +665,12 @@ class TiffWriter {
   }
 }
 
-function lsmsegDescription(h: VolumeHeader): string {
-  return JSON.stringify({ shape: h.shape, spacing_um: h.spacingUm });
+/**
+ * An ImageJ hyperstack description, so that Fiji (and tifffile) keep the z-spacing and unit of lsmseg's TIFF
+ * output; x and y spacing are the resolution tags (pixels per µm, no TIFF unit), as ImageJ writes them.
+ */
+function imagejDescription(h: VolumeHeader): string {
+  return `ImageJ=1.11a\nimages=${h.shape[0]}\nslices=${h.shape[0]}\nunit=micron\nspacing=${h.spacingUm[0]}\nloop=false\n`;
 }
 
 function checkTiffDtype(path: string, h: VolumeHeader): void {
@@ -595,12 +730,12 @@ class TiffSink implements VolumeSink {
     const [nz, ny, nx] = this.header.shape;
     for (const view of slabPlanes(this, data, this.planes)) {
       if (this.writer) {
-        this.writer.writePage(view, this.planes === 0 ? lsmsegDescription(this.header) : "");
+        this.writer.writePage(view, this.planes === 0 ? imagejDescription(this.header) : "");
       } else {
         const name = join(this.tmp, `z${String(this.planes).padStart(Math.max(4, String(nz - 1).length), "0")}.tif`);
         const fd = openSync(name, "w");
         try {
-          new TiffWriter(fd, false, { ...this.header, shape: [1, ny, nx] }, this.opts).writePage(view, lsmsegDescription({ ...this.header, shape: [1, ny, nx] }));
+          new TiffWriter(fd, false, { ...this.header, shape: [1, ny, nx] }, this.opts).writePage(view, imagejDescription({ ...this.header, shape: [1, ny, nx] }));
         } finally {
           closeSync(fd);
         }

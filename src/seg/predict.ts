@@ -2,7 +2,8 @@
 // argmax (or a threshold on the foreground probability), write a binary uint8 mask in the input's
 // format, shape and geometry. Outputs are written to a temporary name and renamed.
 import { existsSync, mkdirSync, statSync } from "node:fs";
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
+import { caseNameOf, isNnunetImageFolder, volumeExtensionOf } from "../dataset/names.ts";
 import { nonFiniteOf, normalize } from "../data/normalize.ts";
 import { type Volume, formatOf, listVolumes, prepareVolumeOutput, readVolume, writeVolume } from "../io/index.ts";
 import { prepareOutput } from "../util/output.ts";
@@ -67,9 +68,14 @@ export function listInputs(path: string): string[] {
   return files;
 }
 
-/** Where the prediction for `input` goes when the output is a folder: the same name, as the challenge expects. */
+/**
+ * Where the prediction for `input` goes when the output is a folder: the same name, as the challenge expects;
+ * for an image of nnU-Net's imagesTs/ or imagesTr/, the case name without the channel suffix, as nnU-Net names it.
+ */
 export function outputPathFor(input: string, outDir: string): string {
-  return join(outDir, basename(input.replace(/\/+$/, "")));
+  const base = basename(input.replace(/\/+$/, ""));
+  if (!isNnunetImageFolder(dirname(input.replace(/\/+$/, "")))) return join(outDir, base);
+  return join(outDir, caseNameOf(base, true) + (volumeExtensionOf(base) ?? ""));
 }
 
 /** Says once per volume that its NaN/Inf voxels count as its minimum (normalize.ts). */
@@ -92,7 +98,8 @@ export async function predictFile(model: LoadedModel, input: string, output: str
   warnNonFinite(input, vol.data);
   const pred = predictVolume(model, vol, o);
   const { data: _data, ...header } = vol;
-  await writeVolume(output, { ...header, dtype: "uint8", data: pred.mask });
+  // an OME-Zarr mask is an OME-NGFF image-label (nearest-neighbour pyramid, "image-label" metadata): a Labels layer in napari
+  await writeVolume(output, { ...header, dtype: "uint8", data: pred.mask }, formatOf(output) === "zarr" ? { labelName: "mask" } : {});
   if (pred.probabilities) {
     await writeVolume(probabilityPathFor(output), { ...header, dtype: "float32", data: pred.probabilities });
   }

@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { clipBounds, nonFiniteOf, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
-import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, openVolume } from "../io/index.ts";
+import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, formatOf, openVolume } from "../io/index.ts";
 import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, stack, tidy, zeros } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import type { LoadedModel } from "./model.ts";
@@ -379,7 +379,7 @@ export async function predictLarge(model: LoadedModel, input: string, output: st
     o.shard?.barrier(SHARD_WAIT_MS);
     if (rank !== 0) return;
     const { data: _none, ...outHeader } = { ...header, data: null, dtype: "uint8" as const };
-    const sink = await createVolume(output, outHeader);
+    const sink = await createVolume(output, outHeader, formatOf(output) === "zarr" ? { labelName: "mask" } : {});
     try {
       const planesPerWrite = Math.max(1, Math.min(blockShape[0], Math.floor(budget / 4 / (H * W))));
       for (let z0 = 0; z0 < D; z0 += blockShape[0]) {

@@ -3,11 +3,9 @@
 // Each draws its objects, in voxel units, into a Canvas: the label (what an annotator marks) and the signal.
 import { type Canvas, type P3, addHalo, dist, drawTube, normalize, randomWalk, stampEllipsoid, stampSphere } from "./draw.ts";
 import { type Rng } from "./rng.ts";
+import type { Category, Density, Role } from "../dataset/taxonomy.ts";
 
-export type Category = "isolated" | "contiguous";
-export type Density = "dense" | "sparse";
-/** annotated: in every split; heldOut: only in test/, as the challenge's unseen types; unannotatedOnly: pretraining only. */
-export type Role = "annotated" | "heldOut" | "unannotatedOnly";
+export type { Category, Density, Role };
 
 export interface StructureType {
   name: string;

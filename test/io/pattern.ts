@@ -1,4 +1,5 @@
 // The voxel formula shared with fixtures/io/make_fixtures.py (pattern()), so either side checks every voxel.
+import { createHash } from "node:crypto";
 import { type DType, type Vec3, type Volume, makeVolume } from "../../src/io/index.ts";
 
 export const DTYPE_LIST: DType[] = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"];
@@ -29,3 +30,6 @@ export function sameVoxels(a: ArrayLike<number>, b: ArrayLike<number>): boolean 
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
   return true;
 }
+
+/** The sha256 of bytes (voxels as little-endian bytes), as the fixture scripts compute it with numpy. */
+export const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");

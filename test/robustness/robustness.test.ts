@@ -49,6 +49,14 @@ before(async () => {
   for (const z of [0, 1, 3]) await writeVolume(p("gap", `z${z}.tif`), makeVolume("uint8", [1, 8, 8], [1, 1, 1]));
   await writeVolume(p("mismatch", "z0.tif"), makeVolume("uint8", [1, 8, 8], [1, 1, 1]));
   await writeVolume(p("mismatch", "z1.tif"), makeVolume("uint8", [1, 8, 9], [1, 1, 1]));
+  // Zarr v2 headers: a chunk shape of 0, a shape given as a string, a shape of 2×3e9×3e9
+  const zarray = (name: string, shape: unknown, chunks: unknown) => {
+    mkdirSync(p(name));
+    writeFileSync(p(name, ".zarray"), JSON.stringify({ zarr_format: 2, shape, chunks, dtype: "<u2", compressor: null, fill_value: 0, order: "C", filters: null }));
+  };
+  zarray("chunk0.zarr", [4, 8, 8], [0, 8, 8]);
+  zarray("strshape.zarr", "4,8,8", [4, 8, 8]);
+  zarray("huge.zarr", [2, 3e9, 3e9], [1, 64, 64]);
   // NIfTI-2 headers (gzipped) declaring 2×3e9×3e9 voxels, and 2000³ float64 (60 GB)
   const huge = (shape: [number, number, number], dtype: "uint16" | "float64") => gzipSync(Buffer.concat([niftiHeader({ dtype, shape, spacingUm: [1, 1, 1] }, 2), Buffer.alloc(4 + 64)]));
   writeFileSync(p("huge.nii.gz"), huge([2, 3e9, 3e9], "uint16"));
@@ -152,11 +160,11 @@ const ROWS: Row[] = [
   { name: "predict --in a plane folder with a gap", args: () => ["predict", "--model", model, "--in", p("gap"), "--out", p("pred-gap")], code: 1, message: /gap: missing slice/, absent: () => [p("pred-gap")] },
   { name: "predict --in an .mha reading outside its folder", args: () => ["predict", "--model", model, "--in", p("mha", "dotdot.mha"), "--out", p("pred-z.nii.gz")], code: 1, message: /dotdot\.mha: ElementDataFile/, absent: () => [p("pred-z.nii.gz")] },
 
-  // OME-Zarr rows belong to #16 (src/io/zarr.ts); enabled after that merge
-  { name: "Zarr chunk shape 0", args: () => [], code: 1, message: /chunks/, todo: "#16: Zarr validation" },
-  { name: "Zarr shape given as a string", args: () => [], code: 1, message: /shape/, todo: "#16: Zarr validation" },
-  { name: "a .zarray declaring 2×3e9×3e9", args: () => [], code: 1, message: /shape/, todo: "#16: Zarr validation" },
-  { name: "an error names the .zarray, not the output", args: () => [], code: 1, message: /\.zarray/, todo: "#16: Zarr validation" },
+  // OME-Zarr headers (src/io/zarr.ts): the .zarray named, with its field
+  { name: "Zarr chunk shape 0", args: () => ["convert", p("chunk0.zarr"), p("o13.nii")], code: 1, message: /chunk0\.zarr\/\.zarray: chunks must be an array of 3 positive integers/, absent: () => [p("o13.nii")] },
+  { name: "Zarr shape given as a string", args: () => ["convert", p("strshape.zarr"), p("o14.nii")], code: 1, message: /strshape\.zarr\/\.zarray: shape must be an array/, absent: () => [p("o14.nii")] },
+  { name: "a .zarray declaring 2×3e9×3e9", args: () => ["predict", "--model", model, "--in", p("huge.zarr"), "--out", p("pred-hz.nii.gz")], code: 1, message: /huge\.zarr: the header's shape 2×3000000000×3000000000/, absent: () => [p("pred-hz.nii.gz")] },
+  { name: "an error names the .zarray, not the output", args: () => ["convert", p("strshape.zarr"), p("o15.zarr")], code: 1, message: /^(?!.*o15).*strshape\.zarr\/\.zarray/s, absent: () => [p("o15.zarr")] },
 ];
 
 describe("bad inputs", () => {
