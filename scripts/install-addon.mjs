@@ -4,7 +4,8 @@
 //
 // Where libtorch comes from, first found wins:
 //   1. LIBTORCH=/path/to/libtorch (a pytorch.org libtorch archive, or any folder with include/ and lib/);
-//   2. the PyTorch that `python3` imports (pip or conda): its torch/ folder holds the headers and libraries;
+//   2. the PyTorch that `python3` imports (pip or conda): its torch/ folder holds the headers and libraries
+//      (the install step only: a checkout's setup keeps to LIBTORCH or Debian's, as the README says);
 //   3. Debian's libtorch-dev under /usr (with libgloo-dev, whose headers c10d includes).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
@@ -17,14 +18,14 @@ export const DEBIAN_HINT = "apt-get install libtorch-dev libgloo-dev (Debian 12 
 /**
  * The libtorch to build against: { kind: "LIBTORCH" | "python" | "debian", path } (path null for Debian's,
  * which binding.gyp finds under /usr), or null when there is none. A LIBTORCH without headers is an error.
- * `usr` and `python` are for tests.
+ * `python`: the python3 to ask, null to ask none; `usr` is for tests.
  */
 export function findLibtorch(env = process.env, { usr = "/usr", python = "python3" } = {}) {
   if (env.LIBTORCH) {
     if (!existsSync(join(env.LIBTORCH, TORCH_H))) throw new Error(`LIBTORCH=${env.LIBTORCH} has no ${TORCH_H}; point it at a libtorch folder (with include/ and lib/) or unset it`);
     return { kind: "LIBTORCH", path: env.LIBTORCH };
   }
-  const torch = pythonTorch(python);
+  const torch = python ? pythonTorch(python) : null;
   // Debian's python3-torch links its headers to /usr/include: that is Debian's libtorch, built as such
   if (torch && existsSync(join(torch, TORCH_H)) && existsSync(join(torch, "lib", "libc10.so")) && !realpathSync(join(torch, TORCH_H)).startsWith("/usr/include/")) {
     return { kind: "python", path: torch };

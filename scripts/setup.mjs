@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs whatever lsmseg needs and is missing, then returns quickly when everything is there:
-//   1. libtorch (LIBTORCH=/path/to/libtorch, the PyTorch python3 imports, or Debian's libtorch-dev and
-//      libgloo-dev, installed through apt-get when none is found: scripts/install-addon.mjs),
+//   1. libtorch (LIBTORCH=/path/to/libtorch, or Debian's libtorch-dev and libgloo-dev, installed through
+//      apt-get when missing: scripts/install-addon.mjs),
 //   2. npm dependencies,
 //   3. the native addon (node-gyp), rebuilt when its sources or the chosen libtorch change,
 //   4. dist/ (the compiled TypeScript that bin/lsmseg.js runs), rebuilt when src/ is newer.
@@ -31,7 +31,7 @@ function run(cmd, args, opts = {}, { mayFail = false } = {}) {
 // 1. libtorch
 function libtorch() {
   try {
-    return findLibtorch();
+    return findLibtorch(process.env, { python: null });
   } catch (e) {
     console.error(`[setup] ${e.message}`);
     process.exit(1);
@@ -46,7 +46,7 @@ if (!torch) {
   apt(["install", "-y", "--no-install-recommends", "libtorch-dev", "libgloo-dev"]);
   torch = libtorch() ?? { kind: "debian", path: null };
 }
-if (torch.kind !== "debian") say(`libtorch: ${torch.path} (${torch.kind === "python" ? "the PyTorch python3 imports" : "LIBTORCH"})`);
+if (torch.kind !== "debian") say(`libtorch: ${torch.path} (LIBTORCH)`);
 
 // 1b. Debian's chromium for the report's browser test: in CI (where that test must run) or on request
 // (--with-browser); elsewhere the test skips with a note saying how to get it.

@@ -70,8 +70,9 @@ test("synth --preset tiny, then evaluate of its labels against themselves scores
   // two workers: the compiled worker threads are exercised too
   sh("npx", ["--no-install", "lsmseg", "evaluate", "--pred", labels, "--gt", labels, "--out", "metrics.json", "--workers", "2"], { expect: 0 });
   const metrics = JSON.parse(readFileSync(join(project, "metrics.json"), "utf8"));
-  assert.ok(metrics.cases.length >= 1);
-  for (const c of metrics.cases) assert.equal(c.dice, 1, `${c.case}: Dice of a mask with itself`);
+  assert.equal(metrics.workers, 2);
+  assert.ok(metrics.results.length >= 1);
+  for (const c of metrics.results) assert.equal(c.dice, 1, `${c.case}: Dice of a mask with itself`);
 });
 
 test("without the addon the torch-free commands work and one that needs it says so in one line", () => {
