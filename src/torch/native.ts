@@ -2,8 +2,9 @@
 // node-gyp-build) and types its functions. It loads on first use, not at import, so `import "lsmseg"` works
 // on a machine without libtorch and only what computes with tensors fails, with one line saying what to do.
 // Nothing outside src/torch/ and src/optim/ (libtorch's optimizers) talks to it directly.
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** An opaque handle to a native object (a tensor, an operator, an optimizer, a generator). */
@@ -93,7 +94,15 @@ function load(): NativeAddon {
   } catch {
     throw new Error(`lsmseg's native addon (libtorch) is not built in ${root}: in a checkout run 'npm run setup'; in an installed package give it a libtorch, then 'npm rebuild lsmseg' (README: Install as a package)`);
   }
-  const loaded = require(path) as NativeAddon;
+  // node-gyp-build takes build/Release's first .node file: an old build's lsmseg_malloc.node would come first
+  const own = join(root, "build", "Release", "lsmseg_native.node");
+  if (path.startsWith(join(root, "build")) && path !== own && existsSync(own)) path = own;
+  let loaded: NativeAddon;
+  try {
+    loaded = require(path) as NativeAddon;
+  } catch (e) {
+    throw new Error(`lsmseg's native addon ${path} does not load (${(e as Error).message.split("\n")[0]}): was the libtorch it was built against moved or removed? Rebuild it: 'npm run setup' in a checkout, 'npm rebuild lsmseg' in a package`);
+  }
   addon = loaded;
   for (const f of onLoad) f(loaded);
   return loaded;
