@@ -6,7 +6,9 @@
     "nccl_includes%": "<!(node -p \"process.env.LSMSEG_NCCL_INCLUDES || ''\")"
   },
   "targets": [{
-    "target_name": "lsmseg_malloc",
+    # The small torch-free addon (glibc heap settings). Its name sorts after lsmseg_native's on purpose:
+    # node-gyp-build loads the first .node file of build/Release (file names in byte order).
+    "target_name": "lsmseg_tuned_malloc",
     "sources": ["native/malloc.cc"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

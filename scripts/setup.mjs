@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // Installs whatever lsmseg needs and is missing, then returns quickly when everything is there:
-//   1. libtorch (LIBTORCH=/path/to/libtorch, or Debian's libtorch-dev and libgloo-dev through apt-get),
+//   1. libtorch (LIBTORCH=/path/to/libtorch, or Debian's libtorch-dev and libgloo-dev, installed through
+//      apt-get when missing: scripts/install-addon.mjs),
 //   2. npm dependencies,
-//   3. the native addon (node-gyp), rebuilt when its sources or the chosen libtorch change.
-// Used by `npm run demo`, `npm test` and `npm run bench`.
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+//   3. the native addon (node-gyp), rebuilt when its sources or the chosen libtorch change,
+//   4. dist/ (the compiled TypeScript that bin/lsmseg.js runs), rebuilt when src/ is newer.
+// Used by `npm run demo`, `npm test` and `npm run bench`. An installed package's own install step is
+// scripts/install.mjs, which never installs system packages.
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gypEnv, libtorchConfig } from "./libtorch-config.mjs";
+import { addonLoadError, addonPlan, buildAddon, findLibtorch } from "./install-addon.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.argv.includes("--quiet");
@@ -26,25 +29,24 @@ function run(cmd, args, opts = {}, { mayFail = false } = {}) {
 }
 
 // 1. libtorch
-function libtorchFound() {
-  if (process.env.LIBTORCH) {
-    const ok = existsSync(join(process.env.LIBTORCH, "include", "torch", "csrc", "api", "include", "torch", "torch.h"));
-    if (!ok) {
-      console.error(`[setup] LIBTORCH=${process.env.LIBTORCH} has no include/torch/csrc/api/include/torch/torch.h; unset it to use Debian's libtorch-dev`);
-      process.exit(1);
-    }
-    return true;
+function libtorch() {
+  try {
+    return findLibtorch(process.env, { python: null });
+  } catch (e) {
+    console.error(`[setup] ${e.message}`);
+    process.exit(1);
   }
-  // Debian's libtorch-dev plus the Gloo headers that its c10d headers include (data parallelism).
-  return existsSync("/usr/include/torch/csrc/api/include/torch/torch.h") && existsSync("/usr/include/gloo/algorithm.h");
 }
-if (!libtorchFound()) {
+let torch = libtorch();
+if (!torch) {
   say("libtorch not found: installing Debian's libtorch-dev and libgloo-dev");
   const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
   const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
   apt(["update"]);
   apt(["install", "-y", "--no-install-recommends", "libtorch-dev", "libgloo-dev"]);
+  torch = libtorch() ?? { kind: "debian", path: null };
 }
+if (torch.kind !== "debian") say(`libtorch: ${torch.path} (LIBTORCH)`);
 
 // 1b. Debian's chromium for the report's browser test: in CI (where that test must run) or on request
 // (--with-browser); elsewhere the test skips with a note saying how to get it.
@@ -65,38 +67,19 @@ if (needInstall) {
 }
 
 // 3. the native addon
-const addon = join(root, "build", "Release", "lsmseg_native.node");
-const mallocAddon = join(root, "build", "Release", "lsmseg_malloc.node");
-const buildStamp = join(root, "build", "lsmseg-build.json");
-// another libtorch: its C++ ABI, whether it has CUDA, and where the CUDA and NCCL headers are (for NCCL)
-const config = process.env.LIBTORCH ? libtorchConfig(process.env.LIBTORCH) : { abi: "", cuda: false, ncclIncludes: [], notes: [] };
-const wanted = JSON.stringify({ libtorch: process.env.LIBTORCH ?? "debian", node: process.versions.modules, ...gypEnv(config) });
-const newestSource = Math.max(
-  ...readdirSync(join(root, "native")).map((f) => statSync(join(root, "native", f)).mtimeMs),
-  statSync(join(root, "binding.gyp")).mtimeMs,
-);
-const stale = !existsSync(addon) || !existsSync(mallocAddon) || !existsSync(buildStamp) || readFileSync(buildStamp, "utf8") !== wanted
-  || statSync(addon).mtimeMs < newestSource;
-if (stale) {
+if (addonPlan(root, torch).stale) {
   say("building the native addon (first build takes a few minutes)");
-  const gyp = join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
-  const gypCmd = existsSync(gyp) ? [process.execPath, gyp] : ["npx", "--yes", "node-gyp"];
-  const nodedir = existsSync("/usr/include/node/node_api.h") ? ["--nodedir=/usr"] : [];
-  for (const note of config.notes) console.error(`[setup] ${note}`);
-  const build = (cfg, mayFail) => run(gypCmd[0], [...gypCmd.slice(1), "rebuild", "-j", "max", ...nodedir, ...(quiet ? ["--silent"] : [])],
-    { env: { ...process.env, ...gypEnv(cfg) } }, { mayFail });
-  if (config.ncclIncludes.length) say(`a CUDA libtorch with the NCCL headers: building with NCCL (${config.ncclIncludes.join(", ")})`);
-  if (!build(config, config.ncclIncludes.length > 0)) {
-    // NCCL's headers vary with CUDA and PyTorch versions; without NCCL, CUDA ranks still talk through Gloo
-    console.error("[setup] the build with NCCL failed (messages above); building without NCCL: CUDA ranks will use Gloo");
-    build({ ...config, ncclIncludes: [] }, false);
+  if (!buildAddon(root, torch, { quiet, say })) {
+    console.error("[setup] failed: the native addon's build (messages above)");
+    process.exit(1);
   }
-  writeFileSync(buildStamp, wanted);
 }
-try {
-  execFileSync(process.execPath, ["-e", `require(${JSON.stringify(addon)})`], { stdio: "pipe" });
-} catch (e) {
-  console.error(`[setup] the native addon does not load: ${e.stderr?.toString() ?? e}`);
+const loadError = addonLoadError(root);
+if (loadError) {
+  console.error(`[setup] the native addon does not load: ${loadError}`);
   process.exit(1);
 }
+
+// 4. dist/
+if (existsSync(join(root, "src"))) run(process.execPath, [join(root, "scripts", "build.mjs"), "--if-stale", ...(quiet ? ["--quiet"] : [])]);
 say("ready");

@@ -6,8 +6,11 @@ export type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export class UsageError extends Error {}
 
+/** What parseFlags returns: named, so the declaration build (tsconfig.build.json) can write it out. */
+type ParsedFlags<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O & { help: { type: "boolean"; short: string } }; allowPositionals: boolean; strict: true }>>;
+
 /** Parses `argv` against `options`; prints `help` and returns null for --help. */
-export function parseFlags<O extends Options>(argv: string[], options: O, help: string, allowPositionals = false) {
+export function parseFlags<O extends Options>(argv: string[], options: O, help: string, allowPositionals = false): ParsedFlags<O> | null {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals, strict: true });

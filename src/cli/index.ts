@@ -1,5 +1,6 @@
 // lsmseg's command dispatcher: one file per command under src/cli/, each exporting
 // `run(argv): Promise<number>` (the exit code). Errors become one clear line, never a stack dump.
+import { readFileSync } from "node:fs";
 import { tuneHeap } from "../util/heap.ts";
 import { exitCodeOf } from "./args.ts";
 
@@ -24,7 +25,7 @@ const COMMANDS: Record<string, string> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(16)} ${what}`);
-  return `usage: lsmseg <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n'lsmseg <command> --help' for a command's options.`;
+  return `usage: lsmseg <command> [options]\n\ncommands:\n${lines.join("\n")}\n\n'lsmseg <command> --help' for a command's options; 'lsmseg --version' for the version.`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -32,7 +33,12 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     console.log(usage());
-    return name ? 0 : 1;
+    return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "-V") {
+    // src/cli/ and dist/cli/ are both two levels below package.json
+    console.log((JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version);
+    return 0;
   }
   if (!(name in COMMANDS)) {
     console.error(`lsmseg: unknown command '${name}'\n\n${usage()}`);

@@ -76,13 +76,9 @@ interface WorkerSlot {
   inFlight: number;
 }
 
-/**
- * A worker thread running src/data/worker.ts through tsx (src/util/workers.ts). The loader also passes tsx's
- * --import hook: on Node 20.20 register() alone failed here when the main thread had registered tsx with
- * register(), as bin/lsmseg.js does.
- */
+/** A worker thread running ./worker.ts (compiled, or through tsx: src/util/workers.ts). */
 function startWorker(workerData: WorkerInit): Worker {
-  return tsWorker(new URL("./worker.ts", import.meta.url), { workerData, execArgv: ["--import", import.meta.resolve("tsx")] });
+  return tsWorker(new URL("./worker.ts", import.meta.url), { workerData });
 }
 
 export class PatchLoader {

@@ -1,6 +1,7 @@
 // lsmseg export-container: a folder from which `docker build` makes the SELMA3D algorithm container, and the
 // model tarball Grand Challenge unpacks into /opt/ml/model. The folder holds a Dockerfile, lsmseg's sources
 // (built inside the image against Debian's libtorch), model.tar.gz and a README with the steps.
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -29,8 +30,8 @@ export interface ExportResult {
   sha256: string;
 }
 
-/** What of lsmseg the image needs to build and run (no tests, benchmarks or data). */
-export const SOURCE_PATHS = ["package.json", "package-lock.json", "binding.gyp", "tsconfig.json", "bin", "src", "native", "scripts"];
+/** What of lsmseg the image needs to build and run (no tests, benchmarks or data): the compiled dist/, not src/. */
+export const SOURCE_PATHS = ["package.json", "package-lock.json", "binding.gyp", "bin", "dist", "native", "scripts"];
 
 /** The checkpoint's name inside the tarball: what `lsmseg serve --model /opt/ml/model` looks for first. */
 export const MODEL_CHECKPOINT = "checkpoint_final.safetensors";
@@ -143,7 +144,12 @@ export async function exportContainer(o: ExportOptions): Promise<ExportResult> {
     rmSync(staging, { recursive: true, force: true });
   }
 
-  // the sources the image builds from
+  // the sources the image builds from; its `npm ci --omit=dev` has no TypeScript, so it runs dist/, which a
+  // checkout builds first when src/ is newer
+  if (existsSync(join(root, "src"))) {
+    const built = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-stale", "--quiet"], { stdio: ["ignore", "inherit", "inherit"] });
+    if (built.status !== 0) throw new Error(`${join(root, "dist")}: could not compile src/ (npm run build says why)`);
+  }
   const src = join(out, "lsmseg");
   rmSync(src, { recursive: true, force: true });
   for (const p of SOURCE_PATHS) {

@@ -1,7 +1,6 @@
 // The one interface every self-supervised method implements, and the registry that finds them: each
-// method is one file in src/ssl/methods/ whose default export is an SslMethod, so adding a method
-// touches no other file (the registry reads that folder).
-import { readdirSync } from "node:fs";
+// method is one file in src/ssl/methods/ whose default export is an SslMethod, listed once in
+// src/ssl/methods/index.ts (an explicit list, so compiled or bundled output finds them too).
 import type { AugmentConfig } from "../data/augment.ts";
 import type { Rng } from "../data/rng.ts";
 import { Conv3d } from "../nn/layers.ts";
@@ -49,20 +48,16 @@ export interface SslMethod {
   create(net: SegNetwork, options: Record<string, number>): SslObjective;
 }
 
-const METHODS_DIR = new URL("./methods/", import.meta.url);
-
 let cache: Map<string, SslMethod> | null = null;
 
-/** Every method in src/ssl/methods/, by name. */
+/** Every method listed in src/ssl/methods/index.ts, by name (loaded on first use: they load libtorch). */
 export async function sslMethods(): Promise<Map<string, SslMethod>> {
   if (cache) return cache;
+  const { METHODS } = await import("./methods/index.ts");
   const found = new Map<string, SslMethod>();
-  const files = readdirSync(METHODS_DIR).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith(".d.ts")).sort();
-  for (const f of files) {
-    const mod = (await import(new URL(f, METHODS_DIR).href)) as { default?: SslMethod };
-    const m = mod.default;
-    if (!m || typeof m.create !== "function" || typeof m.name !== "string") throw new Error(`src/ssl/methods/${f}: the default export is not an SslMethod`);
-    if (found.has(m.name)) throw new Error(`src/ssl/methods/${f}: a second method named '${m.name}'`);
+  for (const [file, m] of Object.entries(METHODS)) {
+    if (!m || typeof m.create !== "function" || typeof m.name !== "string") throw new Error(`src/ssl/methods/${file}.ts: the default export is not an SslMethod`);
+    if (found.has(m.name)) throw new Error(`src/ssl/methods/${file}.ts: a second method named '${m.name}'`);
     found.set(m.name, m);
   }
   cache = found;

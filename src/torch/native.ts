@@ -1,4 +1,6 @@
-// Loads the native addon (build/Release/lsmseg_native.node) and types its functions.
+// Loads the native addon (lsmseg_native.node: prebuilds/<platform>-<arch>/ or build/Release/, through
+// node-gyp-build) and types its functions. It loads on first use, not at import, so `import "lsmseg"` works
+// on a machine without libtorch and only what computes with tensors fails, with one line saying what to do.
 // Nothing outside src/torch/ and src/optim/ (libtorch's optimizers) talks to it directly.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -78,14 +80,41 @@ export interface NativeAddon {
   mallocTrim(): boolean;
 }
 
+/** The package's root: src/torch/ and dist/torch/ are both two levels down. */
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+let addon: NativeAddon | null = null;
+const onLoad: ((addon: NativeAddon) => void)[] = [];
+
 function load(): NativeAddon {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-  const path = join(root, "build", "Release", "lsmseg_native.node");
-  if (!existsSync(path)) {
-    throw new Error(`the native addon ${path} is not built: run 'npm run setup' (it installs libtorch and builds the addon)`);
-  }
   const require = createRequire(import.meta.url);
-  return require(path) as NativeAddon;
+  let path: string;
+  try {
+    path = (require("node-gyp-build") as { resolve(dir: string): string }).resolve(root);
+  } catch {
+    throw new Error(`lsmseg's native addon (libtorch) is not built in ${root}: in a checkout run 'npm run setup'; in an installed package give it a libtorch, then 'npm rebuild lsmseg' (README: Install as a package)`);
+  }
+  // node-gyp-build takes build/Release's first .node file: an old build's lsmseg_malloc.node would come first
+  const own = join(root, "build", "Release", "lsmseg_native.node");
+  if (path.startsWith(join(root, "build")) && path !== own && existsSync(own)) path = own;
+  let loaded: NativeAddon;
+  try {
+    loaded = require(path) as NativeAddon;
+  } catch (e) {
+    throw new Error(`lsmseg's native addon ${path} does not load (${(e as Error).message.split("\n")[0]}): was the libtorch it was built against moved or removed? Rebuild it: 'npm run setup' in a checkout, 'npm rebuild lsmseg' in a package`);
+  }
+  addon = loaded;
+  for (const f of onLoad) f(loaded);
+  return loaded;
 }
 
-export const native: NativeAddon = load();
+/** Runs `f` once the addon is loaded (at once when it is): process-wide settings such as the thread count. */
+export function whenLoaded(f: (addon: NativeAddon) => void): void {
+  if (addon) f(addon);
+  else onLoad.push(f);
+}
+
+/** The addon, loaded on first use (a property read costs a proxy trap, small beside any libtorch call). */
+export const native: NativeAddon = new Proxy({} as NativeAddon, {
+  get: (_target, key) => (addon ?? load())[key as keyof NativeAddon],
+});

@@ -1,6 +1,6 @@
 // Engine-wide settings: threads, seeds, random state, build information, live memory.
 import { availableParallelism } from "node:os";
-import { native, type BuildInfo } from "./native.ts";
+import { native, whenLoaded, type BuildInfo } from "./native.ts";
 import { Tensor } from "./tensor.ts";
 
 /** Sets libtorch's intra-op threads (default: the number of cores, or LSMSEG_THREADS). */
@@ -53,4 +53,4 @@ export function schemas(name: string): string[] {
 }
 
 const envThreads = Number(process.env.LSMSEG_THREADS);
-native.setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());
+whenLoaded((addon) => addon.setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism()));

@@ -10,7 +10,7 @@ let tuned: boolean | null = null;
 export function tuneHeap(): boolean {
   if (tuned === null) {
     try {
-      tuned = (createRequire(import.meta.url)("../../build/Release/lsmseg_malloc.node") as { tuned: boolean }).tuned;
+      tuned = (createRequire(import.meta.url)("../../build/Release/lsmseg_tuned_malloc.node") as { tuned: boolean }).tuned;
     } catch {
       tuned = false;
     }

@@ -1,15 +1,24 @@
-// Worker threads that run TypeScript. On Node 20 a Worker started from a .ts file does not get tsx's
-// loader from `execArgv: ["--import", "tsx"]` (module hooks registered that way do not reach the worker's
-// entry point: "Unknown file extension .ts"), whichever way the main thread was started. What works is a
-// small bootstrap that registers tsx inside the worker and then imports the .ts module; tsx is named by
-// its resolved URL, so it is found whatever the working directory.
+// Worker threads over lsmseg's own modules. Compiled (dist/, this file is .js), a worker is a plain Worker on the
+// compiled .js module beside the one the caller names: no tsx, no hook, so it starts in a few tens of ms.
+// From the sources under tsx (tests, a checkout without a fresh dist/), it needs tsx inside the worker: on
+// Node 20 a Worker started from a .ts file does not get tsx's loader from the main thread ("Unknown file
+// extension .ts"), whichever way the main thread was started, so a small bootstrap registers tsx inside the
+// worker and then imports the .ts module. It also gets tsx's --import hook: on Node 20.20 register() alone
+// failed in the data loader's workers when the main thread had registered tsx with register(), as
+// bin/lsmseg.js does. tsx is named by its resolved URL, so it is found whatever the working directory.
 import { Worker, type WorkerOptions } from "node:worker_threads";
 
-/** A Worker running the TypeScript (or JavaScript) module `script`, with tsx registered inside it. */
+const compiled = import.meta.url.endsWith(".js");
+
+/**
+ * A Worker running lsmseg's module `script`, named as in the sources (`new URL("./worker.ts", import.meta.url)`):
+ * its compiled .js twin when lsmseg runs compiled, the .ts module through tsx otherwise.
+ */
 export function tsWorker(script: URL, options: WorkerOptions = {}): Worker {
+  if (compiled) return new Worker(new URL(script.href.replace(/\.ts$/, ".js")), options);
   const api = import.meta.resolve("tsx/esm/api");
   const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`;
-  return new Worker(bootstrap, { ...options, eval: true });
+  return new Worker(bootstrap, { execArgv: ["--import", import.meta.resolve("tsx")], ...options, eval: true });
 }
 
 /**

@@ -71,8 +71,8 @@ test("export-container: a Dockerfile for the invoke API, the sources it builds, 
   assert.match(docker, /^RUN npm ci --omit=dev/m);
   assert.match(docker, /^RUN node scripts\/setup\.mjs$/m);
   assert.match(docker, /^ENTRYPOINT \["node", "\/opt\/lsmseg\/bin\/lsmseg\.js", "serve", "--model", "\/opt\/ml\/model", "--input", "\/input", "--output", "\/output", "--host", "0\.0\.0\.0", "--port", "8080"\]$/m);
-  for (const f of ["package.json", "package-lock.json", "binding.gyp", "bin/lsmseg.js", "src/cli/serve.ts", "native/addon.cc", "scripts/setup.mjs"]) assert.ok(existsSync(join(exported, "lsmseg", f)), f);
-  assert.ok(!existsSync(join(exported, "lsmseg", "node_modules")) && !existsSync(join(exported, "test")));
+  for (const f of ["package.json", "package-lock.json", "binding.gyp", "bin/lsmseg.js", "dist/cli/serve.js", "native/addon.cc", "scripts/setup.mjs"]) assert.ok(existsSync(join(exported, "lsmseg", f)), f);
+  assert.ok(!existsSync(join(exported, "lsmseg", "node_modules")) && !existsSync(join(exported, "test")) && !existsSync(join(exported, "lsmseg", "src")), "no node_modules, tests or sources (the image runs dist/)");
   assert.match(readFileSync(join(exported, "README.md"), "utf8"), /docker build -t lsmseg-selma3d \.[\s\S]*POST localhost:8080\/invoke[\s\S]*docker save/);
   // the system's tar reads the archive: the files at the root, byte for byte
   const listing = execFileSync("tar", ["-tzf", join(exported, "model.tar.gz")], { encoding: "utf8" }).trim().split("\n");
