@@ -174,6 +174,13 @@ static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cudaSynchronize(): waits for every queued kernel of the current GPU (benchmarks time GPU work with it);
+// nothing to wait for without CUDA.
+static Napi::Value cudaSynchronize(const Napi::CallbackInfo& info) {
+  if (torch::cuda::is_available()) torch::cuda::synchronize();
+  return info.Env().Undefined();
+}
+
 void initAutograd(Napi::Env env, Napi::Object exports) {
   LSM_EXPORT(exports, "backward", backward);
   LSM_EXPORT(exports, "autogradGrad", autogradGrad);
@@ -193,6 +200,7 @@ void initAutograd(Napi::Env env, Napi::Object exports) {
   LSM_EXPORT(exports, "getRngState", getRngState);
   LSM_EXPORT(exports, "setRngState", setRngState);
   LSM_EXPORT(exports, "buildInfo", buildInfo);
+  LSM_EXPORT(exports, "cudaSynchronize", cudaSynchronize);
 }
 
 }  // namespace lsm

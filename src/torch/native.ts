@@ -55,6 +55,7 @@ export interface NativeAddon {
   getRngState(): Handle;
   setRngState(t: Handle): void;
   buildInfo(): BuildInfo;
+  cudaSynchronize(): void;
   optimCreate(kind: string, params: Handle[], options: Record<string, number | boolean>): Handle;
   optimStep(h: Handle): void;
   optimZeroGrad(h: Handle, setToNone?: boolean): void;
