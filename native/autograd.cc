@@ -181,6 +181,14 @@ static Napi::Value cudaSynchronize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setMkldnnEnabled(on): whether CPU convolutions may use oneDNN (torch.backends.mkldnn.enabled); returns the previous
+// setting. For measuring what oneDNN brings on a given libtorch build (bench/cpu-ops.ts).
+static Napi::Value setMkldnnEnabled(const Napi::CallbackInfo& info) {
+  bool prev = at::globalContext().userEnabledMkldnn();
+  at::globalContext().setUserEnabledMkldnn(toBool(info[0], "enabled"));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
 void initAutograd(Napi::Env env, Napi::Object exports) {
   LSM_EXPORT(exports, "backward", backward);
   LSM_EXPORT(exports, "autogradGrad", autogradGrad);
@@ -201,6 +209,7 @@ void initAutograd(Napi::Env env, Napi::Object exports) {
   LSM_EXPORT(exports, "setRngState", setRngState);
   LSM_EXPORT(exports, "buildInfo", buildInfo);
   LSM_EXPORT(exports, "cudaSynchronize", cudaSynchronize);
+  LSM_EXPORT(exports, "setMkldnnEnabled", setMkldnnEnabled);
 }
 
 }  // namespace lsm

@@ -56,6 +56,7 @@ export interface NativeAddon {
   setRngState(t: Handle): void;
   buildInfo(): BuildInfo;
   cudaSynchronize(): void;
+  setMkldnnEnabled(enabled: boolean): boolean;
   optimCreate(kind: string, params: Handle[], options: Record<string, number | boolean>): Handle;
   optimStep(h: Handle): void;
   optimZeroGrad(h: Handle, setToNone?: boolean): void;

@@ -53,6 +53,11 @@ export function gpuMemoryBytes(device: string, env: NodeJS.ProcessEnv = process.
   return Number.isFinite(mb) && mb > 0 ? mb * 2 ** 20 : null;
 }
 
+/** Whether CPU convolutions may use oneDNN (torch.backends.mkldnn.enabled; on by default); returns the previous setting. */
+export function setMkldnnEnabled(enabled: boolean): boolean {
+  return native.setMkldnnEnabled(enabled);
+}
+
 /** Waits until the GPU has run everything queued so far (for timing GPU work); does nothing without CUDA. */
 export function cudaSynchronize(): void {
   native.cudaSynchronize();
