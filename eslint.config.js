@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "build/", "dist/", "data/", "runs/", "fixtures/**/*.py", "**/*.d.ts"] },
+  { ignores: ["node_modules/", "build/", ".cache/", "dist/", "data/", "runs/", "fixtures/**/*.py", "**/*.d.ts"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -50,4 +50,30 @@ export function runPeer(script: string, args: string[]): Record<string, unknown>
   return JSON.parse(line) as Record<string, unknown>;
 }
 
+/**
+ * Runs bench/gpu_peer.py (the anchors' work on any device, at any channel list) with LSMSEG_PYTHON (default
+ * python3: on a GPU machine, the one with the CUDA PyTorch) and returns its last JSON line, or null with a note.
+ */
+export function runDevicePeer(args: string[]): Record<string, unknown> | null {
+  const anchors = anchorsDir();
+  if (!anchors) {
+    console.log("  (peer skipped: ../shared/anchors not found; set LSMSEG_ANCHORS)");
+    return null;
+  }
+  const python = process.env.LSMSEG_PYTHON ?? "python3";
+  const r = spawnSync(python, [join(root, "bench", "gpu_peer.py"), ...args], { encoding: "utf8", env: { ...process.env, LSMSEG_ANCHORS: anchors } });
+  if (r.status !== 0) {
+    console.log(`  (peer failed: ${(r.stderr ?? String(r.error)).trim().split("\n").pop()})`);
+    return null;
+  }
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
+}
+
+/** --features "32,64,128" as numbers; the anchor U-Net's channels by default. */
+export function parseFeatures(s: string | undefined): number[] {
+  const f = (s ?? "16,32,64,128").split(",").map(Number);
+  if (f.length < 2 || f.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`--features: expected a comma list of channel counts, got "${s}"`);
+  return f;
+}
+
 export const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;

@@ -8,6 +8,7 @@ voxels only, backward, AdamW(lr 1e-3).
 
 Needs Debian's python3-torch; run with /usr/bin/python3.
 Usage: python3 bench/pretrain_peer.py [--precision bf16|fp32] [--patch 64] [--batch 2] [--steps 6] [--threads 2]
+       [--device cuda] [--features 32,64,128,256,320,320]
 Prints one JSON line: {"median_s": ..., ...}
 """
 import argparse, json, os, sys, time
@@ -46,26 +47,34 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--features", default="16,32,64,128")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = UNet()
-    recon = nn.Conv3d(16, 1, 1)
+    dev = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    ch = tuple(int(c) for c in args.features.split(","))
+    net = UNet(ch).to(dev)
+    recon = nn.Conv3d(ch[0], 1, 1).to(dev)
     params = [p for n, p in net.named_parameters() if not n.startswith("head.")] + list(recon.parameters())
     opt = torch.optim.AdamW(params, 1e-3)
     p = args.patch
-    x = torch.randn(args.batch, 1, p, p, p)
+    x = torch.randn(args.batch, 1, p, p, p, device=dev)
+    grid = p // 2 ** (len(ch) - 1)
     times = []
     for _ in range(args.steps):
+        sync()
         t0 = time.perf_counter()
-        mask = F.interpolate(block_mask(args.batch, p // 8, 0.75), size=(p, p, p), mode="nearest")
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        mask = F.interpolate(block_mask(args.batch, grid, 0.75), size=(p, p, p), mode="nearest").to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             pred = recon(decoder_features(net, x * (1 - mask)))
         pred = pred.float()
         loss = ((pred - x) ** 2 * mask).sum() / mask.sum().clamp(min=1)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
         times.append(time.perf_counter() - t0)
     times = sorted(times[1:])
     print(json.dumps({"median_s": round(times[len(times) // 2], 4), "params": sum(q.numel() for q in params),

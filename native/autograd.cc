@@ -78,41 +78,55 @@ static Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
 }
 
-// autocastEnter(deviceType, dtype): enters one level of autocast; returns the previous state
-// [enabled, dtype] so that autocastExit can restore it exactly (scopes nest).
-static Napi::Value autocastEnter(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  auto device = info[0].As<Napi::String>().Utf8Value();
-  auto dtype = toDtype(info[1]);
-  auto prev = Napi::Array::New(env, 2);
-  if (device == "cpu") {
-    prev.Set(0u, Napi::Boolean::New(env, at::autocast::is_cpu_enabled()));
-    prev.Set(1u, Napi::Number::New(env, static_cast<int>(at::autocast::get_autocast_cpu_dtype())));
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  } else if (device == "cuda") {
-    prev.Set(0u, Napi::Boolean::New(env, at::autocast::is_enabled()));
-    prev.Set(1u, Napi::Number::New(env, static_cast<int>(at::autocast::get_autocast_gpu_dtype())));
-    at::autocast::set_enabled(true);
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  } else {
-    throw Napi::Error::New(env, "autocast: device must be 'cpu' or 'cuda', got '" + device + "'");
-  }
-  at::autocast::increment_nesting();
-  return prev;
+// libtorch 2.4 made autocast's state one device-generic API (at::autocast::is_autocast_enabled(DeviceType), ...)
+// and deprecated the per-device calls, which print a warning on every use; 1.13 to 2.3 have only the latter.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+static bool autocastEnabled(at::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
+static at::ScalarType autocastDtype(at::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
+static void setAutocast(at::DeviceType d, bool enabled, at::ScalarType dtype) {
+  at::autocast::set_autocast_enabled(d, enabled);
+  at::autocast::set_autocast_dtype(d, dtype);
 }
-
-static Napi::Value autocastExit(const Napi::CallbackInfo& info) {
-  auto device = info[0].As<Napi::String>().Utf8Value();
-  bool enabled = toBool(info[1], "enabled");
-  auto dtype = toDtype(info[2]);
-  if (device == "cpu") {
+#else
+static bool autocastEnabled(at::DeviceType d) { return d == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled(); }
+static at::ScalarType autocastDtype(at::DeviceType d) {
+  return d == at::kCPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+}
+static void setAutocast(at::DeviceType d, bool enabled, at::ScalarType dtype) {
+  if (d == at::kCPU) {
     at::autocast::set_cpu_enabled(enabled);
     at::autocast::set_autocast_cpu_dtype(dtype);
   } else {
     at::autocast::set_enabled(enabled);
     at::autocast::set_autocast_gpu_dtype(dtype);
   }
+}
+#endif
+
+static at::DeviceType autocastDevice(const Napi::Value& v) {
+  auto device = v.As<Napi::String>().Utf8Value();
+  if (device == "cpu") return at::kCPU;
+  if (device == "cuda") return at::kCUDA;
+  throw Napi::Error::New(v.Env(), "autocast: device must be 'cpu' or 'cuda', got '" + device + "'");
+}
+
+// autocastEnter(deviceType, dtype): enters one level of autocast; returns the previous state
+// [enabled, dtype] so that autocastExit can restore it exactly (scopes nest).
+static Napi::Value autocastEnter(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto device = autocastDevice(info[0]);
+  auto dtype = toDtype(info[1]);
+  auto prev = Napi::Array::New(env, 2);
+  prev.Set(0u, Napi::Boolean::New(env, autocastEnabled(device)));
+  prev.Set(1u, Napi::Number::New(env, static_cast<int>(autocastDtype(device))));
+  setAutocast(device, true, dtype);
+  at::autocast::increment_nesting();
+  return prev;
+}
+
+static Napi::Value autocastExit(const Napi::CallbackInfo& info) {
+  auto device = autocastDevice(info[0]);
+  setAutocast(device, toBool(info[1], "enabled"), toDtype(info[2]));
   // Leaving the outermost scope drops the cache of casted weights, as torch.autocast does; keeping it
   // would reuse stale copies after the optimizer changes the weights.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
@@ -160,6 +174,21 @@ static Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cudaSynchronize(): waits for every queued kernel of the current GPU (benchmarks time GPU work with it);
+// nothing to wait for without CUDA.
+static Napi::Value cudaSynchronize(const Napi::CallbackInfo& info) {
+  if (torch::cuda::is_available()) torch::cuda::synchronize();
+  return info.Env().Undefined();
+}
+
+// setMkldnnEnabled(on): whether CPU convolutions may use oneDNN (torch.backends.mkldnn.enabled); returns the previous
+// setting. For measuring what oneDNN brings on a given libtorch build (bench/cpu-ops.ts).
+static Napi::Value setMkldnnEnabled(const Napi::CallbackInfo& info) {
+  bool prev = at::globalContext().userEnabledMkldnn();
+  at::globalContext().setUserEnabledMkldnn(toBool(info[0], "enabled"));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
 void initAutograd(Napi::Env env, Napi::Object exports) {
   LSM_EXPORT(exports, "backward", backward);
   LSM_EXPORT(exports, "autogradGrad", autogradGrad);
@@ -179,6 +208,8 @@ void initAutograd(Napi::Env env, Napi::Object exports) {
   LSM_EXPORT(exports, "getRngState", getRngState);
   LSM_EXPORT(exports, "setRngState", setRngState);
   LSM_EXPORT(exports, "buildInfo", buildInfo);
+  LSM_EXPORT(exports, "cudaSynchronize", cudaSynchronize);
+  LSM_EXPORT(exports, "setMkldnnEnabled", setMkldnnEnabled);
 }
 
 }  // namespace lsm

@@ -31,6 +31,14 @@ static void waitFor(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::mil
   if (!work->wait(timeout)) throw std::runtime_error(std::string(what) + ": timed out");
 }
 
+// Since 2.4 a TCPStore asks for the libuv backend by default (TCPStoreOptions::useLibUV, added in 2.2), and fails
+// where PyTorch was built without libuv (Debian's 2.6: "use_libuv was requested but PyTorch was build without libuv
+// support"). The classic backend is in every build, so ask for it wherever the field exists (1.13 has neither).
+template <typename Options>
+static auto classicStoreBackend(Options& o, int) -> decltype(o.useLibUV = false, void()) { o.useLibUV = false; }
+template <typename Options>
+static void classicStoreBackend(Options&, long) {}
+
 // distInit(rank, worldSize, host, port, timeoutMs, backend): rendezvous through a TCPStore (rank 0 serves it),
 // then a Gloo or NCCL process group. Blocks until every rank has joined or the timeout passes.
 static Napi::Value distInit(const Napi::CallbackInfo& info) {
@@ -50,6 +58,7 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
   so.numWorkers = world;
   so.waitWorkers = true;
   so.timeout = timeout;
+  classicStoreBackend(so, 0);
   auto* b = new GroupBox();
   try {
     b->store = c10::make_intrusive<c10d::TCPStore>(host, so);

@@ -4,8 +4,9 @@
 #include <torch/optim/sgd.h>
 #include <torch/optim/adamw.h>
 #include <torch/nn/utils/clip_grad.h>
-#include <c10/util/string_utils.h>
 #include <memory>
+#include <sstream>
+#include <type_traits>
 
 namespace lsm {
 
@@ -27,7 +28,21 @@ static bool boolOr(const Napi::Object& o, const char* key, bool fallback) {
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
 }
 
-static std::string keyOf(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// libtorch keys an optimizer's per-parameter state by the parameter's TensorImpl address: written as a string
+// in 1.13 (c10::guts::to_string, an ostream of the pointer), the pointer itself (void*) from 2.x on. The key type
+// is read from the map, so both build without a version check.
+using StateMap = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>;
+template <typename Key>
+static Key stateKey(at::TensorImpl* impl) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;
+    s << impl;
+    return s.str();
+  } else {
+    return impl;
+  }
+}
+static StateMap::key_type keyOf(const at::Tensor& p) { return stateKey<StateMap::key_type>(p.unsafeGetTensorImpl()); }
 
 // optimCreate(kind, params, options)
 static Napi::Value optimCreate(const Napi::CallbackInfo& info) {

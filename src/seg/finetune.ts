@@ -17,7 +17,7 @@ import { readJsonl } from "../util/jsonl.ts";
 import { Progress } from "../util/progress.ts";
 import { segmentationLoss } from "./losses.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint, networkFromCheckpoint, transferWeights, type TransferReport } from "./model.ts";
-import { type Plan, type PlanOptions, checkTrainingMemory, describePlan, makePlan } from "./plan.ts";
+import { type Plan, type PlanOptions, checkTrainingMemory, definedOnly, describePlan, devicePlanOptions, makePlan } from "./plan.ts";
 
 const LSMSEG_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -109,7 +109,9 @@ async function planFor(cases: Case[], o: FinetuneOptions): Promise<Plan> {
     spacings.push(src.header.spacingUm);
     await src.close();
   }
-  const plan = makePlan(shapes, spacings, { deepSupervision: true, ...o.plan });
+  const gpu = devicePlanOptions(o.device, o.precision ?? defaultPrecision(o.device ?? "cpu"));
+  if (gpu.note && !o.quiet) process.stderr.write(gpu.note + "\n");
+  const plan = makePlan(shapes, spacings, { deepSupervision: true, ...gpu.options, ...definedOnly(o.plan) });
   if (o.init) {
     // The pretraining checkpoint decides the architecture so that its weights fit (nnssl's adaptation plan).
     const net = networkFromCheckpoint(o.init, plan.network.numClasses, true);
@@ -180,7 +182,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (!main) o = { ...o, quiet: true, log: () => {} };
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
   const seed = o.seed ?? 0;
-  const precision = o.precision ?? defaultPrecision();
+  const precision = o.precision ?? defaultPrecision(o.device ?? "cpu");
   const device = o.device ?? "cpu";
   const latestPath = join(o.out, CHECKPOINT_NAMES.latest);
   const logPath = join(o.out, "log.jsonl");

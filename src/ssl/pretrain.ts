@@ -19,7 +19,7 @@ import type { Module } from "../nn/module.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, clipGradNorm, makeSchedule } from "../optim/index.ts";
 import { CHECKPOINT_NAMES, disposeCheckpoint } from "../seg/model.ts";
-import { type Plan, type PlanOptions, checkTrainingMemory, describePlan, makePlan } from "../seg/plan.ts";
+import { type Plan, type PlanOptions, checkTrainingMemory, definedOnly, describePlan, devicePlanOptions, makePlan } from "../seg/plan.ts";
 import { ProcessGroup, type Tensor, autocast, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, saveCheckpoint, setRngState, tensor, tidy } from "../torch/index.ts";
 import { makeDirs, writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
@@ -130,7 +130,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const mopts = methodOptions(method, o.methodOptions);
   const seed = o.seed ?? 0;
   const steps = o.steps ?? 1000;
-  const precision = o.precision ?? defaultPrecision();
+  const precision = o.precision ?? defaultPrecision(o.device ?? "cpu");
   const latestPath = join(o.out, CHECKPOINT_NAMES.latest);
   const finalPath = join(o.out, CHECKPOINT_NAMES.final);
   const logPath = join(o.out, "log.jsonl");
@@ -161,8 +161,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     step = extra.state.step;
     globalBatches = extra.state.globalBatches ?? step;
   } else {
+    // on a GPU the patch is planned from its memory at the method's batch size
     const batchSize = o.plan?.batchSize ?? method.batchSize;
-    plan = makePlan(shapes, spacings, { ...o.plan, batchSize, deepSupervision: false });
+    const gpu = devicePlanOptions(o.device, precision);
+    if (gpu.note) log(gpu.note);
+    plan = makePlan(shapes, spacings, { ...gpu.options, ...definedOnly(o.plan), batchSize, deepSupervision: false });
     if ((o.device ?? "cpu") === "cpu") checkTrainingMemory(plan, totalmem());
   }
   manualSeed(seed);

@@ -6,7 +6,7 @@ export { tidy, keep, scopeDepth } from "./scope.ts";
 export { noGrad, enableGrad, isGradEnabled, grad } from "./autograd.ts";
 export { autocast, cpuHasBf16, defaultPrecision } from "./autocast.ts";
 export type { AutocastOptions } from "./autocast.ts";
-export { setNumThreads, getNumThreads, manualSeed, getRngState, setRngState, buildInfo, cudaAvailable, liveTensors, releaseFreeMemory, schemas } from "./runtime.ts";
+export { setNumThreads, getNumThreads, manualSeed, getRngState, setRngState, buildInfo, cudaAvailable, cudaSynchronize, gpuMemoryBytes, setMkldnnEnabled, liveTensors, releaseFreeMemory, schemas } from "./runtime.ts";
 export type { DType, MemoryFormat, TypedArray } from "./dtype.ts";
 export { isFloating } from "./dtype.ts";
 export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from "./safetensors.ts";

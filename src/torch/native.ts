@@ -57,6 +57,8 @@ export interface NativeAddon {
   getRngState(): Handle;
   setRngState(t: Handle): void;
   buildInfo(): BuildInfo;
+  cudaSynchronize(): void;
+  setMkldnnEnabled(enabled: boolean): boolean;
   optimCreate(kind: string, params: Handle[], options: Record<string, number | boolean>): Handle;
   optimStep(h: Handle): void;
   optimZeroGrad(h: Handle, setToNone?: boolean): void;

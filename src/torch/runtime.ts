@@ -1,4 +1,5 @@
 // Engine-wide settings: threads, seeds, random state, build information, live memory.
+import { spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { native, whenLoaded, type BuildInfo } from "./native.ts";
 import { Tensor } from "./tensor.ts";
@@ -31,6 +32,35 @@ export function buildInfo(): BuildInfo {
 
 export function cudaAvailable(): boolean {
   return native.buildInfo().cuda;
+}
+
+/**
+ * The memory of the GPU behind a device string ("cuda", "cuda:1"), in bytes: LSMSEG_GPU_MEMORY_MB when set (to plan
+ * for another GPU, or to leave room for other work), else nvidia-smi's memory.total (the index taken through
+ * CUDA_VISIBLE_DEVICES, as CUDA numbers the devices). Null where neither says.
+ */
+export function gpuMemoryBytes(device: string, env: NodeJS.ProcessEnv = process.env): number | null {
+  if (env.LSMSEG_GPU_MEMORY_MB !== undefined) {
+    const mb = Number(env.LSMSEG_GPU_MEMORY_MB);
+    if (!Number.isFinite(mb) || mb <= 0) throw new Error(`LSMSEG_GPU_MEMORY_MB: expected a positive number of MiB, got "${env.LSMSEG_GPU_MEMORY_MB}"`);
+    return mb * 2 ** 20;
+  }
+  const index = Number(/^cuda:(\d+)$/.exec(device)?.[1] ?? 0);
+  const visible = env.CUDA_VISIBLE_DEVICES?.split(",").map((s) => s.trim()).filter(Boolean);
+  const physical = visible && visible.length > index ? visible[index] : String(index);
+  const r = spawnSync("nvidia-smi", ["--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", physical], { encoding: "utf8" });
+  const mb = r.status === 0 ? Number(r.stdout.trim().split("\n")[0]) : NaN;
+  return Number.isFinite(mb) && mb > 0 ? mb * 2 ** 20 : null;
+}
+
+/** Whether CPU convolutions may use oneDNN (torch.backends.mkldnn.enabled; on by default); returns the previous setting. */
+export function setMkldnnEnabled(enabled: boolean): boolean {
+  return native.setMkldnnEnabled(enabled);
+}
+
+/** Waits until the GPU has run everything queued so far (for timing GPU work); does nothing without CUDA. */
+export function cudaSynchronize(): void {
+  native.cudaSynchronize();
 }
 
 /**
