@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { openVolume } from "../io/index.ts";
+import { type LabelMap, readDatasetLabelMap } from "./labels.ts";
 import { STRUCTURES } from "../synth/structures.ts";
 import { stream } from "./rng.ts";
 
@@ -21,6 +22,8 @@ export interface Case {
   category: string;
   /** "dense" | "sparse" | "unknown" */
   density: string;
+  /** What the label file's values mean (./labels.ts); absent: every value > 0 is foreground. */
+  labelMap?: LabelMap;
 }
 
 const VOLUME_EXTENSIONS = [".nii.gz", ".nii", ".mha", ".mhd", ".tiff", ".tif"];
@@ -82,13 +85,16 @@ async function shapeOf(path: string): Promise<number[]> {
 /**
  * The annotated cases of `dir` (the dataset root or its annotated/ folder), sorted by id. Every image must have
  * a label of the same name and shape (`checkShapes`, default true, reads both headers); errors name the files.
+ * Each case's label map is `labelMap` when given, else the one dataset.json's `labels` declare (an "ignore"
+ * entry: sparse annotation), else none.
  */
-export async function annotatedCases(dir: string, opts: { checkShapes?: boolean } = {}): Promise<Case[]> {
+export async function annotatedCases(dir: string, opts: { checkShapes?: boolean; labelMap?: LabelMap } = {}): Promise<Case[]> {
   const root = isDir(join(dir, "annotated", "images")) ? join(dir, "annotated") : dir;
   const imagesDir = join(root, "images"), labelsDir = join(root, "labels");
   if (!isDir(imagesDir)) throw new Error(`${dir}: no images/ folder (expected ${join(dir, "annotated", "images")} or ${imagesDir})`);
   if (!isDir(labelsDir)) throw new Error(`${root}: no labels/ folder beside images/`);
   const info = readStructureInfo(root);
+  const labelMap = opts.labelMap ?? readDatasetLabelMap(root) ?? undefined;
   const labelFiles = new Map<string, string>();
   for (const f of readdirSync(labelsDir)) {
     const stem = stemOf(f);
@@ -108,7 +114,7 @@ export async function annotatedCases(dir: string, opts: { checkShapes?: boolean 
       if (si.join() !== sl.join()) throw new Error(`${labelPath}: shape ${sl.join("×")} does not match image ${imagePath} ${si.join("×")}`);
     }
     const structure = structureOfName(stem);
-    cases.push({ id: stem, imagePath, labelPath, structure, ...describe(info, structure) });
+    cases.push({ id: stem, imagePath, labelPath, structure, ...describe(info, structure), ...(labelMap ? { labelMap } : {}) });
   }
   if (cases.length === 0) throw new Error(`${imagesDir}: no volumes (expected ${VOLUME_EXTENSIONS.join(", ")} files)`);
   const ids = new Set<string>();
