@@ -145,7 +145,7 @@ const SUBSET_IGNORE = 2;
  * z-planes (drawn by seed and case) and ignoring the rest: labels rewritten as 0 background, 1 foreground,
  * 2 ignore, which the folder's dataset.json declares. Returns the folder and the labelled voxels kept.
  */
-async function planeSubsetFolder(dir: string, cases: Case[], fraction: number, seed: number, datasetJson: string | null): Promise<{ dir: string; labelledVoxels: number }> {
+export async function planeSubsetFolder(dir: string, cases: Case[], fraction: number, seed: number, datasetJson: string | null): Promise<{ dir: string; labelledVoxels: number }> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, "annotated", "images"), { recursive: true });
   mkdirSync(join(dir, "annotated", "labels"), { recursive: true });
