@@ -48,17 +48,18 @@ export function curveCharts(rows: CurvePoint[], o: CurvesOptions): Array<[string
   const fractions = rows.map((r) => r.fraction);
   const span = fractions.length ? Math.max(...fractions) - Math.min(...fractions) : 0;
   return groupsWithData(rows, o.groups).map((g) => [g, lineChart(curveSeries(rows, g, span * 0.008), {
-    title: `Dice, ${g}`, xLabel: `label fraction (${o.fractionOf})`, yLabel: "Dice (mean ± sd over seeds)", yRange: [0, 1], width: 430, plotHeight: 200,
+    title: `Dice, ${g}`, xLabel: `label fraction (${o.fractionOf})`, yLabel: "Dice (mean ± sd over seeds)", yRange: [0, 1], xRange: [0, 1.04], width: 430, plotHeight: 200,
   })]);
 }
 
 /** The whole page. */
 export function curvesPage(rows: CurvePoint[], o: CurvesOptions): string {
   const charts = curveCharts(rows, o);
-  const seeds = [...new Set(rows.map((r) => r.seeds))].join(" / ");
+  const seedCounts = [...new Set(rows.map((r) => r.seeds))];
+  const seeds = `${seedCounts.join(" / ")} seed${seedCounts.length === 1 && seedCounts[0] === 1 ? "" : "s"}`;
   const body = [
     `<h1>${escapeHtml(o.title)}</h1>`,
-    `<p class="sub">Dice per group of test cases against the label fraction (${escapeHtml(o.fractionOf)}); one line per method (dashed: from scratch); points are means over ${escapeHtml(seeds)} seeds, bars ± one sample standard deviation; points of one fraction are drawn slightly apart along x.</p>`,
+    `<p class="sub">Dice per group of test cases against the label fraction (${escapeHtml(o.fractionOf)}); one line per method (dashed: from scratch); points are means over ${escapeHtml(seeds)}, bars ± one sample standard deviation; points of one fraction are drawn slightly apart along x.</p>`,
     ...(o.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`),
     `<div class="charts">${charts.map(([g, svg]) => `<figure data-group="${escapeHtml(g)}">${svg}</figure>`).join("")}</div>`,
   ];

@@ -18,6 +18,8 @@ export interface ChartOptions {
   yLabel: string;
   /** Fixed y range (e.g. [0, 1] for Dice); default: the data's range. */
   yRange?: [number, number];
+  /** Fixed x range; default: the data's range. */
+  xRange?: [number, number];
   width?: number;
   /** Height of the plotting area; the legend adds a line per two series below it. */
   plotHeight?: number;
@@ -49,7 +51,7 @@ export function lineChart(series: Series[], o: ChartOptions): string {
   const head = `<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(o.title)}">`
     + `<text x="${width / 2}" y="16" text-anchor="middle" class="chart-title">${escapeHtml(o.title)}</text>`;
   if (pts.length === 0) return `${head}<text x="${width / 2}" y="${height / 2}" text-anchor="middle" class="chart-empty">no data</text></svg>`;
-  let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
+  let [x0, x1] = o.xRange ?? [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
   let [y0, y1] = o.yRange ?? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   if (x1 === x0) { x0 -= 1; x1 += 1; }
   if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 1; y0 -= d; y1 += d; }
