@@ -2,6 +2,7 @@
 // metrics.json and printed as a table.
 import { join } from "node:path";
 import { optInt, parseFlags, UsageError } from "./args.ts";
+import { LABEL_FLAGS, labelMapFlag } from "./finetune.ts";
 import { evaluateFolder } from "../eval/evaluate.ts";
 import { metricsTables } from "../eval/table.ts";
 
@@ -17,19 +18,23 @@ structure type and, when dataset.json marks held-out types, held-out vs seen.
   --workers N      worker threads (default: the cores, at most 8, and at least 4 cases each)
   --extra          also compute metrics that are not the challenge's (Betti-0/Betti-1 errors, HD95),
                    written under "extra" in metrics.json and printed as a table (about 2-3 s more per 200³ case)
-  --json           print metrics.json to stdout instead of the table`;
+  --json           print metrics.json to stdout instead of the table
+  --label-map MAP  what the ground truth's values mean, VALUE=CLASS items (background, ignore, anything
+                   else foreground), e.g. 0=ignore,1=background,2=axon,4=axon (default: dataset.json's "labels")
+  --ignore-label V ground-truth value V means 'not labelled'
+                   (sparse ground truth: only labelled voxels are scored, and metrics.json says so)`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     pred: { type: "string" }, gt: { type: "string" }, out: { type: "string" }, dataset: { type: "string" },
-    workers: { type: "string" }, json: { type: "boolean" }, extra: { type: "boolean" },
+    workers: { type: "string" }, json: { type: "boolean" }, extra: { type: "boolean" }, ...LABEL_FLAGS,
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
   if (!v.pred || !v.gt) throw new UsageError(`evaluate needs --pred DIR and --gt DIR\n\n${HELP}`);
   const out = v.out ?? join(v.pred, "metrics.json");
   const workers = optInt("workers", v.workers, { min: 1 });
-  const m = await evaluateFolder(v.pred, v.gt, { out, dataset: v.dataset, workers, quiet: v.json, extra: v.extra });
+  const m = await evaluateFolder(v.pred, v.gt, { out, dataset: v.dataset, workers, quiet: v.json, extra: v.extra, labelMap: labelMapFlag(v) });
   if (v.json) {
     console.log(JSON.stringify(m, null, 2));
     return 0;

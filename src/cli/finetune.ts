@@ -1,8 +1,30 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
+import { type LabelMap, ignoreLabelMap, parseLabelMap } from "../data/labels.ts";
 import { finetune } from "../seg/finetune.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
 import { ARCHS, isArch } from "../nn/networks.ts";
+
+/** The label flags of finetune, evaluate and experiment (what a label file's values mean; see docs/experiments.md). */
+export const LABEL_FLAGS = { "label-map": { type: "string" }, "ignore-label": { type: "string" } } as const;
+export const LABEL_HELP = `  --label-map MAP       what label values mean, VALUE=CLASS items (background, ignore, anything else is
+                        foreground), e.g. TRAILMAP's 0=ignore,1=background,2=axon,4=axon; values not listed:
+                        > 0 foreground (default: dataset.json's "labels", whose "ignore" entry marks sparse labels)
+  --ignore-label V      label value V means 'not labelled' (left out of loss, sampling centres and scores)`;
+
+/** The label map the flags ask for, or undefined (then dataset.json's, or none). */
+export function labelMapFlag(v: { "label-map"?: string; "ignore-label"?: string }): LabelMap | undefined {
+  try {
+    const map = v["label-map"] === undefined ? undefined : parseLabelMap(v["label-map"]);
+    if (v["ignore-label"] === undefined) return map;
+    const ignored = ignoreLabelMap(Number(v["ignore-label"]));
+    const [value] = Object.keys(ignored);
+    if (map && value in map && map[value] !== "ignore") throw new Error(`--ignore-label ${value}: --label-map maps ${value} to ${map[value]}`);
+    return { ...map, ...ignored };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
@@ -25,6 +47,7 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
   --patch ZxYxX         patch size (default: planned from the data)
   --batch N             batch size (default 2)
   --cldice W            add a soft-clDice term with weight W
+${LABEL_HELP}
   --precision bf16|fp32 default bf16 where the CPU has it
 ${DEVICE_HELP}
   --workers N           data-loading worker threads (default cores − 1, at least 1, at most 4)
@@ -54,7 +77,7 @@ export async function run(argv: string[]): Promise<number> {
     lr: { type: "string" }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" }, features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" },
     cldice: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, "no-augment": { type: "boolean" },
     seed: { type: "string" }, quiet: { type: "boolean" }, device: { type: "string" }, "freeze-encoder": { type: "string" }, "warmup-steps": { type: "string" },
-    ...LAUNCH_FLAGS,
+    ...LAUNCH_FLAGS, ...LABEL_FLAGS,
   }, HELP);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -79,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
   const res = await finetune({
     data: v.data, out: v.out, device: await deviceFlag(v.device), init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
     ...numbers, optimizer, precision: v.precision as "bf16" | "fp32" | undefined,
-    augment: !v["no-augment"], quiet: v.quiet, plan: { arch, ...planned, transformer: transformerFlags(v) },
+    augment: !v["no-augment"], quiet: v.quiet, labelMap: labelMapFlag(v), plan: { arch, ...planned, transformer: transformerFlags(v) },
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   const last = res.epochs[res.epochs.length - 1];

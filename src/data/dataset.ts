@@ -10,6 +10,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isPlaneFolder, openVolume } from "../io/index.ts";
 import { caseNameOf, channelOf, findDatasetJson, stemOf, VOLUME_EXTENSIONS } from "../dataset/index.ts";
+import { type LabelMap, readDatasetLabelMap } from "./labels.ts";
 import { STRUCTURES } from "../synth/structures.ts";
 import { stream } from "./rng.ts";
 
@@ -23,6 +24,8 @@ export interface Case {
   category: string;
   /** "dense" | "sparse" | "unknown" */
   density: string;
+  /** What the label file's values mean (./labels.ts); absent: every value > 0 is foreground. */
+  labelMap?: LabelMap;
 }
 
 export { stemOf } from "../dataset/index.ts";
@@ -75,14 +78,17 @@ async function shapeOf(path: string): Promise<number[]> {
 /**
  * The annotated cases of `dir` (the dataset root or its annotated/ folder), sorted by id. Every image must have
  * a label of the same name and shape (`checkShapes`, default true, reads both headers); errors name the files.
+ * Each case's label map is `labelMap` when given, else the one dataset.json's `labels` declare (an "ignore"
+ * entry: sparse annotation), else none.
  */
-export async function annotatedCases(dir: string, opts: { checkShapes?: boolean } = {}): Promise<Case[]> {
+export async function annotatedCases(dir: string, opts: { checkShapes?: boolean; labelMap?: LabelMap } = {}): Promise<Case[]> {
   const nnunet = isDir(join(dir, "imagesTr"));
   const root = nnunet ? dir : isDir(join(dir, "annotated", "images")) ? join(dir, "annotated") : dir;
   const imagesDir = join(root, nnunet ? "imagesTr" : "images"), labelsDir = join(root, nnunet ? "labelsTr" : "labels");
   if (!isDir(imagesDir)) throw new Error(`${dir}: no images/ folder (expected ${join(dir, "annotated", "images")} or ${imagesDir}, or nnU-Net's imagesTr/)`);
   if (!isDir(labelsDir)) throw new Error(`${root}: no ${nnunet ? "labelsTr" : "labels"}/ folder beside ${nnunet ? "imagesTr" : "images"}/`);
   const info = readStructureInfo(root);
+  const labelMap = opts.labelMap ?? readDatasetLabelMap(root) ?? undefined;
   const labelFiles = new Map<string, string>();
   // a folder of z-plane TIFFs is one volume, its name the stem
   const volumeStem = (dir: string, f: string) => stemOf(f) ?? (isPlaneFolder(join(dir, f)) ? f : null);
@@ -108,7 +114,7 @@ export async function annotatedCases(dir: string, opts: { checkShapes?: boolean 
       if (si.join() !== sl.join()) throw new Error(`${labelPath}: shape ${sl.join("×")} does not match image ${imagePath} ${si.join("×")}`);
     }
     const structure = structureOfName(stem, info.keys());
-    cases.push({ id: stem, imagePath, labelPath, structure, ...describe(info, structure) });
+    cases.push({ id: stem, imagePath, labelPath, structure, ...describe(info, structure), ...(labelMap ? { labelMap } : {}) });
   }
   if (cases.length === 0) throw new Error(`${imagesDir}: no volumes (expected ${VOLUME_EXTENSIONS.join(", ")} files)`);
   const ids = new Set<string>();

@@ -6,3 +6,4 @@ export * from "./loader.ts";
 export * from "./normalize.ts";
 export * from "./rng.ts";
 export * from "./sampling.ts";
+export * from "./labels.ts";

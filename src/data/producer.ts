@@ -3,32 +3,29 @@
 import { type Vec3, readVolume } from "../io/index.ts";
 import { type AugmentConfig, augment, twoViews } from "./augment.ts";
 import type { Case } from "./dataset.ts";
+import { applyLabelMap } from "./labels.ts";
 import { type NormalizeOptions, normalize } from "./normalize.ts";
 import { stream } from "./rng.ts";
 import { type Sample, cropPatch, foregroundLocations, minimumOf, patchCenter, patchStart } from "./sampling.ts";
 
-/** A case read for training or prediction: image normalised, label binary (label > 0) or null. */
+/** A case read for training or prediction: image normalised, label 0/1/IGNORE_LABEL (by the case's label map) or null. */
 export interface LoadedCase extends Sample {
   id: string;
   spacingUm: Vec3;
   /** The image's minimum after normalisation: the value patches are padded with. */
   padValue: number;
-  /** Linear indices of (a subsample of at most 10,000) foreground voxels; empty without a label. */
+  /** Linear indices of (a subsample of at most 10,000) foreground voxels, never ignored ones; empty without a label. */
   foreground: Uint32Array;
 }
 
-/** Reads `c`: the image normalised (percentile clip + z-score), the label binarised and checked against the image's shape. */
+/** Reads `c`: the image normalised (percentile clip + z-score), the label mapped (./labels.ts) and checked against the image's shape. */
 export async function loadCase(c: Case, opts: NormalizeOptions = {}): Promise<LoadedCase> {
   const [vol, lab] = await Promise.all([readVolume(c.imagePath), c.labelPath ? readVolume(c.labelPath) : null]);
   if (lab && lab.shape.join() !== vol.shape.join()) {
     throw new Error(`${c.labelPath}: shape ${lab.shape.join("×")} does not match image ${c.imagePath} ${vol.shape.join("×")}`);
   }
   const image = normalize(vol.data, opts);
-  let label: Uint8Array | null = null;
-  if (lab) {
-    label = new Uint8Array(lab.data.length);
-    for (let i = 0; i < label.length; i++) label[i] = lab.data[i] > 0 ? 1 : 0;
-  }
+  const label = lab ? applyLabelMap(lab.data, c.labelMap) : null;
   return {
     id: c.id, image, label, shape: [...vol.shape], spacingUm: [...vol.spacingUm],
     padValue: minimumOf(image), foreground: label ? foregroundLocations(label) : new Uint32Array(0),

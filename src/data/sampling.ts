@@ -2,9 +2,10 @@
 // random foreground voxel (from a precomputed subsample of each case's foreground), the others are placed
 // uniformly; a patch larger than the volume is padded (image with the volume's minimum, label with 0).
 import type { Vec3 } from "../io/index.ts";
+import { IGNORE_LABEL } from "./labels.ts";
 import type { Rng } from "./rng.ts";
 
-/** A volume or a patch of one: image [D, H, W] (normalised), label [D, H, W] (0/1) or null. */
+/** A volume or a patch of one: image [D, H, W] (normalised), label [D, H, W] (0/1, IGNORE_LABEL where not labelled) or null. */
 export interface Sample {
   image: Float32Array;
   label: Uint8Array | null;
@@ -17,17 +18,18 @@ export function forcedForeground(index: number, batchSize: number, fraction: num
 }
 
 /**
- * Linear indices of foreground voxels (label > 0): all of them, or when there are more than `maxCount` an evenly
+ * Linear indices of foreground voxels (label 1; never an ignored voxel): all of them, or when there are more than `maxCount` an evenly
  * strided subset (deterministic; nnU-Net keeps 10,000 random ones per class).
  */
 export function foregroundLocations(label: Uint8Array, maxCount = 10_000): Uint32Array {
   let n = 0;
-  for (let i = 0; i < label.length; i++) if (label[i] !== 0) n++;
+  const isForeground = (v: number) => v !== 0 && v !== IGNORE_LABEL;
+  for (let i = 0; i < label.length; i++) if (isForeground(label[i])) n++;
   const stride = Math.max(1, Math.ceil(n / maxCount));
   const out = new Uint32Array(Math.ceil(n / stride));
   let seen = 0, k = 0;
   for (let i = 0; i < label.length; i++) {
-    if (label[i] === 0) continue;
+    if (!isForeground(label[i])) continue;
     if (seen++ % stride === 0) out[k++] = i;
   }
   return out;

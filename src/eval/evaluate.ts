@@ -6,6 +6,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
+import { IGNORE_LABEL, type LabelMap, applyLabelMap, countIgnored, labelMapOfDatasetJson } from "../data/labels.ts";
 import { isPlaneFolder, readVolume, type Vec3 } from "../io/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
@@ -13,13 +14,14 @@ import { runPool } from "../util/workers.ts";
 import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "./categories.ts";
 import { caseMetrics, type CaseMetrics, type ExtraMetrics } from "./metrics.ts";
 import { tuneHeap } from "../util/heap.ts";
-import { findDatasetJson, readDatasetJson } from "../dataset/index.ts";
+import { type DatasetJson, findDatasetJson, readDatasetJson } from "../dataset/index.ts";
 
 export interface CaseTask {
   pred: string;
   gt: string;
   table?: Record<string, StructureInfo>;
   extra?: boolean;
+  labelMap?: LabelMap;
 }
 
 export interface CaseResult extends CaseMetrics {
@@ -32,21 +34,44 @@ export interface CaseResult extends CaseMetrics {
   prediction: string;
   groundTruth: string;
   shape: Vec3;
+  /** With a sparse annotation (some ground-truth voxels ignored): the voxels scored (labelled) and left out. */
+  labelledVoxels?: number;
+  ignoredVoxels?: number;
   seconds: number;
 }
 
+/**
+ * The prediction and ground truth as scored: with a label map, the ground truth's values mapped, and where it
+ * ignores voxels both masks set to background there, so every metric sees labelled voxels only (Dice is then
+ * exactly the Dice over the labelled voxels). Without a map the volumes are scored as they are.
+ */
+function scoredMasks(pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelMap | undefined): { pred: ArrayLike<number>; gt: ArrayLike<number>; ignored: number } {
+  if (!map) return { pred, gt, ignored: 0 };
+  const g = applyLabelMap(gt, map);
+  const ignored = countIgnored(g);
+  if (ignored === 0) return { pred, gt: g, ignored };
+  const p = new Uint8Array(g.length);
+  for (let i = 0; i < g.length; i++) {
+    if (g[i] === IGNORE_LABEL) g[i] = 0;
+    else p[i] = pred[i] > 0 ? 1 : 0;
+  }
+  return { pred: p, gt: g, ignored };
+}
+
 /** Scores one prediction against its ground truth; the structure (and so the metrics) comes from the ground truth's file name. */
-export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean } = {}): Promise<CaseResult> {
+export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean; labelMap?: LabelMap } = {}): Promise<CaseResult> {
   const t0 = performance.now();
   const s = structureOf(gtPath, opts.table);
   const [pred, gt] = await Promise.all([readVolume(predPath), readVolume(gtPath)]);
   if (pred.shape.some((v, i) => v !== gt.shape[i])) {
     throw new Error(`${predPath}: shape ${pred.shape.join("×")} does not match the ground truth ${gtPath}, ${gt.shape.join("×")}`);
   }
-  const m = caseMetrics(pred.data, gt.data, gt.shape, s.category, { extra: opts.extra, spacingUm: gt.spacingUm });
+  const scored = scoredMasks(pred.data, gt.data, opts.labelMap);
+  const m = caseMetrics(scored.pred, scored.gt, gt.shape, s.category, { extra: opts.extra, spacingUm: gt.spacingUm });
+  const sparse = scored.ignored > 0 ? { labelledVoxels: scored.gt.length - scored.ignored, ignoredVoxels: scored.ignored } : {};
   return {
     case: s.caseName, structure: s.structure, category: s.category, density: s.density,
-    prediction: predPath, groundTruth: gtPath, shape: gt.shape, ...m, seconds: (performance.now() - t0) / 1000,
+    prediction: predPath, groundTruth: gtPath, shape: gt.shape, ...m, ...sparse, seconds: (performance.now() - t0) / 1000,
   };
 }
 
@@ -140,6 +165,9 @@ export const METRICS_NOTE = [
   "A std over fewer than two cases is NaN (the challenge's statistics.stdev raises an error there), and so is a std over NaN cases (where Python 3.11's statistics.stdev raises AttributeError: the challenge's own evaluate.py would stop).",
 ];
 
+/** Added to the notes when some ground truth ignores voxels (sparse annotation): not the challenge's setting. */
+export const SPARSE_NOTE = "sparse annotation: the cases with labelledVoxels and ignoredVoxels have ground-truth voxels marked ignore (not labelled) by the label map; only their labelled voxels are scored (prediction and ground truth are set to background at ignored voxels before every metric), so their scores are not the challenge's full-volume scores.";
+
 export interface MetricsJson {
   tool: "lsmseg evaluate";
   note: string[];
@@ -205,6 +233,8 @@ function listVolumes(dir: string, what: string): Map<string, string> {
 interface DatasetInfo {
   path: string;
   structures: Record<string, { category?: string; density?: string; role?: string }>;
+  /** From its nnU-Net `labels` (an "ignore" entry: sparse annotation), when it has them. */
+  labelMap: LabelMap | null;
 }
 
 /** dataset.json: the path given, or the nearest one with "structures" beside the labels (src/dataset's rule), or none. */
@@ -213,9 +243,15 @@ function findDataset(gtDir: string, given?: string): DatasetInfo | null {
     if (!existsSync(given)) throw new Error(`${given}: dataset.json not found`);
     const d = readDatasetJson(given);
     if (!d.raw.structures || typeof d.raw.structures !== "object") throw new Error(`${d.path}: no "structures" object`);
-    return d;
+    return withLabelMap(d);
   }
-  return findDatasetJson(gtDir, { accept: (d) => !!d.raw.structures && typeof d.raw.structures === "object" });
+  const d = findDatasetJson(gtDir, { accept: (j) => !!j.raw.structures && typeof j.raw.structures === "object" });
+  return d ? withLabelMap(d) : null;
+}
+
+/** A dataset.json with the label map its nnU-Net `labels` declare (an "ignore" entry: sparse annotation). */
+function withLabelMap(d: DatasetJson): DatasetInfo {
+  return { path: d.path, structures: d.structures, labelMap: labelMapOfDatasetJson(d.raw, d.path) };
 }
 
 /**
@@ -242,6 +278,8 @@ export interface EvaluateOptions {
   quiet?: boolean;
   /** Compute the extra metrics (Betti errors, HD95) as well; default false (they cost more than the challenge's). */
   extra?: boolean;
+  /** What the ground truth's values mean (default: dataset.json's `labels`, else every value > 0 is foreground). */
+  labelMap?: LabelMap;
 }
 
 /**
@@ -273,14 +311,15 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
   }
   const unmatchedPredictions = [...preds.keys()].filter((p) => !gts.has(p)).map((p) => preds.get(p)!);
   const extraMetrics = opts.extra ?? false;
-  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics }));
+  const labelMap = opts.labelMap ?? dataset?.labelMap ?? undefined;
+  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics, ...(labelMap ? { labelMap } : {}) }));
   const workers = Math.max(1, Math.min(opts.workers ?? defaultEvalWorkers(tasks.length), tasks.length));
   const progress = new Progress("evaluate", tasks.length, { unit: "cases", silent: opts.quiet });
   let results: CaseResult[];
   if (workers === 1) {
     results = [];
     for (const t of tasks) {
-      results.push(await evaluateCase(t.pred, t.gt, { table, extra: extraMetrics }));
+      results.push(await evaluateCase(t.pred, t.gt, { table, extra: extraMetrics, labelMap }));
       progress.tick(1, results[results.length - 1].case);
     }
   } else {
@@ -293,7 +332,7 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
   }
   const metrics: MetricsJson = {
     tool: "lsmseg evaluate",
-    note: METRICS_NOTE,
+    note: results.some((r) => r.ignoredVoxels) ? [...METRICS_NOTE, SPARSE_NOTE] : METRICS_NOTE,
     pred: resolve(predDir),
     gt: resolve(gtDir),
     dataset: dataset?.path ?? null,

@@ -7,6 +7,7 @@ import { availableParallelism, totalmem } from "node:os";
 import { join } from "node:path";
 import { type Case, annotatedCases, foldCases } from "../data/dataset.ts";
 import { DEFAULT_AUGMENT } from "../data/augment.ts";
+import { IGNORE_LABEL, type LabelMap, hasIgnore } from "../data/labels.ts";
 import { PatchLoader } from "../data/loader.ts";
 import { openVolume } from "../io/index.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
@@ -51,6 +52,9 @@ export interface FinetuneOptions {
   plan?: PlanOptions;
   /** Weight of a soft-clDice term (0 = off). */
   clDiceWeight?: number;
+  /** What the label files' values mean (background, foreground, ignore); default dataset.json's `labels`, else
+   *  every value > 0 is foreground. Ignored voxels count in no loss term and no pseudo-Dice. */
+  labelMap?: LabelMap;
   augment?: boolean;
   quiet?: boolean;
   /** Where progress lines and the plan go (default: stderr). */
@@ -151,8 +155,9 @@ async function pseudoDice(net: SegNetwork, val: Case[], plan: Plan, o: FinetuneO
         const device = o.device ?? "cpu";
         const { x, y } = toTensors(batch, [bs, ...plan.patchSize], device);
         const logits = autocast(() => net.forward(x) as Tensor, { enabled: precision === "bf16", device: deviceType(device) }).float();
-        const pred = logits.argmax(1).gt(0);
-        const gt = y.gt(0);
+        // voxels of IGNORE_LABEL (not labelled) are neither predicted foreground nor reference foreground here
+        const pred = logits.argmax(1).gt(0).logicalAnd(y.ne(IGNORE_LABEL));
+        const gt = y.eq(1);
         batch.caseIds.forEach((id: string, k: number) => {
           const p = pred.select(0, k), g = gt.select(0, k);
           const tp = p.logicalAnd(g).sum().item();
@@ -192,7 +197,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
   if (main) makeDirs(o.out);
 
-  const cases = await annotatedCases(o.data, { checkShapes: true });
+  const cases = await annotatedCases(o.data, { checkShapes: true, labelMap: o.labelMap });
+  const ignore = cases.some((c) => hasIgnore(c.labelMap));
   const foldId = o.fold ?? 0;
   const fold = foldCases(cases, foldId, { folds: o.folds ?? 5, seed });
   let plan: Plan;
@@ -244,6 +250,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const sync = group?.gradSync(net.parameters()) ?? null;
   log(describePlan(plan));
   log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${precision} on ${device}; optimizer ${o.optimizer ?? "sgd"}`);
+  if (cases[0]?.labelMap) log(`labels: ${Object.entries(cases[0].labelMap).map(([v, c]) => `${v} → ${c}`).join(", ")}; other values > 0 foreground${ignore ? "; ignored voxels count in no loss term" : ""}`);
 
   const epochs = o.epochs ?? 50;
   const stepsPerEpoch = o.stepsPerEpoch ?? 250;
@@ -285,7 +292,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
         const loss = tidy(() => {
           const { x, y } = toTensors(batch, [plan.batchSize, ...plan.patchSize], device);
           const outs = autocast(() => net.forward(x), { enabled: precision === "bf16", device: deviceType(device) });
-          const l = segmentationLoss(outs, y, { clDiceWeight: o.clDiceWeight });
+          const l = segmentationLoss(outs, y, { clDiceWeight: o.clDiceWeight, ignore });
           opt.zeroGrad();
           l.backward();
           sync?.finish();

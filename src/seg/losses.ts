@@ -1,16 +1,32 @@
 // Segmentation losses: nnU-Net's Dice + cross-entropy with deep supervision, and soft clDice
-// (Shit et al., CVPR 2021) for tubular structures.
-import { type Tensor, crossEntropy, interpolate, maxPool3d, oneHot, ones, relu, softmax } from "../torch/index.ts";
+// (Shit et al., CVPR 2021) for tubular structures. With `ignore`, target voxels of IGNORE_LABEL (sparse
+// annotation) count in no term, as nnU-Net's DC_and_CE_loss with an ignore label: the Dice sums run over a loss
+// mask, the cross-entropy is the mean over labelled voxels (0 when a batch has none).
+import { IGNORE_LABEL } from "../data/labels.ts";
+import { type Tensor, crossEntropy, interpolate, maxPool3d, oneHot, ones, relu, softmax, zeros } from "../torch/index.ts";
+
+/** Target voxels that are labelled (not IGNORE_LABEL) as a float mask [B, 1, D, H, W], and the target with ignored voxels set to 0. */
+function labelledMask(target: Tensor): { mask: Tensor; target: Tensor } {
+  const ignored = target.eq(IGNORE_LABEL);
+  return { mask: ignored.logicalNot().unsqueeze(1).float(), target: target.maskedFill(ignored, 0) };
+}
+
+export interface IgnoreOption {
+  /** Leave target voxels of IGNORE_LABEL out of the loss. */
+  ignore?: boolean;
+}
 
 /**
  * Soft Dice over foreground classes, as nnU-Net's MemoryEfficientSoftDiceLoss (batch Dice, smooth 1e-5,
  * background excluded). logits: [B, C, D, H, W]; target: [B, D, H, W] int64. Returns 1 − mean Dice.
  */
-export function softDiceLoss(logits: Tensor, target: Tensor, o: { smooth?: number; batchDice?: boolean } = {}): Tensor {
+export function softDiceLoss(logits: Tensor, target: Tensor, o: { smooth?: number; batchDice?: boolean } & IgnoreOption = {}): Tensor {
   const smooth = o.smooth ?? 1e-5;
   const c = logits.shape[1];
-  const probs = softmax(logits.float(), 1).narrow(1, 1, c - 1);               // [B, C-1, D, H, W]
-  const onehot = oneHot(target, c).permute(0, 4, 1, 2, 3).narrow(1, 1, c - 1).float();
+  const m = o.ignore ? labelledMask(target) : null;
+  let probs = softmax(logits.float(), 1).narrow(1, 1, c - 1);               // [B, C-1, D, H, W]
+  let onehot = oneHot(m ? m.target : target, c).permute(0, 4, 1, 2, 3).narrow(1, 1, c - 1).float();
+  if (m) { probs = probs.mul(m.mask); onehot = onehot.mul(m.mask); }
   const axes = o.batchDice ?? true ? [0, 2, 3, 4] : [2, 3, 4];
   const intersect = probs.mul(onehot).sum(axes);
   const denom = probs.sum(axes).add(onehot.sum(axes)).add(smooth).clamp(1e-8);
@@ -19,8 +35,13 @@ export function softDiceLoss(logits: Tensor, target: Tensor, o: { smooth?: numbe
 }
 
 /** Cross-entropy + soft Dice, weight 1 each (nnU-Net's DC_and_CE_loss). */
-export function diceCeLoss(logits: Tensor, target: Tensor): Tensor {
-  return crossEntropy(logits.float(), target).add(softDiceLoss(logits, target));
+export function diceCeLoss(logits: Tensor, target: Tensor, o: IgnoreOption = {}): Tensor {
+  if (!o.ignore) return crossEntropy(logits.float(), target).add(softDiceLoss(logits, target));
+  const labelled = target.ne(IGNORE_LABEL).sum().item();
+  const ce = labelled === 0
+    ? zeros([])
+    : crossEntropy(logits.float(), target, { ignoreIndex: IGNORE_LABEL, reduction: "sum" }).div(labelled);
+  return ce.add(softDiceLoss(logits, target, { ignore: true }));
 }
 
 /**
@@ -65,10 +86,17 @@ export function softSkeleton(x: Tensor, iterations = 10): Tensor {
   return skel;
 }
 
-/** Soft clDice loss of the foreground class (1 − clDice on soft skeletons). */
-export function softClDiceLoss(logits: Tensor, target: Tensor, iterations = 10, smooth = 1): Tensor {
-  const p = softmax(logits.float(), 1).narrow(1, 1, 1);
-  const g = target.unsqueeze(1).float();
+/** Soft clDice loss of the foreground class (1 − clDice on soft skeletons); ignored voxels are background in both. */
+export function softClDiceLoss(logits: Tensor, target: Tensor, iterations = 10, smooth = 1, o: IgnoreOption = {}): Tensor {
+  let p = softmax(logits.float(), 1).narrow(1, 1, 1);
+  let g: Tensor;
+  if (o.ignore) {
+    const m = labelledMask(target);
+    p = p.mul(m.mask);
+    g = m.target.unsqueeze(1).float();
+  } else {
+    g = target.unsqueeze(1).float();
+  }
   const sp = softSkeleton(p, iterations);
   const sg = softSkeleton(g, iterations);
   const tprec = sp.mul(g).sum().add(smooth).div(sp.sum().add(smooth));
@@ -76,7 +104,7 @@ export function softClDiceLoss(logits: Tensor, target: Tensor, iterations = 10, 
   return ones([]).sub(tprec.mul(tsens).mul(2).div(tprec.add(tsens)));
 }
 
-export interface SegLossOptions {
+export interface SegLossOptions extends IgnoreOption {
   /** Weight of the soft clDice term (0 = off). */
   clDiceWeight?: number;
 }
@@ -89,8 +117,8 @@ export function segmentationLoss(outputs: Tensor | Tensor[], target: Tensor, o: 
   outs.forEach((out, i) => {
     if (weights[i] === 0) return;
     const t = downsampleTarget(target, out.shape.slice(2));
-    let l = diceCeLoss(out, t);
-    if (i === 0 && (o.clDiceWeight ?? 0) > 0) l = l.add(softClDiceLoss(out, t).mul(o.clDiceWeight!));
+    let l = diceCeLoss(out, t, { ignore: o.ignore });
+    if (i === 0 && (o.clDiceWeight ?? 0) > 0) l = l.add(softClDiceLoss(out, t, 10, 1, { ignore: o.ignore }).mul(o.clDiceWeight!));
     const w = l.mul(weights[i]);
     total = total ? total.add(w) : w;
   });

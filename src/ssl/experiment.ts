@@ -7,10 +7,16 @@
 // stopped experiment started again with the same --out continues where it was.
 // With several pretraining sources (Task 2's question: does more or better-curated data help?), every method is
 // pretrained on each source, and each (method, source) pair is a row of its own: "mae (curated)".
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync } from "node:fs";
+// A label fraction counts annotated cases per structure type (at least one), or, with fractionOf "voxels" (real
+// volumes, where a type has one or two cases), the labelled z-planes of every training volume: the others become
+// ignored voxels, as a sparse annotation has them. results.json holds every run; curves.html plots them.
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { type Case, annotatedCases } from "../data/dataset.ts";
+import { IGNORE_LABEL, type LabelMap, applyLabelMap } from "../data/labels.ts";
 import { stream } from "../data/rng.ts";
+import { readVolume, writeVolume } from "../io/index.ts";
+import { curvesPage } from "../report/curves.ts";
 import { evaluateFolder } from "../eval/evaluate.ts";
 import { categoryName, CATEGORY_NAMES } from "../eval/categories.ts";
 import type { Arch } from "../nn/networks.ts";
@@ -30,6 +36,10 @@ export interface ExperimentOptions {
   /** Unannotated sets to pretrain on, by name (default: the dataset's own, named "patches"); e.g. a curated set. */
   pretrainData?: Array<{ name: string; data: string }>;
   labelFractions: number[];
+  /** What a label fraction counts: annotated cases per structure type (default), or labelled z-planes per volume. */
+  fractionOf?: "cases" | "voxels";
+  /** What the label files' values mean (default dataset.json's `labels`); used in fine-tuning and evaluation. */
+  labelMap?: LabelMap;
   seeds: number;
   pretrainSteps?: number;
   finetuneEpochs?: number;
@@ -47,6 +57,8 @@ export interface ExperimentOptions {
   workers?: number;
   /** Mirror test-time augmentation in prediction (default off: 8× the time). */
   mirror?: boolean;
+  /** Sliding-window step of prediction as a fraction of the patch (default 0.5, nnU-Net's; 1: no overlap). */
+  predictStep?: number;
   quiet?: boolean;
   log?: (line: string) => void;
 }
@@ -65,6 +77,11 @@ export interface RunSummary {
   fraction: number;
   seed: number;
   trainCases: string[];
+  /** Labelled (not ignored) voxels in the training labels. */
+  labelledVoxels?: number;
+  /** The budget of this run: pretraining steps of its checkpoint (0 from scratch) and fine-tuning steps. */
+  pretrainSteps?: number;
+  finetuneSteps?: number;
   dice: Record<string, number>;
   cldice: Record<string, number>;
   pq: Record<string, number>;
@@ -123,6 +140,55 @@ function subsetFolder(dir: string, cases: Case[], datasetJson: string | null): s
   return dir;
 }
 
+/** The value of an ignored voxel in the label files a "voxels" subset writes (declared in its dataset.json). */
+const SUBSET_IGNORE = 2;
+
+/**
+ * A dataset folder holding every case of `cases`, each label keeping max(1, round(fraction · n)) of its n labelled
+ * z-planes (drawn by seed and case) and ignoring the rest: labels rewritten as 0 background, 1 foreground,
+ * 2 ignore, which the folder's dataset.json declares. Returns the folder and the labelled voxels kept.
+ */
+export async function planeSubsetFolder(dir: string, cases: Case[], fraction: number, seed: number, datasetJson: string | null): Promise<{ dir: string; labelledVoxels: number }> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, "annotated", "images"), { recursive: true });
+  mkdirSync(join(dir, "annotated", "labels"), { recursive: true });
+  let labelledVoxels = 0;
+  for (const c of cases) {
+    symlinkSync(resolve(c.imagePath), join(dir, "annotated", "images", basename(c.imagePath)));
+    const lab = await readVolume(c.labelPath!);
+    const mapped = applyLabelMap(lab.data, c.labelMap);
+    const [nz, ny, nx] = lab.shape, plane = ny * nx;
+    const planes: number[] = [];
+    for (let z = 0; z < nz; z++) if (mapped.subarray(z * plane, (z + 1) * plane).some((v) => v !== IGNORE_LABEL)) planes.push(z);
+    const rng = stream(seed, "label-planes", fraction, c.id);
+    for (let i = planes.length - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      [planes[i], planes[j]] = [planes[j], planes[i]];
+    }
+    const keep = new Set(planes.slice(0, Math.max(1, Math.round(fraction * planes.length))));
+    const out = new Uint8Array(mapped.length).fill(SUBSET_IGNORE);
+    for (const z of keep) for (let i = z * plane; i < (z + 1) * plane; i++) {
+      if (mapped[i] === IGNORE_LABEL) continue;
+      out[i] = mapped[i];
+      labelledVoxels++;
+    }
+    await writeVolume(join(dir, "annotated", "labels", `${c.id}.nii.gz`), { ...lab, dtype: "uint8", data: out, shape: [nz, ny, nx] });
+  }
+  const json = datasetJson ? JSON.parse(readFileSync(datasetJson, "utf8")) as Record<string, unknown> : {};
+  writeFileSync(join(dir, "dataset.json"), JSON.stringify({ ...json, labels: { background: 0, foreground: 1, ignore: SUBSET_IGNORE } }, null, 2) + "\n");
+  return { dir, labelledVoxels };
+}
+
+/** Labelled (not ignored) voxels of the cases' labels. */
+async function labelledVoxelsOf(cases: Case[]): Promise<number> {
+  let n = 0;
+  for (const c of cases) {
+    const mapped = applyLabelMap((await readVolume(c.labelPath!)).data, c.labelMap);
+    for (let i = 0; i < mapped.length; i++) if (mapped[i] !== IGNORE_LABEL) n++;
+  }
+  return n;
+}
+
 const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 function meanStd(xs: number[]): [number, number] {
@@ -172,7 +238,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const testImages = join(o.data, "test", "images"), testLabels = join(o.data, "test", "labels");
   if (!existsSync(testImages) || !existsSync(testLabels)) throw new Error(`${o.data}: no test/images and test/labels (the experiment scores the test set)`);
   const datasetJson = existsSync(join(o.data, "dataset.json")) ? join(o.data, "dataset.json") : null;
-  const annotated = await annotatedCases(o.data, { checkShapes: false });
+  const annotated = await annotatedCases(o.data, { checkShapes: false, labelMap: o.labelMap });
+  const byVoxels = o.fractionOf === "voxels";
+  const pretrainSteps = o.pretrainSteps ?? 200;
+  const finetuneSteps = (o.finetuneEpochs ?? 2) * (o.finetuneStepsPerEpoch ?? 30);
   const sources = o.pretrainData?.length ? o.pretrainData : [{ name: "patches", data: o.data }];
   for (const src of sources) {
     if (!/^[\w.-]+$/.test(src.name)) throw new Error(`pretraining source name '${src.name}': use letters, digits, '.', '-' or '_'`);
@@ -195,9 +264,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     const final = join(out, CHECKPOINT_NAMES.final);
     const tp = performance.now();
     if (!existsSync(final)) {
-      log(`pretraining ${label} (${o.pretrainSteps ?? 200} steps on ${source.data})`);
+      log(`pretraining ${label} (${pretrainSteps} steps on ${source.data})`);
       const res = await pretrain({
-        data: source.data, out, method, steps: o.pretrainSteps ?? 200, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
+        data: source.data, out, method, steps: pretrainSteps, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
         plan: planOptions, precision: o.precision, workers: o.workers, quiet: o.quiet, log: () => {},
       });
       pretraining[label] = { firstLoss: res.firstLoss, lastLoss: res.lastLoss, seconds: (performance.now() - tp) / 1000 };
@@ -209,32 +278,54 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     checkpoints.set(label, final);
   }
 
-  // 2. fine-tuning, prediction and evaluation per method × fraction × seed
+  // 2. fine-tuning, prediction and evaluation per seed × fraction × method (seed outermost: a stopped run has
+  // whole curves for its first seeds); results.json, results.md and curves.html are rewritten after every run
   const runs: RunSummary[] = [];
+  const fractionOf = byVoxels ? "labelled z-planes of each training volume" : "annotated cases per structure type, at least one";
+  const budget = `Budget: ${pretrainSteps} pretraining steps per pretrained row (batch ${planOptions.batchSize}, patch ${planOptions.patchSize.join("×")}), ${finetuneSteps} fine-tuning steps per run (${o.finetuneEpochs ?? 2} epochs × ${o.finetuneStepsPerEpoch ?? 30}), every row alike.`;
+  const writeResults = (done: RunSummary[], partial: boolean): ExperimentResult => {
+    const table = tabulate(done, variants.map((v) => v.label), o.labelFractions);
+    const markdown = markdownTable(table);
+    const seconds = (performance.now() - t0) / 1000;
+    const result: ExperimentResult = { runs: done, pretraining, table, markdown, seconds };
+    const status = partial ? ` Partial: ${done.length} of ${total} runs finished.` : "";
+    writeFileAtomic(join(o.out, "results.json"), Buffer.from(JSON.stringify({ ...result, partial }, null, 2) + "\n"));
+    writeFileAtomic(join(o.out, "results.md"), Buffer.from(`${markdown}\n\nLabels: the fraction of ${fractionOf}. Mean Dice over the test cases of each group, then mean ± sample standard deviation over the fine-tuning seeds (column seeds). Held-out types appear in no annotated case. ${budget}${status}\n`));
+    writeFileAtomic(join(o.out, "curves.html"), Buffer.from(curvesPage(table, {
+      title: "lsmseg experiment ssl: label efficiency", groups: GROUPS, fractionOf,
+      notes: [budget + status, `Data: ${resolve(o.data)}; pretraining: ${sources.map((src) => `${src.name} = ${resolve(src.data)}`).join(", ")}; ${done.length} runs, ${formatSeconds(seconds)} (this invocation).`],
+    })));
+    return result;
+  };
   const total = variants.length * o.labelFractions.length * o.seeds;
-  for (const fraction of o.labelFractions) for (let seed = 0; seed < o.seeds; seed++) {
-    const subset = labelSubset(annotated, fraction, seed);
-    const subsetDir = subsetFolder(join(o.out, "data", `labels${fraction}_seed${seed}`), subset, datasetJson);
+  for (let seed = 0; seed < o.seeds; seed++) for (const fraction of o.labelFractions) {
+    const subset = byVoxels ? annotated : labelSubset(annotated, fraction, seed);
+    const folder = join(o.out, "data", `labels${fraction}_seed${seed}`);
+    const { dir: subsetDir, labelledVoxels } = byVoxels
+      ? await planeSubsetFolder(folder, subset, fraction, seed, datasetJson)
+      : { dir: subsetFolder(folder, subset, datasetJson), labelledVoxels: await labelledVoxelsOf(subset) };
     for (const { label: method, dir } of variants) {
       const runDir = join(o.out, "finetune", dir, `labels${fraction}`, `seed${seed}`);
       const summaryPath = join(runDir, "summary.json");
       const done = readJson<RunSummary>(summaryPath);
       if (done) { runs.push(done); continue; }
       const tr = performance.now();
-      log(`[${runs.length + 1}/${total}] ${method}, ${Math.round(fraction * 100)} % labels (${subset.length} cases), seed ${seed}`);
+      log(`[${runs.length + 1}/${total}] ${method}, ${Math.round(fraction * 100)} % labels (${subset.length} cases, ${labelledVoxels} labelled voxels), seed ${seed}`);
       rmSync(runDir, { recursive: true, force: true });
       await finetune({
         data: subsetDir, out: runDir, init: checkpoints.get(method), fold: "all", seed,
         epochs: o.finetuneEpochs ?? 2, stepsPerEpoch: o.finetuneStepsPerEpoch ?? 30, warmupSteps: o.finetuneWarmupSteps ?? 0,
         precision: o.precision, workers: o.workers, plan: planOptions, quiet: true, log: () => {},
+        // a "voxels" subset's labels are already mapped, as its dataset.json says
+        labelMap: byVoxels ? undefined : o.labelMap,
       });
       const model = loadModel(runDir);
       try {
-        await predictPaths(model, testImages, join(runDir, "pred") + "/", { mirror: o.mirror ?? false, precision: o.precision });
+        await predictPaths(model, testImages, join(runDir, "pred") + "/", { mirror: o.mirror ?? false, precision: o.precision, step: o.predictStep });
       } finally {
         model.net.dispose();
       }
-      const metrics = await evaluateFolder(join(runDir, "pred"), testLabels, { out: join(runDir, "metrics.json"), dataset: datasetJson ?? undefined, quiet: true, workers: 1 });
+      const metrics = await evaluateFolder(join(runDir, "pred"), testLabels, { out: join(runDir, "metrics.json"), dataset: datasetJson ?? undefined, quiet: true, workers: 1, labelMap: o.labelMap });
       const groups = new Map<string, typeof metrics.results>();
       const add = (g: string, r: (typeof metrics.results)[number]) => groups.set(g, [...(groups.get(g) ?? []), r]);
       for (const r of metrics.results) {
@@ -242,7 +333,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         add(r.role === "heldOut" ? "held-out types" : "seen types", r);
         add("all", r);
       }
-      const summary: RunSummary = { method, fraction, seed, trainCases: subset.map((c) => c.id), dice: {}, cldice: {}, pq: {}, seconds: (performance.now() - tr) / 1000 };
+      const summary: RunSummary = {
+        method, fraction, seed, trainCases: subset.map((c) => c.id), labelledVoxels,
+        pretrainSteps: checkpoints.get(method) ? pretrainSteps : 0, finetuneSteps, dice: {}, cldice: {}, pq: {}, seconds: (performance.now() - tr) / 1000 };
       for (const [g, rs] of groups) {
         summary.dice[g] = meanOf(rs.map((r) => r.dice));
         const cl = rs.filter((r) => r.cldice !== undefined && !Number.isNaN(r.cldice)).map((r) => r.cldice!);
@@ -253,14 +346,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       writeFileAtomic(summaryPath, Buffer.from(JSON.stringify(summary, null, 2) + "\n"));
       log(`  Dice: ${GROUPS.map((g) => `${g} ${(summary.dice[g] ?? NaN).toFixed(3)}`).join(", ")} (${formatSeconds(summary.seconds)})`);
       runs.push(summary);
+      writeResults(runs, true);
     }
   }
 
-  const table = tabulate(runs, variants.map((v) => v.label), o.labelFractions);
-  const markdown = markdownTable(table);
-  const seconds = (performance.now() - t0) / 1000;
-  const result: ExperimentResult = { runs, pretraining, table, markdown, seconds };
-  writeFileAtomic(join(o.out, "results.json"), Buffer.from(JSON.stringify(result, null, 2) + "\n"));
-  writeFileAtomic(join(o.out, "results.md"), Buffer.from(`${markdown}\n\nMean Dice over the test cases of each group, then mean ± sample standard deviation over ${o.seeds} fine-tuning seeds. Held-out types appear in no annotated case.\n`));
+  const result = writeResults(runs, false);
   return result;
 }

@@ -2,13 +2,16 @@
 // sample standard deviation over seeds; end to end on tiny data with two pretraining sources.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { curate } from "../../src/curate/index.ts";
-import type { Case } from "../../src/data/dataset.ts";
-import { type RunSummary, labelSubset, markdownTable, runExperiment, tabulate } from "../../src/ssl/experiment.ts";
+import { type Case, annotatedCases } from "../../src/data/dataset.ts";
+import { parseLabelMap } from "../../src/data/labels.ts";
+import { readVolume } from "../../src/io/index.ts";
+import { type RunSummary, labelSubset, markdownTable, planeSubsetFolder, runExperiment, tabulate } from "../../src/ssl/experiment.ts";
 import { synthDataset } from "../../src/synth/index.ts";
+import { TRAILMAP_MAP, writeSparseDataset } from "../data/sparse.ts";
 
 const cases: Case[] = ["a", "b", "c"].flatMap((s) => Array.from({ length: 6 }, (_, i) => ({
   id: `${s}_${i}`, imagePath: `/x/${s}_${i}.nii.gz`, labelPath: `/y/${s}_${i}.nii.gz`, structure: s, category: "isolated", density: "dense",
@@ -57,6 +60,39 @@ test("end to end on tiny data: each method pretrained on each source (patches an
     const again = await runExperiment({ ...o, log: (l) => lines.push(l) });
     assert.equal(again.markdown, res.markdown);
     assert.deepEqual(lines.filter((l) => l.startsWith("pretraining") || l.startsWith("[")), [], "the rerun read every finished piece from disk");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a fraction of labelled voxels: each volume keeps max(1, round(f·n)) of its n labelled z-planes, the rest ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "lsmseg-planes-"));
+  try {
+    await writeSparseDataset(join(dir, "ds"), { cases: 2, planes: [2, 5, 9, 14] });
+    const all = await annotatedCases(join(dir, "ds"), { labelMap: parseLabelMap(TRAILMAP_MAP) });
+    const labelledPlanes = (v: { data: ArrayLike<number>; shape: number[] }) => {
+      const plane = v.shape[1] * v.shape[2];
+      return Array.from({ length: v.shape[0] }, (_, z) => z).filter((z) => Array.from({ length: plane }, (_, i) => v.data[z * plane + i]).some((x) => x !== 2));
+    };
+    for (const [fraction, want] of [[0.1, 1], [0.5, 2], [1, 4]] as const) {
+      const sub = await planeSubsetFolder(join(dir, `f${fraction}`), all, fraction, 0, null);
+      const lab = await readVolume(join(sub.dir, "annotated", "labels", "axonalmarker_0.nii.gz"));
+      const planes = labelledPlanes(lab);
+      assert.equal(planes.length, want, `fraction ${fraction}`);
+      assert.ok(planes.every((z) => [2, 5, 9, 14].includes(z)));
+      assert.ok([...lab.data].every((v) => v === 0 || v === 1 || v === 2));
+      assert.equal(sub.labelledVoxels, 2 * want * 24 * 24);
+      assert.deepEqual(JSON.parse(readFileSync(join(sub.dir, "dataset.json"), "utf8")).labels, { background: 0, foreground: 1, ignore: 2 });
+      // the folder reads back as sparse cases of the same images
+      const back = await annotatedCases(sub.dir);
+      assert.deepEqual(back.map((c) => c.id), ["axonalmarker_0", "axonalmarker_1"]);
+      assert.deepEqual(back[0].labelMap, { 0: "background", 1: "foreground", 2: "ignore" });
+    }
+    const again = await planeSubsetFolder(join(dir, "again"), all, 0.5, 0, null);
+    const other = await planeSubsetFolder(join(dir, "other"), all, 0.5, 1, null);
+    const planesOf = async (d: string) => labelledPlanes(await readVolume(join(d, "annotated", "labels", "axonalmarker_1.nii.gz")));
+    assert.deepEqual(await planesOf(again.dir), await planesOf(join(dir, "f0.5")), "the same seed keeps the same planes");
+    assert.equal((await planesOf(other.dir)).length, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
