@@ -76,6 +76,9 @@ export interface NativeAddon {
   /** Whether the addon switched glibc malloc to heap-only, untrimmed (see native/addon.cc). */
   mallocTuned: boolean;
   mallocTrim(): boolean;
+  /** Per-operator timing over libtorch's RecordFunction callbacks (native/profiler.cc). */
+  profilerStart(): void;
+  profilerStop(): { name: string; calls: number; totalUs: number; selfUs: number }[];
 }
 
 function load(): NativeAddon {
