@@ -1,8 +1,9 @@
 // `npm run bench -- all`: every benchmark in one run, one after the other, then the README's performance table
 // (between <!-- bench:start --> and <!-- bench:end -->) and the profile in docs/performance.md (between
 // <!-- profile:start --> and <!-- profile:end -->) rewritten from that run alone, with its date, machine and load.
-//   npm run bench -- all [--reps N] [--only a,b] [--no-write]
-// --only runs some benchmarks and writes nothing (a table is always one whole run); --no-write only prints.
+//   npm run bench -- all [--reps N] [--only a,b] [--no-write] [--smoke]
+// --only runs some benchmarks and writes nothing (a table is always one whole run); --no-write only prints;
+// --smoke runs every benchmark on tiny sizes, once, to check that they all work, and writes nothing.
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,21 +13,29 @@ type Json = Record<string, unknown>;
 interface SideTimes { min: number; median: number }
 interface Comparison { lsmseg: SideTimes; peer: SideTimes | null; peer_fair: SideTimes | null; ratio: number | null; ratio_median: number | null; ratio_shipped: number | null; ratio_shipped_median: number | null; load: { before: number[]; after: number[] } }
 
-const { values, reps } = benchArgs("all", { only: { type: "string", default: "" }, "no-write": { type: "boolean", default: false } });
+const { values, reps } = benchArgs("all", { only: { type: "string", default: "" }, "no-write": { type: "boolean", default: false }, smoke: { type: "boolean", default: false } });
 const passReps = process.argv.includes("--reps") ? ["--reps", String(reps)] : [];
 
-// name, arguments: the sizes keep the whole run within about 15 minutes on a loaded 2-core machine
+// name, arguments: sizes and repetitions chosen so that the whole run stays within about 15–35 minutes on this
+// 2-core machine under the load its neighbours put on it (1-minute load 5–25); each benchmark alone defaults to more
+const R = passReps.length ? passReps : ["--reps", "5"];
 const BENCHES: [string, string[]][] = [
-  ["unet-step", passReps],
-  ["predict", passReps],
-  ["pretrain", passReps],
-  ["evaluate", passReps],
-  ["io", passReps],
-  ["loader", passReps],
-  ["ddp", passReps],
+  ["unet-step", R],
+  ["predict", ["--size", "96", ...R]],
+  ["pretrain", R],
+  ["evaluate", ["4", "200", ...R]],
+  ["io", ["200", ...R]],
+  ["loader", ["20", ...R]],
+  ["ddp", ["--steps", "3", ...(passReps.length ? passReps : ["--reps", "3"])]],
   ["curate", ["--shape", "100,512,512"]],
   ["predict-large", []],
 ];
+const SMOKE: Record<string, string[]> = {
+  "unet-step": ["--patch", "32", "--reps", "1"], predict: ["--size", "64", "--reps", "1"], pretrain: ["--patch", "32", "--reps", "1"],
+  evaluate: ["2", "64", "--reps", "1"], io: ["64", "--reps", "1"], loader: ["4", "--reps", "1"], ddp: ["--steps", "1", "--patch", "32", "--reps", "1"],
+  curate: ["--shape", "32,128,128"], "predict-large": ["--shape", "32,96,96"],
+};
+if (values.smoke) for (const b of BENCHES) b[1] = SMOKE[b[0]];
 const only = values.only ? values.only.split(",") : null;
 if (only) for (const o of only) if (!BENCHES.some(([n]) => n === o)) {
   console.error(`bench all: --only: unknown benchmark '${o}' (expected some of ${BENCHES.map(([n]) => n).join(", ")})`);
@@ -74,7 +83,7 @@ const torchVersion = spawnSync("/usr/bin/python3", ["-c", "import torch; print(t
 const lines: string[] = [];
 lines.push(`Measured by \`npm run bench -- all\` on ${started.toISOString().slice(0, 16).replace("T", " ")} UTC in ${minutes.toFixed(0)} minutes: ${machine()}, Node ${process.version}, libtorch 1.13 (Debian), PyTorch ${torchVersion}; load average (1 minute) ${loadBefore[0]} at the start, ${loadAfter[0]} at the end. This machine is shared: the load is what the neighbours did, and the method below is what makes the ratios hold anyway.`);
 lines.push("");
-lines.push(`Each side: minimum / median of the repetitions (${passReps.length ? reps : "5, or 7 for the training steps"}) after a warm-up, the sides interleaved (lsmseg, PyTorch, PyTorch fair, lsmseg, …). Ratio = lsmseg / peer, minima (medians in brackets); below 1 is faster. "Fair" runs the peer with the glibc heap settings that lsmseg's addon applies to itself (\`GLIBC_TUNABLES=${FAIR_GLIBC_TUNABLES}\`); the bold ratio is the fair one. Method, profile and GFLOP/s: [docs/performance.md](docs/performance.md).`);
+lines.push(`Each side: minimum / median of ${passReps.length ? reps : 5} repetitions (3 for \`ddp\`) after a warm-up, the sides interleaved (lsmseg, PyTorch, PyTorch fair, lsmseg, …). Ratio = lsmseg / peer, minima (medians in brackets); below 1 is faster. "Fair" runs the peer with the glibc heap settings that lsmseg's addon applies to itself (\`GLIBC_TUNABLES=${FAIR_GLIBC_TUNABLES}\`); the bold ratio is the fair one. Method, profile and GFLOP/s: [docs/performance.md](docs/performance.md).`);
 lines.push("");
 lines.push("| benchmark | work | lsmseg | PyTorch as shipped | PyTorch fair | ratio fair | ratio as shipped | load |");
 lines.push("|---|---|---|---|---|---|---|---|");
@@ -141,8 +150,8 @@ function replaceRegion(file: string, start: string, end: string, body: string): 
   console.log(`wrote ${file}`);
 }
 
-if (only || values["no-write"]) {
-  console.log(only ? "(--only: README.md and docs/performance.md left as they are)" : "(--no-write: nothing written)");
+if (only || values["no-write"] || values.smoke) {
+  console.log(`(${only ? "--only" : values.smoke ? "--smoke" : "--no-write"}: README.md and docs/performance.md left as they are)`);
 } else if (!Object.values(results).every((x) => x !== null)) {
   console.log("(a benchmark failed: README.md and docs/performance.md left as they are)");
   process.exit(1);
