@@ -3,7 +3,8 @@
 // the shared method (bench/common.ts: warm-up, interleaved repetitions, minima and medians, the peer as shipped
 // and with lsmseg's heap settings). Also: GFLOP/s reached beside the machine's matrix-product rate measured here,
 // and a per-operator profile of one bf16 step for lsmseg (native/profiler.cc) beside PyTorch's (its autograd
-// profiler). Usage: npm run bench -- unet-step [--reps 7] [--patch 64] [--batch 2] [--threads 2] [--no-profile]
+// profiler). Usage: npm run bench -- unet-step [--reps 7] [--patch 64] [--batch 2] [--threads 2] [--precisions bf16,fp32]
+//   [--no-profile]
 import * as T from "../src/torch/index.ts";
 import { native } from "../src/torch/native.ts";
 import { UNet, anchorUNetConfig } from "../src/nn/index.ts";
@@ -14,9 +15,14 @@ import { printProfiles, topOps } from "./profile.ts";
 
 const { values, reps } = benchArgs("unet-step", {
   patch: { type: "string", default: "64" }, batch: { type: "string", default: "2" }, threads: { type: "string", default: "2" },
-  "no-profile": { type: "boolean", default: false },
+  precisions: { type: "string", default: "bf16,fp32" }, "no-profile": { type: "boolean", default: false },
 }, 7);
 const patch = Number(values.patch), batch = Number(values.batch), threads = Number(values.threads);
+const precisions = values.precisions.split(",");
+if (!precisions.every((p) => p === "bf16" || p === "fp32")) {
+  console.error(`bench unet-step: --precisions: expected bf16 and/or fp32, got '${values.precisions}'`);
+  process.exit(2);
+}
 T.setNumThreads(threads);
 
 function softDiceCe(logits: T.Tensor, y: T.Tensor, yf: T.Tensor): T.Tensor {
@@ -50,7 +56,7 @@ const rate = { bf16: await matmulRate(T, "bfloat16"), fp32: await matmulRate(T, 
 console.log(`  step ≈ ${(flops / 1e9).toFixed(0)} GFLOP (convolutions); this machine's 2048² matrix product: bf16 ${rate.bf16} GFLOP/s, fp32 ${rate.fp32} GFLOP/s`);
 
 const result: Record<string, unknown> = { bench: "unet-step", patch, batch, threads, reps, step_gflop: round(flops / 1e9, 1), matmul_gflops: rate };
-for (const precision of ["bf16", "fp32"] as const) {
+for (const precision of precisions as ("bf16" | "fp32")[]) {
   const args = ["--precision", precision, "--patch", String(patch), "--batch", String(batch), "--threads", String(threads)];
   const peer = await Peer.start("PyTorch peer", "unet-step", args);
   const fair = peer ? await Peer.start("PyTorch peer (fair)", "unet-step", args, { fair: true }) : null;
@@ -73,6 +79,6 @@ for (const precision of ["bf16", "fp32"] as const) {
   peer?.close();
   fair?.close();
 }
-result.ratio = (result.bf16 as { ratio: number | null }).ratio;
+result.ratio = (result[precisions[0]] as { ratio: number | null }).ratio;
 result.machine = machine();
 console.log(JSON.stringify(result));
