@@ -17,7 +17,7 @@
     "cflags_cc": ["-fexceptions", "-O2"]
   }, {
     "target_name": "lsmseg_native",
-    "sources": ["native/addon.cc", "native/tensor.cc", "native/ops.cc", "native/autograd.cc", "native/optim.cc", "native/dist.cc", "native/nccl.cc"],
+    "sources": ["native/addon.cc", "native/tensor.cc", "native/ops.cc", "native/autograd.cc", "native/optim.cc", "native/dist.cc", "native/nccl.cc", "native/profiler.cc"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "USE_C10D_GLOO", "USE_DISTRIBUTED"],
     "cflags!": ["-fno-exceptions", "-fno-rtti"],

@@ -1,7 +1,9 @@
 // Data loading speed: batches of 2 × 64³ patches, nnU-Net's default augmentation (plus light-sheet artefacts),
 // from the annotated cases of the `demo` synthetic dataset, made inline (0 workers) and by 1 and 2 worker threads;
 // and the time of each augmentation on one 64³ patch (probability 1).
-//   npm run bench -- loader [BATCHES]
+// The three settings run interleaved (the shared method of bench/common.ts): after the warm-up pass, `reps` rounds of
+// BATCHES / reps batches each from every loader in turn; the minimum and median ms per batch over the rounds.
+//   npm run bench -- loader [BATCHES] [--reps 5]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,30 +12,37 @@ import {
   DEFAULT_AUGMENT, NO_AUGMENT, type AugmentConfig, PatchLoader, annotatedCases, augment, augmentConfig, loadCase, stream,
 } from "../src/data/index.ts";
 import { synthDataset } from "../src/synth/index.ts";
-import { machine, median, round } from "./common.ts";
+import { benchArgs, interleave, load, machine, median, round, seconds } from "./common.ts";
 
-const batches = Number(process.argv[2] ?? 40);
+const { positionals, reps } = benchArgs("loader", {});
+const batches = Number(positionals[0] ?? 40);
+const perRound = Math.max(1, Math.round(batches / reps));
 const patchSize: Vec3 = [64, 64, 64];
 const dir = mkdtempSync(join(tmpdir(), "lsmseg-bench-loader-"));
-console.log(`machine: ${machine()}`);
+console.log(`machine: ${machine()}; load ${load().join(" ")}`);
 try {
   await synthDataset(join(dir, "demo"), { preset: "demo", seed: 0, quiet: true, overrides: { unannotatedPerType: 0, testPerType: 0, rawVolumes: 0 } });
   const cases = await annotatedCases(join(dir, "demo"));
   console.log(`${cases.length} annotated cases of ${cases.length ? "64³" : "?"}, batch 2 × ${patchSize.join("×")}, default augmentation, ${batches} batches after a warm-up pass`);
 
-  const result: Record<string, number> = {};
-  for (const workers of [0, 1, 2]) {
-    const loader = new PatchLoader({ cases, patchSize, batchSize: 2, seed: 0, augment: DEFAULT_AUGMENT, workers, prefetch: 4 });
-    // warm-up: every case decoded and cached once (the caches then serve every epoch)
-    for (let i = 0; i < cases.length; i++) await loader.next();
-    const t0 = performance.now();
-    for (let i = 0; i < batches; i++) await loader.next();
-    const s = (performance.now() - t0) / 1000;
-    await loader.close();
-    console.log(`  workers ${workers}: ${round(batches / s, 1)} batches/s, ${round((1000 * s) / batches, 1)} ms per batch`);
-    result[`workers${workers}_batches_per_s`] = round(batches / s, 2);
-    result[`workers${workers}_ms_per_batch`] = round((1000 * s) / batches, 2);
+  const result: Record<string, unknown> = {};
+  const loaders = [0, 1, 2].map((workers) => ({ workers, loader: new PatchLoader({ cases, patchSize, batchSize: 2, seed: 0, augment: DEFAULT_AUGMENT, workers, prefetch: 4 }) }));
+  const sides = loaders.map(({ workers, loader }) => ({
+    label: `workers${workers}`,
+    rep: () => seconds(async () => { for (let i = 0; i < perRound; i++) await loader.next(); }),
+  }));
+  // warm-up: every case decoded and cached once by every loader (the caches then serve every epoch)
+  for (const { loader } of loaders) for (let i = 0; i < cases.length; i++) await loader.next();
+  const { times, load: l } = await interleave(sides, reps, { warmup: false, quiet: true });
+  for (const { loader } of loaders) await loader.close();
+  for (const [label, t] of Object.entries(times)) {
+    const ms = (x: number) => round((1000 * x) / perRound, 1);
+    console.log(`  ${label}: ${ms(t.min)} / ${ms(t.median)} ms per batch (min / median of ${reps} rounds of ${perRound} batches)`);
+    result[`${label}_ms_per_batch`] = ms(t.min);
+    result[`${label}_ms_per_batch_median`] = ms(t.median);
+    result[`${label}_batches_per_s`] = round(perRound / t.min, 2);
   }
+  result.load = l;
 
   // each transform alone, probability 1, on one patch cut from a cached case
   const vol = await loadCase(cases[0]);
@@ -66,7 +75,7 @@ try {
     console.log(`  ${name.padEnd(26)} ${round(ms, 2)}`);
     result[`ms_${name.split(" ")[0].replace(/\W/g, "_")}`] = round(ms, 2);
   }
-  console.log(JSON.stringify({ bench: "loader", machine: machine(), batch: "2x64^3", batches, ...result }));
+  console.log(JSON.stringify({ bench: "loader", machine: machine(), batch: "2x64^3", batches: perRound * reps, reps, ...result, load_after: load() }));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

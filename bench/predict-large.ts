@@ -16,7 +16,7 @@ import { predictVolume } from "../src/seg/predict.ts";
 import { inMemoryBytes, predictLarge } from "../src/seg/predict_large.ts";
 import { readVolume } from "../src/io/index.ts";
 import { synthDataset } from "../src/synth/index.ts";
-import { machine, round } from "./common.ts";
+import { load, machine, round } from "./common.ts";
 import { rawVolume } from "./raw_volume.ts";
 
 const { values } = parseArgs({ options: { shape: { type: "string" }, "max-memory-mb": { type: "string" }, step: { type: "string" }, batch: { type: "string" }, precision: { type: "string" } } });
@@ -34,6 +34,7 @@ await synthDataset(join(work, "synth"), { preset: "tiny", seed: 1, quiet: true }
 await finetune({ data: join(work, "synth"), out: join(work, "run"), fold: 0, epochs: 1, stepsPerEpoch: 2, workers: 0, precision: "fp32", quiet: true, plan: { baseFeatures: 4, patchSize: [32, 32, 32], batchSize: 2 } });
 const model = loadModel(join(work, "run"));
 const rssBefore = process.resourceUsage().maxRSS * 1024;
+const loadBefore = load();
 const voxels = shape[0] * shape[1] * shape[2];
 let blocks = 0, batches = 0, lastReport = performance.now();
 const t0 = performance.now();
@@ -60,7 +61,7 @@ if (memBytes < 2 * 2 ** 30) {
   inMemoryS = (performance.now() - t1) / 1000;
 }
 const gib = (b: number) => b / 2 ** 30;
-console.log(`machine: ${machine()}`);
+console.log(`machine: ${machine()}; one run (it already averages over every block); load ${loadBefore[0]} → ${load()[0]}`);
 console.log(`volume ${shape.join("×")} uint16 = ${(voxels * 2 / 2 ** 20).toFixed(0)} MB; in-memory prediction would hold ≈ ${gib(inMemoryBytes({ dtype: "uint16", shape, spacingUm: [1, 1, 1] }, 2)).toFixed(2)} GiB`);
 console.log(`out of core with --max-memory-mb ${budgetMb}, step ${step}, batch ${batchSize}, ${precision}: ${blocks} blocks, ${batches} batches, ${s.toFixed(1)} s = ${(voxels / s / 1e6).toFixed(2)} Mvoxels/s, peak RSS ${gib(peak).toFixed(2)} GiB (${gib(rssBefore).toFixed(2)} GiB before prediction)`);
 if (inMemoryS !== null) console.log(`in memory (predictVolume, same model and settings): ${inMemoryS.toFixed(1)} s; out of core / in memory = ${(s / inMemoryS).toFixed(2)}`);
@@ -68,5 +69,6 @@ rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify({
   bench: "predict-large", machine: machine(), shape, rawMB: round(voxels * 2 / 2 ** 20, 1), maxMemoryMb: budgetMb, step, batchSize, precision, blocks, batches, seconds: round(s, 2),
   voxelsPerS: Math.round(voxels / s), inMemorySeconds: inMemoryS === null ? null : round(inMemoryS, 2), peakRssGiB: round(gib(peak), 3), rssBeforeGiB: round(gib(rssBefore), 3),
+  load: { before: loadBefore, after: load() },
   inMemoryGiB: round(gib(inMemoryBytes({ dtype: "uint16", shape, spacingUm: [1, 1, 1] }, 2)), 3),
 }));

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SwinUNETR, UNETR } from "../src/nn/index.ts";
 import * as T from "../src/torch/index.ts";
-import { machine, median, root, round, torchAvailable } from "./common.ts";
+import { machine, median, root, round, pythonHas } from "./common.ts";
 
 const { values } = parseArgs({ options: {
   size: { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, reps: { type: "string", default: "2" }, threads: { type: "string", default: "2" },
@@ -22,7 +22,7 @@ T.setNumThreads(threads);
 
 const monai = process.env.LSMSEG_MONAI ?? "/tmp/monai_src";
 const pylib = process.env.LSMSEG_PYLIB ?? "/tmp/pylib";
-const peerOk = torchAvailable() && existsSync(join(monai, "monai"));
+const peerOk = pythonHas(["torch"]) && existsSync(join(monai, "monai"));
 
 function build(arch: "unetr" | "swinunetr") {
   return arch === "unetr"

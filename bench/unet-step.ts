@@ -1,18 +1,28 @@
-// One training step of the anchor U-Net (../shared/anchors/unet_step.py): 16/32/64/128 channels,
-// 64³ × batch 2, cross-entropy + soft Dice, AdamW, in fp32 and bf16 autocast; the PyTorch peer
-// runs the same step in the same run. Usage: npm run bench -- unet-step [--steps 6] [--patch 64]
-// [--device cuda] [--features 32,64,128,256,320,320] (on a GPU, or at another scale, the peer is bench/gpu_peer.py)
-import { parseArgs } from "node:util";
+// One training step of the anchor U-Net (../shared/anchors/unet_step.py): 16/32/64/128 channels, 64³ × batch 2,
+// cross-entropy + soft Dice, AdamW, in bf16 autocast and fp32, against the PyTorch peer doing the same step, with
+// the shared method (bench/common.ts: warm-up, interleaved repetitions, minima and medians, the peer as shipped
+// and with lsmseg's heap settings). Also: GFLOP/s reached beside the machine's matrix-product rate measured here,
+// and a per-operator profile of one bf16 step for lsmseg (native/profiler.cc) beside PyTorch's (its autograd
+// profiler). Usage: npm run bench -- unet-step [--reps 7] [--patch 64] [--batch 2] [--threads 2] [--precisions bf16,fp32]
+//   [--no-profile]
 import * as T from "../src/torch/index.ts";
+import { native } from "../src/torch/native.ts";
 import { UNet, anchorUNetConfig } from "../src/nn/index.ts";
 import { AdamW } from "../src/optim/index.ts";
-import { machine, median, parseFeatures, round, runDevicePeer, runPeer } from "./common.ts";
+import { type OpStat, Peer, benchArgs, compare, load, machine, matmulRate, round, seconds } from "./common.ts";
+import { unetStepFlops } from "./flops.ts";
+import { printProfiles, topOps } from "./profile.ts";
 
-const { values } = parseArgs({ options: { steps: { type: "string", default: "6" }, patch: { type: "string", default: "64" }, batch: { type: "string", default: "2" }, threads: { type: "string", default: "2" }, device: { type: "string", default: "cpu" }, features: { type: "string" } } });
-const steps = Number(values.steps), patch = Number(values.patch), batch = Number(values.batch), threads = Number(values.threads);
-const device = values.device, features = parseFeatures(values.features);
-// the anchors' CPU peer runs only the anchor network on the CPU; anything else runs bench/gpu_peer.py
-const devicePeer = device !== "cpu" || values.features !== undefined;
+const { values, reps } = benchArgs("unet-step", {
+  patch: { type: "string", default: "64" }, batch: { type: "string", default: "2" }, threads: { type: "string", default: "2" },
+  precisions: { type: "string", default: "bf16,fp32" }, "no-profile": { type: "boolean", default: false },
+}, 7);
+const patch = Number(values.patch), batch = Number(values.batch), threads = Number(values.threads);
+const precisions = values.precisions.split(",");
+if (!precisions.every((p) => p === "bf16" || p === "fp32")) {
+  console.error(`bench unet-step: --precisions: expected bf16 and/or fp32, got '${values.precisions}'`);
+  process.exit(2);
+}
 T.setNumThreads(threads);
 
 function softDiceCe(logits: T.Tensor, y: T.Tensor, yf: T.Tensor): T.Tensor {
@@ -21,46 +31,54 @@ function softDiceCe(logits: T.Tensor, y: T.Tensor, yf: T.Tensor): T.Tensor {
   return T.crossEntropy(logits, y).add(dice);
 }
 
-function lsmsegStep(precision: "fp32" | "bf16"): number {
+/** The network, optimizer and data of the step, and one step; dispose() frees them. */
+function lsmsegTrainer(precision: "fp32" | "bf16") {
   T.manualSeed(0);
-  const net = new UNet(anchorUNetConfig({ features, strides: features.map((_, i) => (i === 0 ? 1 : 2)), kernelSizes: features.map(() => 3) }));
-  net.to(device);
+  const net = new UNet(anchorUNetConfig());
   const opt = new AdamW(net.parameters(), { lr: 1e-3 });
-  const x = T.randn([batch, 1, patch, patch, patch]).to(device);
-  const y = T.rand([batch, patch, patch, patch]).gt(0.9).long().to(device);
+  const x = T.randn([batch, 1, patch, patch, patch]);
+  const y = T.rand([batch, patch, patch, patch]).gt(0.9).long();
   const yf = y.float();
-  const times: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    T.cudaSynchronize();
-    const t0 = performance.now();
-    T.tidy(() => {
-      const logits = T.autocast(() => net.forward(x) as T.Tensor, { enabled: precision === "bf16", device: device.startsWith("cuda") ? "cuda" : "cpu" }).float();
-      const loss = softDiceCe(logits, y, yf);
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-    });
-    T.cudaSynchronize();
-    times.push((performance.now() - t0) / 1000);
-  }
-  net.dispose();
-  return median(times.slice(1));
+  const step = () => T.tidy(() => {
+    const logits = T.autocast(() => net.forward(x) as T.Tensor, { enabled: precision === "bf16" }).float();
+    const loss = softDiceCe(logits, y, yf);
+    opt.zeroGrad();
+    loss.backward();
+    opt.step();
+  });
+  return { step, dispose: () => { net.dispose(); x.dispose(); y.dispose(); yf.dispose(); } };
 }
 
-console.log(`unet-step: U-Net ${features.join("/")}, ${patch}³ × batch ${batch}, CE + soft Dice, AdamW, on ${device}, ${threads} threads`);
-console.log(`machine: ${machine()}; libtorch ${T.buildInfo().torchVersion}`);
-const result: Record<string, number | string | null> = { bench: "unet-step" };
-for (const precision of ["bf16", "fp32"] as const) {
-  const ours = lsmsegStep(precision);
-  const common = ["--precision", precision, "--patch", String(patch), "--batch", String(batch), "--steps", String(steps)];
-  const peer = devicePeer ? runDevicePeer(["unet-step", ...common, "--device", device, "--features", features.join(",")])
-    : runPeer("unet_step.py", [...common, "--threads", String(threads)]);
-  const theirs = peer ? Number(peer.median_s) : null;
-  const ratio = theirs ? ours / theirs : null;
-  console.log(`  ${precision}: lsmseg ${ours.toFixed(3)} s/step, PyTorch ${theirs?.toFixed(3) ?? "—"} s/step, ratio ${ratio?.toFixed(3) ?? "—"}`);
-  result[`lsmseg_${precision}_s`] = round(ours);
-  result[`torch_${precision}_s`] = theirs === null ? null : round(theirs);
-  result[`ratio_${precision}`] = ratio === null ? null : round(ratio, 3);
+console.log(`unet-step: anchor U-Net (1.40 M parameters), ${patch}³ × batch ${batch}, CE + soft Dice, AdamW, ${threads} threads`);
+console.log(`machine: ${machine()}; libtorch ${T.buildInfo().torchVersion}; load ${load().join(" ")}`);
+const flops = unetStepFlops(patch, batch);
+const rate = { bf16: await matmulRate(T, "bfloat16"), fp32: await matmulRate(T, "float32") };
+console.log(`  step ≈ ${(flops / 1e9).toFixed(0)} GFLOP (convolutions); this machine's 2048² matrix product: bf16 ${rate.bf16} GFLOP/s, fp32 ${rate.fp32} GFLOP/s`);
+
+const result: Record<string, unknown> = { bench: "unet-step", patch, batch, threads, reps, step_gflop: round(flops / 1e9, 1), matmul_gflops: rate };
+for (const precision of precisions as ("bf16" | "fp32")[]) {
+  const args = ["--precision", precision, "--patch", String(patch), "--batch", String(batch), "--threads", String(threads)];
+  const peer = await Peer.start("PyTorch peer", "unet-step", args);
+  const fair = peer ? await Peer.start("PyTorch peer (fair)", "unet-step", args, { fair: true }) : null;
+  const trainer = lsmsegTrainer(precision);
+  const c = await compare(precision, () => seconds(trainer.step), peer, fair, reps);
+  const gflops = (t: { min: number } | null) => (t ? round(flops / t.min / 1e9, 1) : null);
+  const g = { lsmseg: gflops(c.lsmseg), peer: gflops(c.peer), peer_fair: gflops(c.peer_fair) };
+  console.log(`  ${precision} GFLOP/s at the minimum: lsmseg ${g.lsmseg}, PyTorch ${g.peer ?? "—"}, fair ${g.peer_fair ?? "—"}; the ${precision} matrix product reaches ${rate[precision]}`);
+  result[precision] = { ...c, gflops: g };
+  result[`ratio_${precision}`] = c.ratio;
+  if (precision === "bf16" && !values["no-profile"]) {
+    native.profilerStart();
+    const wall = await seconds(trainer.step);
+    const ours: OpStat[] = native.profilerStop();
+    const theirs = fair ? await fair.profile() : null;
+    printProfiles("one bf16 step", { s: wall, ops: ours }, theirs);
+    result.profile = { lsmseg: { s: round(wall), ops: topOps(ours) }, peer_fair: theirs ? { s: round(theirs.s), ops: topOps(theirs.ops) } : null };
+  }
+  trainer.dispose();
+  peer?.close();
+  fair?.close();
 }
-Object.assign(result, { device, features: features.join(","), patch, batch, machine: machine() });
+result.ratio = (result[precisions[0]] as { ratio: number | null }).ratio;
+result.machine = machine();
 console.log(JSON.stringify(result));

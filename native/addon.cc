@@ -2,6 +2,10 @@
 #include "common.h"
 #include "malloc_tuning.h"
 
+namespace lsm {
+void initProfiler(Napi::Env env, Napi::Object exports);  // native/profiler.cc
+}
+
 // mallocTrim(): gives the heap's free pages back to the system (glibc's malloc_trim also releases free
 // pages in the middle of the heap). For long jobs whose working set changes size from one unit of work to
 // the next (out-of-core prediction's blocks), where the untrimmed heap would otherwise keep the peak.
@@ -20,6 +24,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   lsm::initAutograd(env, exports);
   lsm::initOptim(env, exports);
   lsm::initDist(env, exports);
+  lsm::initProfiler(env, exports);
   exports.Set("mallocTuned", Napi::Boolean::New(env, tuned));
   exports.Set("mallocTrim", Napi::Function::New(env, mallocTrim, "mallocTrim"));
   return exports;

@@ -80,6 +80,9 @@ export interface NativeAddon {
   /** Whether the addon switched glibc malloc to heap-only, untrimmed (see native/addon.cc). */
   mallocTuned: boolean;
   mallocTrim(): boolean;
+  /** Per-operator timing over libtorch's RecordFunction callbacks (native/profiler.cc). */
+  profilerStart(): void;
+  profilerStop(): { name: string; calls: number; totalUs: number; selfUs: number }[];
 }
 
 /** The package's root: src/torch/ and dist/torch/ are both two levels down. */
