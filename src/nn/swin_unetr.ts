@@ -12,7 +12,7 @@ import { truncNormal_ } from "./init.ts";
 import { Conv3d, LayerNorm, Linear, type Triple } from "./layers.ts";
 import { MLPBlock, UnetOutBlock, UnetrBasicBlock, UnetrUpBlock } from "./monai_blocks.ts";
 import { Module, ModuleList } from "./module.ts";
-import type { KeyGroups } from "./unet.ts";
+import { type KeyGroups, keyGroupsByPrefix } from "./unet.ts";
 
 type Vec3 = [number, number, number];
 
@@ -345,11 +345,6 @@ export class SwinUNETR extends Module {
 
   /** swinViT is the encoder (what SimMIM trains and --init transfers); its patch embedding is the stem. */
   keyGroups(): KeyGroups {
-    const keys = [...this.stateDict().keys()];
-    return {
-      stem: keys.filter((k) => k.startsWith("swinViT.patch_embed.")),
-      encoder: keys.filter((k) => k.startsWith("swinViT.")),
-      decoder: keys.filter((k) => !k.startsWith("swinViT.")),
-    };
+    return keyGroupsByPrefix(this, "swinViT.patch_embed.", "swinViT.");
   }
 }

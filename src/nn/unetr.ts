@@ -11,7 +11,7 @@ import { LayerNorm, Linear, type Triple } from "./layers.ts";
 import { truncNormal_, zeros_ } from "./init.ts";
 import { MLPBlock, UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock } from "./monai_blocks.ts";
 import { Module, ModuleList } from "./module.ts";
-import type { KeyGroups } from "./unet.ts";
+import { type KeyGroups, keyGroupsByPrefix } from "./unet.ts";
 
 export interface UNETRConfig {
   arch: "unetr";
@@ -279,11 +279,6 @@ export class UNETR extends Module {
 
   /** The ViT is the encoder (what SimMIM trains and --init transfers); its patch embedding is the stem. */
   keyGroups(): KeyGroups {
-    const keys = [...this.stateDict().keys()];
-    return {
-      stem: keys.filter((k) => k.startsWith("vit.patch_embedding.")),
-      encoder: keys.filter((k) => k.startsWith("vit.")),
-      decoder: keys.filter((k) => !k.startsWith("vit.")),
-    };
+    return keyGroupsByPrefix(this, "vit.patch_embedding.", "vit.");
   }
 }
