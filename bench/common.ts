@@ -67,9 +67,14 @@ export function anchorsDir(): string | null {
   return existsSync(join(dir, "unet_step.py")) ? dir : null;
 }
 
-/** Whether Debian's python3-torch (and the given extra modules) import in /usr/bin/python3. */
+/** The peer's interpreter: LSMSEG_PYTHON (on a GPU machine, the python3 with CUDA PyTorch), else Debian's /usr/bin/python3. */
+export function peerPython(): string {
+  return process.env.LSMSEG_PYTHON || "/usr/bin/python3";
+}
+
+/** Whether torch (and the given extra modules) import in the peer's interpreter (peerPython()). */
 export function pythonHas(modules: string[]): boolean {
-  const r = spawnSync("/usr/bin/python3", ["-c", modules.map((m) => `import ${m}`).join("; ")], { stdio: "ignore" });
+  const r = spawnSync(peerPython(), ["-c", modules.map((m) => `import ${m}`).join("; ")], { stdio: "ignore" });
   return r.status === 0;
 }
 
@@ -97,7 +102,7 @@ export class Peer {
     else delete env.GLIBC_TUNABLES;
     const anchors = anchorsDir();
     if (anchors) env.LSMSEG_ANCHORS = anchors;
-    this.proc = spawn("/usr/bin/python3", [join(root, "bench", "peer.py"), work, ...args], { env });
+    this.proc = spawn(peerPython(), [join(root, "bench", "peer.py"), work, ...args], { env });
     this.proc.stderr.on("data", (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-4000); });
     this.lines = createInterface({ input: this.proc.stdout });
     this.lines.on("line", (l) => this.queue.shift()?.(l));
@@ -115,7 +120,7 @@ export class Peer {
     }
     const needs = opts.needs ?? ["torch"];
     if (!pythonHas(needs)) {
-      console.log(`  (${label} skipped: /usr/bin/python3 cannot import ${needs.join(", ")}; apt-get install -y ${needs.map((m) => `python3-${m}`).join(" ")})`);
+      console.log(`  (${label} skipped: ${peerPython()} cannot import ${needs.join(", ")}; apt-get install -y ${needs.map((m) => `python3-${m}`).join(" ")})`);
       return null;
     }
     const peer = new Peer(label, work, args, opts.fair ?? false);
@@ -191,6 +196,45 @@ export async function seconds(fn: () => unknown): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
+/** The shared `--device` and `--features` flags of the benchmarks that run the anchor U-Net. */
+export const DEVICE_OPTIONS = {
+  device: { type: "string", default: "cpu" }, features: { type: "string", default: "16,32,64,128" },
+} as const;
+
+/**
+ * Reads `--device cpu|cuda|cuda:N` and `--features C1,C2,...` (at least two stages); a bad value is a usage error
+ * (exit 2). `type` is the device's type for autocast; `peerArgs` passes both on to bench/peer.py.
+ */
+export function deviceArgs(name: string, values: { device: string; features: string }): {
+  device: string; type: "cpu" | "cuda"; features: number[]; peerArgs: string[];
+  /** anchorUNetConfig's overrides for these channels (stride 1 then 2, 3³ kernels, as the anchors' UNet(ch)). */
+  unet: { features: number[]; strides: number[]; kernelSizes: number[] };
+  /** The network's name in the benchmarks' first line. */
+  net: string;
+} {
+  const device = values.device;
+  const features = values.features.split(",").map(Number);
+  let problem: string | null = null;
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) problem = `--device: expected cpu, cuda or cuda:N, got '${device}'`;
+  else if (features.length < 2 || features.some((c) => !Number.isInteger(c) || c < 1)) problem = `--features: expected a comma list of at least two channel counts, got '${values.features}'`;
+  if (problem) {
+    console.error(`bench ${name}: ${problem}`);
+    process.exit(2);
+  }
+  return {
+    device, type: device === "cpu" ? "cpu" : "cuda", features, peerArgs: ["--device", device, "--features", features.join(",")],
+    unet: { features, strides: features.map((_, i) => (i === 0 ? 1 : 2)), kernelSizes: features.map(() => 3) },
+    net: features.join(",") === "16,32,64,128" ? "anchor U-Net" : `U-Net ${features.join("/")}`,
+  };
+}
+
+/** Times `fn` in seconds, waiting for the GPU's queue before and after when `device` is not the CPU. */
+export async function deviceSeconds(T: typeof import("../src/torch/index.ts"), device: string, fn: () => unknown): Promise<number> {
+  if (device === "cpu") return seconds(fn);
+  T.cudaSynchronize();
+  return seconds(() => { fn(); T.cudaSynchronize(); });
+}
+
 /** The figures of one comparison of lsmseg with its peer, as the JSON lines carry them. */
 export interface Comparison {
   lsmseg: SideTimes;
@@ -234,13 +278,14 @@ export async function compare(label: string, ours: () => number | Promise<number
 
 /**
  * The machine's bf16 (and fp32) matrix-product rate in GFLOP/s, measured here: the best of several 2048² products
- * in `threads` threads, the ceiling against which a step's GFLOP/s is read.
+ * in `threads` threads (or on `device`), the ceiling against which a step's GFLOP/s is read.
  */
-export async function matmulRate(T: typeof import("../src/torch/index.ts"), dtype: "bfloat16" | "float32", n = 2048, reps = 7): Promise<number> {
-  const a = T.randn([n, n]).to(dtype), b = T.randn([n, n]).to(dtype);
+export async function matmulRate(T: typeof import("../src/torch/index.ts"), dtype: "bfloat16" | "float32", n = 2048, reps = 7, device = "cpu"): Promise<number> {
+  const on = (t: import("../src/torch/index.ts").Tensor) => (device === "cpu" ? t : t.to(device));
+  const a = on(T.randn([n, n]).to(dtype)), b = on(T.randn([n, n]).to(dtype));
   let best = Infinity;
   for (let i = 0; i <= reps; i++) {
-    const s = await seconds(() => T.matmul(a, b).dispose());
+    const s = await deviceSeconds(T, device, () => T.matmul(a, b).dispose());
     if (i > 0) best = Math.min(best, s);
   }
   a.dispose();

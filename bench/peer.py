@@ -8,16 +8,22 @@ Works (the same work as the anchor scripts in ../shared/anchors, which stay the 
   pretrain  --precision P --patch N --batch B --threads T   one MAE step (bench/pretrain_peer.py)
   predict   --size S --patch N --batch B --precision P --threads T [--mirror]
                                                             sliding_window.py's prediction of one cube
+  (these three also take --device cpu|cuda[:N] and --features C1,C2,... (the U-Net's channels, 16,32,64,128 by
+  default): on CUDA the work runs there, under torch.autocast("cuda"), timed between torch.cuda.synchronize())
   evaluate  PRED_DIR GT_DIR                                 the challenge metrics of every case (numpy +
                                                             scikit-image, fixtures/eval/make_metric_fixtures.py)
   io        FILE.nii.gz OUT.nii.gz                          nibabel: TASK read | write
 
-Needs Debian's python3-torch (and python3-skimage, python3-nibabel for evaluate and io); run with /usr/bin/python3.
+Needs Debian's python3-torch (and python3-skimage, python3-nibabel for evaluate and io); run with /usr/bin/python3,
+or the interpreter in LSMSEG_PYTHON (a CUDA PyTorch's, on a GPU machine).
 """
 import argparse, itertools, json, math, os, sys, time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ.get("LSMSEG_ANCHORS", os.path.join(here, "..", "..", "shared", "anchors")))
+
+# waits for the device's queue around every timed repetition; set_device makes it torch.cuda.synchronize on CUDA
+sync = lambda: None  # noqa: E731
 
 
 def step_args(argv):
@@ -28,7 +34,19 @@ def step_args(argv):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--mirror", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--features", default="16,32,64,128")
     return ap.parse_args(argv)
+
+
+def set_device(a):
+    """The torch.device of --device (and the timing's sync for it), and --features as a tuple of channels."""
+    global sync
+    import torch
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        sync = torch.cuda.synchronize
+    return dev, tuple(int(c) for c in a.features.split(","))
 
 
 def unet_step(argv):
@@ -36,16 +54,17 @@ def unet_step(argv):
     import torch, torch.nn.functional as F
     from unet_step import UNet
     a = step_args(argv)
+    dev, ch = set_device(a)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = UNet()
+    net = UNet(ch).to(dev)
     opt = torch.optim.AdamW(net.parameters(), 1e-3)
     p = a.patch
-    x = torch.randn(a.batch, 1, p, p, p)
-    y = (torch.rand(a.batch, p, p, p) > 0.9).long()
+    x = torch.randn(a.batch, 1, p, p, p).to(dev)
+    y = (torch.rand(a.batch, p, p, p) > 0.9).long().to(dev)
 
     def rep(_task):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             logits = net(x)
         logits = logits.float()
         prob = logits.softmax(1)[:, 1]
@@ -64,18 +83,20 @@ def pretrain(argv):
     from unet_step import UNet
     from pretrain_peer import block_mask, decoder_features
     a = step_args(argv)
+    dev, ch = set_device(a)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = UNet()
-    recon = nn.Conv3d(16, 1, 1)
+    net = UNet(ch).to(dev)
+    recon = nn.Conv3d(ch[0], 1, 1).to(dev)
     params = [q for n, q in net.named_parameters() if not n.startswith("head.")] + list(recon.parameters())
     opt = torch.optim.AdamW(params, 1e-3)
     p = a.patch
-    x = torch.randn(a.batch, 1, p, p, p)
+    x = torch.randn(a.batch, 1, p, p, p).to(dev)
+    grid = p // 2 ** (len(ch) - 1)
 
     def rep(_task):
-        mask = F.interpolate(block_mask(a.batch, p // 8, 0.75), size=(p, p, p), mode="nearest")
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        mask = F.interpolate(block_mask(a.batch, grid, 0.75), size=(p, p, p), mode="nearest").to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             pred = recon(decoder_features(net, x * (1 - mask)))
         pred = pred.float()
         loss = ((pred - x) ** 2 * mask).sum() / mask.sum().clamp(min=1)
@@ -91,8 +112,9 @@ def predict(argv):
     import torch
     from unet_step import UNet
     a = step_args(argv)
+    dev, ch = set_device(a)
     torch.set_num_threads(a.threads)
-    net = UNet().eval()
+    net = UNet(ch).to(dev).eval()
 
     def gaussian(p):
         c = (torch.arange(p, dtype=torch.float32) - (p - 1) / 2) / (p / 8)
@@ -109,14 +131,14 @@ def predict(argv):
 
     torch.manual_seed(0)
     s, p = a.size, a.patch
-    vol = torch.randn(1, s, s, s)
-    w = gaussian(p)
+    vol = torch.randn(1, s, s, s).to(dev)
+    w = gaussian(p).to(dev)
 
     def rep(_task):
-        acc = torch.zeros(2, s, s, s)
-        norm = torch.zeros(s, s, s)
+        acc = torch.zeros(2, s, s, s, device=dev)
+        norm = torch.zeros(s, s, s, device=dev)
         boxes = list(itertools.product(*(starts(s, p, 0.5) for _ in range(3))))
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             for i in range(0, len(boxes), a.batch):
                 chunk = boxes[i:i + a.batch]
                 x = torch.stack([vol[:, z:z + p, y:y + p, xx:xx + p] for z, y, xx in chunk])
@@ -128,7 +150,7 @@ def predict(argv):
                 for (z, y, xx), o in zip(chunk, out):
                     acc[:, z:z + p, y:y + p, xx:xx + p] += o * w
                     norm[z:z + p, y:y + p, xx:xx + p] += w
-        (acc / norm).argmax(0).to(torch.uint8)
+        (acc / norm).argmax(0).to(torch.uint8).cpu()
         return {"windows": len(boxes)}
     return rep, {"torch": torch.__version__}
 
@@ -172,8 +194,10 @@ def profile(rep):
     """One repetition under torch's autograd profiler: per-operator calls, total and self time (µs)."""
     import torch
     with torch.autograd.profiler.profile() as prof:
+        sync()
         t0 = time.perf_counter()
         rep("")
+        sync()
         s = time.perf_counter() - t0
     ops = [{"name": e.key, "calls": e.count, "totalUs": e.cpu_time_total, "selfUs": e.self_cpu_time_total} for e in prof.key_averages()]
     return {"s": s, "ops": ops}
@@ -194,8 +218,10 @@ def main():
         if cmd == "profile":
             print(json.dumps(profile(rep)), flush=True)
             continue
+        sync()
         t0 = time.perf_counter()
         extra = rep(task)
+        sync()
         print(json.dumps({"s": time.perf_counter() - t0, **extra}).replace("NaN", "null"), flush=True)
 
 

@@ -7,7 +7,8 @@ Step: draw a block mask on the bottleneck grid (patch / 8), exactly 75 % of the 
 voxels only, backward, AdamW(lr 1e-3).
 
 The step itself is bench/peer.py's `pretrain` work (one repetition per request, as every peer runs); this file
-holds the pieces it shares with the anchors. Needs Debian's python3-torch; run with /usr/bin/python3.
+holds the pieces it shares with the anchors (the work's --device and --features are peer.py's). Needs Debian's
+python3-torch; run with /usr/bin/python3 or LSMSEG_PYTHON.
 """
 import torch
 

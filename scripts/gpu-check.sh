@@ -144,12 +144,12 @@ step e2e-tiny e2e_run tiny 1 4 8
 if [ "$mode" = gpu ]; then
   export LSMSEG_PYTHON=python3
   nnunet="--features 32,64,128,256,320,320"
-  step bench-unet-step-64 node scripts/bench.mjs unet-step --device cuda --steps 8 --patch 64 --threads 4
+  step bench-unet-step-64 node scripts/bench.mjs unet-step --device cuda --reps 5 --patch 64 --threads 4
   step bench-predict-64 node scripts/bench.mjs predict --device cuda --size 192 --patch 64 --batch 2 --threads 4
-  step bench-pretrain-64 node scripts/bench.mjs pretrain --device cuda --steps 8 --patch 64 --threads 4
-  step bench-unet-step-128 node scripts/bench.mjs unet-step --device cuda --steps 8 --patch 128 --batch 2 --threads 4 $nnunet
+  step bench-pretrain-64 node scripts/bench.mjs pretrain --device cuda --reps 5 --patch 64 --threads 4
+  step bench-unet-step-128 node scripts/bench.mjs unet-step --device cuda --reps 5 --patch 128 --batch 2 --threads 4 $nnunet
   step bench-predict-128 node scripts/bench.mjs predict --device cuda --size 256 --patch 128 --batch 2 --threads 4 $nnunet
-  step bench-pretrain-128 node scripts/bench.mjs pretrain --device cuda --steps 8 --patch 128 --batch 2 --threads 4 $nnunet
+  step bench-pretrain-128 node scripts/bench.mjs pretrain --device cuda --reps 5 --patch 128 --batch 2 --threads 4 $nnunet
 fi
 
 total=$(( $(date +%s) - started ))
