@@ -400,10 +400,13 @@ const monai: WeightFormat = {
       return { ...base, network, plan: plan(network, patch), notes, optional: (k) => /^vit\.blocks\.\d+\.(norm_cross_attn|cross_attn)\./.test(k) };
     }
     // the self-supervised Swin encoder (research-contributions' model_swinvit.pt): module.patch_embed / layersN / norm → swinViT.*, as MONAI's load_from
+    // (its blocks' MLP is mlp.fc1 / fc2 where MONAI's SwinUNETR has mlp.linear1 / linear2)
     if (!keys.some((k) => k.startsWith("swinViT.")) && keys.some((k) => k.startsWith("patch_embed."))) {
-      const network = monaiSwin(where, keys, shape, m, notes, "");
-      notes.push("the self-supervised Swin encoder alone (keys mapped to swinViT.*, as MONAI's SwinUNETR.load_from); use the folder as finetune --init (it has no plan for predict)");
-      return { ...base, network, plan: null, notes, partial: true, allowUnmapped: true, rename: (k) => (/^(patch_embed|layers\d)\./.test(k) ? `swinViT.${k}` : k), info: { arch, encoder_only: true } };
+      const rename = (k: string) => (/^(patch_embed|layers\d)\./.test(k) ? `swinViT.${k.replace(/\.mlp\.fc([12])\./, ".mlp.linear$1.")}` : k);
+      const renamed = new Map(keys.map((k) => [rename(k), k]));
+      const network = monaiSwin(where, [...renamed.keys()], (k) => (renamed.has(k) ? shape(renamed.get(k)!) : undefined), m, notes, "swinViT.");
+      notes.push("the self-supervised Swin encoder alone (module.patch_embed / layersN.* → swinViT.*, mlp.fc1/fc2 → mlp.linear1/linear2, as MONAI's SwinUNETR.load_from); use the folder as finetune --init (it has no plan for predict)");
+      return { ...base, network, plan: null, notes, partial: true, allowUnmapped: true, rename, info: { arch, encoder_only: true } };
     }
     const network = monaiSwin(where, keys, shape, m, notes, "swinViT.");
     const patch = m.imgSize ?? [96, 96, 96];

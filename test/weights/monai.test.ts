@@ -5,12 +5,15 @@
 // without the cross-attention keys import; the self-supervised Swin encoder maps onto swinViT.*; shapes that do
 // not fit are refused, naming the key.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { SwinUNETR, UNETR, buildNetwork } from "../../src/nn/index.ts";
+import { finetune } from "../../src/seg/finetune.ts";
 import { loadModel, networkFromCheckpoint, transferWeights } from "../../src/seg/model.ts";
+import { predictPaths } from "../../src/seg/predict.ts";
+import { synthDataset } from "../../src/synth/index.ts";
 import * as T from "../../src/torch/index.ts";
 import { PyDict } from "../../src/torch/pickle.ts";
 import { PthWriter, readPth, stateDictOf } from "../../src/torch/pth.ts";
@@ -128,8 +131,8 @@ test("SwinUNETR (under net): import --format monai infers depths, heads and v2, 
   exportWeights(out, "monai", file);
   assertSameTensors(file, sd);
 
-  // the self-supervised encoder (model_swinvit.pt: {"state_dict": {"module.patch_embed…", "module.layers1.0…"}}, v1, plus its heads)
-  const ssl = sd.filter(([k]) => k.startsWith("swinViT.") && !/^swinViT\.layers\dc\./.test(k)).map(([k, x]): [string, T.Tensor] => [k.slice(8), x]);
+  // the self-supervised encoder (model_swinvit.pt: {"state_dict": {"module.patch_embed…", "module.layers1.0…mlp.fc1…"}}, v1, plus its heads)
+  const ssl = sd.filter(([k]) => k.startsWith("swinViT.") && !/^swinViT\.layers\dc\./.test(k)).map(([k, x]): [string, T.Tensor] => [k.slice(8).replace(/\.mlp\.linear([12])\./, ".mlp.fc$1."), x]);
   const head = T.zeros([4, 8]);
   const sslFile = join(dir, "model_swinvit.pt");
   writePth(sslFile, [...ssl, ["rotation_head.weight", head]], "state_dict", "module.");
@@ -141,7 +144,7 @@ test("SwinUNETR (under net): import --format monai infers depths, heads and v2, 
   const tr = transferWeights(net, join(dir, "ssl"));
   assert.equal(tr.transferred.length, ssl.length);
   const sdNet = net.stateDict();
-  for (const [k, x] of ssl) assert.ok(Buffer.from(sdNet.get(`swinViT.${k}`)!.bytes()).equals(Buffer.from(x.bytes())), k);
+  for (const [k, x] of ssl) assert.ok(Buffer.from(sdNet.get(`swinViT.${k.replace(/\.mlp\.fc([12])\./, ".mlp.linear$1.")}`)!.bytes()).equals(Buffer.from(x.bytes())), k);
   net.dispose();
   head.dispose();
   for (const [, x] of sd) x.dispose();
@@ -173,6 +176,30 @@ test("monai: a pre-1.4 UNETR without cross-attention keys imports (reported); ot
   const unet = join(dir, "unet");
   importWeights("fixtures/weights/resenc_checkpoint_final.pth", "nnunet", unet);
   assert.throws(() => exportWeights(unet, "monai", join(dir, "unet.pth")), /architecture 'resenc' is not a MONAI network/);
+  for (const [, x] of sd) x.dispose();
+  for (const x of fx.tensors.values()) x.dispose();
+});
+
+test("an imported MONAI UNETR initialises finetune --init (the patch follows its img_size) and the result predicts", async () => {
+  const fx = loadFixture("unetr_conv_parity.safetensors");
+  const sd = monaiStateDict(fx, () => new UNETR({ imgSize: [16, 16, 32], featureSize: 4, hiddenSize: 24, mlpDim: 48, numHeads: 4, projType: "conv" }));
+  const src = join(dir, "unetr-init.pth");
+  writePth(src, sd, "state_dict");
+  const init = join(dir, "unetr-init");
+  importWeights(src, "monai", init, { arch: "unetr", monai: { imgSize: [16, 16, 32], numHeads: [4] } });
+  const data = join(dir, "data");
+  await synthDataset(data, { preset: "tiny", seed: 3, quiet: true });
+  const out = join(dir, "unetr-ft");
+  const res = await finetune({ data, out, fold: 0, epochs: 1, stepsPerEpoch: 1, workers: 0, precision: "fp32", quiet: true, optimizer: "adamw", lr: 1e-4, init, plan: { batchSize: 1 } });
+  assert.equal(res.epochs.length, 1);
+  const model = loadModel(out);
+  assert.ok(model.net instanceof UNETR);
+  assert.deepEqual(model.plan.patchSize, [16, 16, 32]);
+  const images = join(data, "test", "images");
+  const written = await predictPaths(model, join(images, readdirSync(images).sort()[0]), join(out, "pred") + "/", { mirror: false, precision: "fp32" });
+  assert.equal(written.length, 1);
+  model.net.dispose();
+  await assert.rejects(finetune({ data, out: join(dir, "unetr-ft2"), fold: 0, epochs: 1, stepsPerEpoch: 1, workers: 0, quiet: true, init, plan: { patchSize: [32, 32, 32] } }), /--patch 32x32x32: the --init UNETR was built for img_size 16x16x32/);
   for (const [, x] of sd) x.dispose();
   for (const x of fx.tensors.values()) x.dispose();
 });
