@@ -1,4 +1,4 @@
-// lsmseg export-weights: an lsmseg model → nnU-Net's / PyTorch's key names as .pth or .safetensors (src/weights/).
+// lsmseg export-weights: an lsmseg model → nnU-Net's / MONAI's / PyTorch's key names as .pth or .safetensors (src/weights/).
 import { FORMATS } from "../weights/formats.ts";
 import { exportWeights } from "../weights/weights.ts";
 import { UsageError, parseFlags } from "./args.ts";
@@ -12,6 +12,8 @@ const HELP = `usage: lsmseg export-weights RUN|CKPT --format ${EXPORTABLE.join("
                         "inference_allowed_mirroring_axes"} with dynamic_network_architectures' key names, as nnU-Net's
                         checkpoints hold it: load_state_dict(strict=True) into the matching PlainConvUNet /
                         ResidualEncoderUNet (.safetensors: the state dict alone, the plan in its metadata)
+  --format monai        a UNETR / SwinUNETR model as MONAI's plain state dict (its keys and order;
+                        load_state_dict(strict=True) into monai.networks.nets.UNETR / SwinUNETR built alike)
   --format pytorch      the plain state dict under lsmseg's key names (the plan beside it as OUT.plan.json, or
                         in the .safetensors metadata)
   --out FILE            .pth/.pt (torch.save's zip layout, pickle protocol 2; torch.load(weights_only=True) reads it)

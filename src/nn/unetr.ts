@@ -134,8 +134,9 @@ class PatchConv extends Module {
   constructor(cin: number, hidden: number) {
     super();
     const lin = new Linear(cin * PATCH ** 3, hidden); // PyTorch's default init for a conv of the same fan-in
-    this.weight = this.param("weight", lin.weight.reshape(hidden, cin, PATCH, PATCH, PATCH).contiguous());
-    this.bias = this.param("bias", lin.bias!.clone());
+    // detached: a view or clone of lin's parameters would be a non-leaf tensor the optimisers refuse
+    this.weight = this.param("weight", lin.weight.detach().clone().reshape(hidden, cin, PATCH, PATCH, PATCH));
+    this.bias = this.param("bias", lin.bias!.detach().clone());
     lin.dispose();
   }
   forward(x: Tensor): Tensor {

@@ -120,6 +120,12 @@ async function planFor(cases: Case[], o: FinetuneOptions): Promise<Plan> {
     // The pretraining checkpoint decides the architecture so that its weights fit (nnssl's adaptation plan).
     const net = networkFromCheckpoint(o.init, plan.network.numClasses, true);
     if (net) plan.network = net;
+    // UNETR's position embeddings are made for its img_size (an imported MONAI model's, say): the patch follows
+    if (net?.arch === "unetr") {
+      const p = o.plan?.patchSize;
+      if (p && p.some((v, i) => v !== net.imgSize[i])) throw new Error(`--patch ${p.join("x")}: the --init UNETR was built for img_size ${net.imgSize.join("x")} (its position embeddings); leave --patch out or give that`);
+      plan.patchSize = [...net.imgSize];
+    }
   }
   return plan;
 }

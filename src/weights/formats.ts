@@ -5,6 +5,8 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { type NetworkConfig } from "../nn/networks.ts";
+import { type SwinUNETRConfig, swinUnetrConfig } from "../nn/swin_unetr.ts";
+import { unetrConfig } from "../nn/unetr.ts";
 import { RESENC_PRESETS } from "../nn/resenc_unet.ts";
 import type { Plan } from "../seg/plan.ts";
 import { type Tensor, loadSafetensors } from "../torch/index.ts";
@@ -36,6 +38,8 @@ export interface OpenedWeights {
   partial: boolean;
   /** Source keys without a place in the lsmseg network are reported rather than refused. */
   allowUnmapped: boolean;
+  /** lsmseg keys that may lack a source and stay at their initialisation (old MONAI UNETRs lack the cross-attention weights). */
+  optional?: (lsmsegKey: string) => boolean;
   /** Where the architecture came from, and anything else the report should say. */
   notes: string[];
   /** Carried into the model folder (trainer, epoch, recommended patch size, ...). */
@@ -48,8 +52,22 @@ export interface OpenOptions {
   checkpointName?: string;
   plansFile?: string;
   datasetFile?: string;
-  arch?: "unet" | "resenc";
+  arch?: NetworkConfig["arch"];
   keyMapFile?: string;
+  /** monai: what MONAI's constructor took (what the tensors' shapes do not say); the rest is inferred. */
+  monai?: MonaiOptions;
+}
+
+export interface MonaiOptions {
+  imgSize?: [number, number, number];
+  featureSize?: number;
+  hiddenSize?: number;
+  mlpDim?: number;
+  numHeads?: number[];
+  inChannels?: number;
+  outChannels?: number;
+  windowSize?: [number, number, number];
+  depths?: number[];
 }
 
 export interface WeightFormat {
@@ -280,7 +298,130 @@ const pytorch: WeightFormat = {
   exportable: true,
 };
 
-export const FORMATS: Record<string, WeightFormat> = { nnunet, nnssl, pytorch };
+// ---------------------------------------------------------------------------------------------------------
+// MONAI: UNETR and SwinUNETR, whose lsmseg parameter names are MONAI's state-dict keys (the identity map)
+
+/** The state dict of a MONAI checkpoint: a bare state dict, or under state_dict / model / net (bundles, tutorials). */
+function openMonai(file: string): SourceTensors {
+  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  if (extname(file) === ".safetensors") return safetensorsSource(file).tensors;
+  return pthSource(file, (root) => {
+    if (!(root instanceof PyDict)) return root;
+    for (const k of ["state_dict", "model", "net", "network"]) if (root.get(k) instanceof PyDict) return root.get(k);
+    return root;
+  }, "the state dict").tensors;
+}
+
+const cubeRoot = (n: number): number | null => {
+  const r = Math.round(Math.cbrt(n));
+  return r ** 3 === n ? r : null;
+};
+
+/** The UNETR config: the flags, else what the tensors' shapes say (hidden size, input channels, feature size, classes, MLP, projection, qkv bias). */
+function monaiUnetr(where: string, shape: (k: string) => number[] | undefined, m: MonaiOptions, notes: string[]): NetworkConfig {
+  const pos = shape("vit.patch_embedding.position_embeddings");
+  if (!pos) throw new Error(`${where}: no vit.patch_embedding.position_embeddings: not a MONAI UNETR state dict (is it a SwinUNETR? pass --arch swinunetr)`);
+  const conv = shape("vit.patch_embedding.patch_embeddings.weight"), perc = shape("vit.patch_embedding.patch_embeddings.1.weight");
+  const projType = conv ? "conv" : "perceptron";
+  const inferred: string[] = [];
+  const pick = <V>(flag: V | undefined, value: V | undefined, name: string, fallback: V): V => {
+    if (flag !== undefined) return flag;
+    if (value !== undefined) {
+      inferred.push(`${name} ${Array.isArray(value) ? value.join("×") : value}`);
+      return value;
+    }
+    return fallback;
+  };
+  const hiddenSize = pick(m.hiddenSize, pos[2], "hidden", 768);
+  const inChannels = pick(m.inChannels, conv ? conv[1] : perc ? perc[1] / 16 ** 3 : undefined, "in channels", 1);
+  const g = cubeRoot(pos[1]);
+  if (!m.imgSize && g === null) throw new Error(`${where}: ${pos[1]} position embeddings are not a cube of patches: pass --img-size Z,Y,X (the img_size MONAI's UNETR was built with)`);
+  const imgSize = pick(m.imgSize, g === null ? undefined : [16 * g, 16 * g, 16 * g] as [number, number, number], "img size", [128, 128, 128] as [number, number, number]);
+  const cfg = unetrConfig({
+    inChannels, imgSize, hiddenSize, projType,
+    featureSize: pick(m.featureSize, shape("encoder1.layer.conv1.conv.weight")?.[0], "feature size", 16),
+    numClasses: pick(m.outChannels, shape("out.conv.conv.weight")?.[0], "out channels", 2),
+    mlpDim: pick(m.mlpDim, shape("vit.blocks.0.mlp.linear1.weight")?.[0], "mlp dim", 3072),
+    numHeads: m.numHeads?.[0] ?? 12,
+    qkvBias: shape("vit.blocks.0.attn.qkv.bias") !== undefined,
+  });
+  notes.push(`MONAI UNETR (proj_type ${projType}, ${cfg.numHeads} heads${m.numHeads ? "" : " (the default; --heads N)"}); from the tensors' shapes: ${inferred.join(", ") || "nothing (all given)"}`);
+  return cfg;
+}
+
+/** The SwinUNETR config: the flags, else the shapes (feature size, input channels, classes, depths, heads from the bias tables, window, MLP ratio, v2). */
+function monaiSwin(where: string, keys: string[], shape: (k: string) => number[] | undefined, m: MonaiOptions, notes: string[], prefix: string): SwinUNETRConfig {
+  const pe = shape(`${prefix}patch_embed.proj.weight`);
+  if (!pe) throw new Error(`${where}: no ${prefix}patch_embed.proj.weight: not a MONAI SwinUNETR state dict (is it a UNETR? pass --arch unetr)`);
+  const depths = [1, 2, 3, 4].map((s) => {
+    const re = new RegExp(`^${prefix.replace(".", "\\.")}layers${s}\\.0\\.blocks\\.(\\d+)\\.`);
+    return keys.reduce((n, k) => Math.max(n, Number(re.exec(k)?.[1] ?? -1) + 1), 0);
+  });
+  const heads = [1, 2, 3, 4].map((s) => shape(`${prefix}layers${s}.0.blocks.0.attn.relative_position_bias_table`)?.[1]);
+  const table = shape(`${prefix}layers1.0.blocks.0.attn.relative_position_bias_table`)?.[0];
+  const w = table === undefined ? null : cubeRoot(table);
+  if (!m.windowSize && (w === null || w % 2 === 0)) throw new Error(`${where}: the relative position tables (${table ?? "none"} rows) are not of a cubic window: pass --window-size Z,Y,X`);
+  const windowSize = m.windowSize ?? ([(w! + 1) / 2, (w! + 1) / 2, (w! + 1) / 2] as [number, number, number]);
+  const f = m.featureSize ?? pe[0];
+  const mlp = shape(`${prefix}layers1.0.blocks.0.mlp.linear1.weight`);
+  const cfg = swinUnetrConfig({
+    featureSize: f, inChannels: m.inChannels ?? pe[1], numClasses: m.outChannels ?? shape("out.conv.conv.weight")?.[0] ?? 2,
+    depths: (m.depths ?? (depths.every((d) => d > 0) ? depths : [2, 2, 2, 2])) as SwinUNETRConfig["depths"],
+    numHeads: (m.numHeads ?? (heads.every((h) => h !== undefined) ? heads : [3, 6, 12, 24])) as SwinUNETRConfig["numHeads"],
+    windowSize, mlpRatio: mlp ? mlp[0] / f : 4, qkvBias: shape(`${prefix}layers1.0.blocks.0.attn.qkv.bias`) !== undefined,
+    useV2: keys.some((k) => k.startsWith(`${prefix}layers1c.`)),
+  });
+  notes.push(`MONAI SwinUNETR: feature size ${cfg.featureSize}, depths ${cfg.depths.join("/")}, heads ${cfg.numHeads.join("/")}, window ${cfg.windowSize.join("×")}, mlp ratio ${cfg.mlpRatio}, ${cfg.useV2 ? "v2" : "v1"}, ${cfg.numClasses} classes (from the flags, else the tensors' shapes; normalize and downsample "merging" as MONAI's defaults)`);
+  return cfg;
+}
+
+const monai: WeightFormat = {
+  describe: "MONAI UNETR / SwinUNETR (--arch unetr|swinunetr): a state dict (.pth/.pt, bare or under state_dict / model / net; or .safetensors); also the SwinUNETR self-supervised model_swinvit.pt as an encoder init",
+  open(input, o) {
+    const m = o.monai ?? {};
+    const where = basename(input);
+    const tensors = openMonai(input);
+    const clean = new Map(tensors.keys().map((k) => [k.replace(/^(module\.|_orig_mod\.)+/, ""), k]));
+    const keys = [...clean.keys()];
+    const shape = (k: string) => (clean.has(k) ? tensors.shape(clean.get(k)!) : undefined);
+    const arch = o.arch ?? (clean.has("vit.patch_embedding.position_embeddings") ? "unetr" : keys.some((k) => k.startsWith("swinViT.") || k.startsWith("layers1.")) ? "swinunetr" : undefined);
+    if (arch !== "unetr" && arch !== "swinunetr") throw new Error(`${where}: which MONAI network? pass --arch unetr or --arch swinunetr`);
+    const notes: string[] = [];
+    const plan = (network: NetworkConfig, patchSize: [number, number, number]): Plan => ({
+      version: 1, patchSize, batchSize: 2, spacingUm: [1, 1, 1], normalization: { scheme: "percentile-zscore", percentiles: [0.5, 99.5] }, network,
+      fingerprint: { cases: 0, medianShape: patchSize, minShape: patchSize, maxVoxelsPerPatch: patchSize[0] * patchSize[1] * patchSize[2] },
+    });
+    const base = { file: input, tensors, partial: false, allowUnmapped: false, info: { arch } };
+    if (arch === "unetr") {
+      const network = monaiUnetr(where, shape, m, notes);
+      const patch = (network as { imgSize: [number, number, number] }).imgSize;
+      notes.push(`patch ${patch.join("×")} (the img_size), lsmseg's percentile z-score normalisation (0.5/99.5)`);
+      // MONAI < 1.4's TransformerBlock had no cross-attention: its checkpoints lack these (unused) weights
+      return { ...base, network, plan: plan(network, patch), notes, optional: (k) => /^vit\.blocks\.\d+\.(norm_cross_attn|cross_attn)\./.test(k) };
+    }
+    // the self-supervised Swin encoder (research-contributions' model_swinvit.pt): module.patch_embed / layersN / norm → swinViT.*, as MONAI's load_from
+    // (its blocks' MLP is mlp.fc1 / fc2 where MONAI's SwinUNETR has mlp.linear1 / linear2)
+    if (!keys.some((k) => k.startsWith("swinViT.")) && keys.some((k) => k.startsWith("patch_embed."))) {
+      const rename = (k: string) => (/^(patch_embed|layers\d)\./.test(k) ? `swinViT.${k.replace(/\.mlp\.fc([12])\./, ".mlp.linear$1.")}` : k);
+      const renamed = new Map(keys.map((k) => [rename(k), k]));
+      const network = monaiSwin(where, [...renamed.keys()], (k) => (renamed.has(k) ? shape(renamed.get(k)!) : undefined), m, notes, "swinViT.");
+      notes.push("the self-supervised Swin encoder alone (module.patch_embed / layersN.* → swinViT.*, mlp.fc1/fc2 → mlp.linear1/linear2, as MONAI's SwinUNETR.load_from); use the folder as finetune --init (it has no plan for predict)");
+      return { ...base, network, plan: null, notes, partial: true, allowUnmapped: true, rename, info: { arch, encoder_only: true } };
+    }
+    const network = monaiSwin(where, keys, shape, m, notes, "swinViT.");
+    const patch = m.imgSize ?? [96, 96, 96];
+    if (patch.some((v) => v % 32 !== 0)) throw new Error(`--img-size ${patch.join(",")}: SwinUNETR's patch must be a multiple of 32 on every axis`);
+    notes.push(`patch ${patch.join("×")} (${m.imgSize ? "--img-size" : "the default; --img-size Z,Y,X"}), lsmseg's percentile z-score normalisation (0.5/99.5)`);
+    return { ...base, network, plan: plan(network, patch), notes };
+  },
+  keyMap: (net) => {
+    if (net.arch !== "unetr" && net.arch !== "swinunetr") throw new Error(`--format monai: architecture '${net.arch}' is not a MONAI network here (unetr and swinunetr are)`);
+    return []; // the identity: lsmseg's UNETR / SwinUNETR state dicts are MONAI's, keys and order
+  },
+  exportable: true,
+};
+
+export const FORMATS: Record<string, WeightFormat> = { nnunet, nnssl, monai, pytorch };
 
 export function formatByName(name: string | undefined, flag = "--format"): WeightFormat {
   const f = name ? FORMATS[name] : undefined;

@@ -109,9 +109,12 @@ export function importWeights(input: string, format: string, out: string, o: Ope
         }
       }
     });
-    if (report.untouched.length && !src.partial) {
-      throw new Error(`${where}: ${report.untouched.length} tensors of lsmseg's network have no source: ${report.untouched.slice(0, 12).join(", ")}${report.untouched.length > 12 ? ", …" : ""}`);
+    const missing = report.untouched.filter((k) => !src.optional?.(k));
+    if (missing.length && !src.partial) {
+      throw new Error(`${where}: ${missing.length} tensors of lsmseg's network have no source: ${missing.slice(0, 12).join(", ")}${missing.length > 12 ? ", …" : ""}`);
     }
+    const optional = report.untouched.filter((k) => src.optional?.(k));
+    if (optional.length && !src.partial) report.notes = [...report.notes, `${optional.length} tensors absent from the source, left at lsmseg's initialisation (unused cross-attention weights MONAI < 1.4 did not create; listed in untouched)`];
     mkdirSync(out, { recursive: true });
     const extra: Record<string, unknown> = { imported: { format, source: src.file, ...src.info } };
     if (src.plan) extra.plan = src.plan;
