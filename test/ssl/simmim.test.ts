@@ -77,7 +77,10 @@ for (const [name, make, unit] of [["UNETR", tinyUnetr, 16], ["SwinUNETR", tinySw
         return l.item();
       }));
     }
-    assert.ok(losses[7] < 0.9 * losses[0], `loss ${losses.map((l) => l.toFixed(3)).join(" → ")}`);
+    // every step lowers it, and by 5 % in all (seeded UNETR: 0.789 → 0.707; SwinUNETR: 0.779 → 0.554)
+    const said = `loss ${losses.map((l) => l.toFixed(3)).join(" → ")}`;
+    for (let i = 1; i < losses.length; i++) assert.ok(losses[i] < losses[i - 1], said);
+    assert.ok(losses[7] < 0.95 * losses[0], said);
     images.dispose();
     net.dispose();
   });

@@ -29,7 +29,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const python = "/usr/bin/python3";
 const hasTorch = spawnSync(python, ["-c", "import torch"]).status === 0;
 const PATCH = [8, 16, 16];
-const f32 = (path: string) => new Float32Array(readFileSync(path).buffer.slice(0));
+// a copy of the file's own bytes: readFileSync's Buffer may sit inside a larger ArrayBuffer (Node 24 does)
+const f32 = (path: string) => {
+  const b = readFileSync(path);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
 
 const SOURCES = { plain: join(FIX, "nnunet_plain"), resenc: join(FIX, "resenc_checkpoint_final.pth") } as const;
 const CHECKPOINTS = { plain: join(FIX, "nnunet_plain/fold_0/checkpoint_final.pth"), resenc: SOURCES.resenc } as const;
