@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { IGNORE_LABEL, type LabelMap, applyLabelMap, countIgnored, labelMapOfDatasetJson } from "../data/labels.ts";
-import { isPlaneFolder, readVolume, type Vec3 } from "../io/index.ts";
+import { isVolumeEntry, readVolume, type Vec3 } from "../io/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { runPool } from "../util/workers.ts";
@@ -212,16 +212,13 @@ export function summarizeCases(cases: CaseResult[]): Pick<MetricsJson, "aggregat
 
 // ---------------------------------------------------------------- folders
 
-const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff)$/i;
-
-/** The volumes in a folder by case name (files with a volume extension, and .zarr folders). */
+/** The volumes in a folder by case name (io's isVolumeEntry: volume files, Zarr folders, plane folders). */
 function listVolumes(dir: string, what: string): Map<string, string> {
   if (!existsSync(dir)) throw new Error(`${dir}: ${what} folder does not exist`);
   const out = new Map<string, string>();
   for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (e.name.startsWith(".") || e.name.includes(".tmp-")) continue;
-    const isVolume = e.isDirectory() ? /\.zarr$/i.test(e.name) || isPlaneFolder(join(dir, e.name)) : VOLUME_FILE.test(e.name);
-    if (!isVolume) continue;
+    if (!isVolumeEntry(join(dir, e.name), e.isDirectory())) continue;
     const name = caseNameOf(e.name);
     const prev = out.get(name);
     if (prev) throw new Error(`${dir}: two ${what} volumes for case ${name}: ${prev.split("/").pop()} and ${e.name}`);

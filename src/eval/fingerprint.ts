@@ -4,7 +4,8 @@
 // Works on lsmseg synth output (types from dataset.json) and on the challenge's own folders (types from names).
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { isPlaneFolder, openVolume } from "../io/index.ts";
+import { caseNameOf } from "../dataset/index.ts";
+import { isVolumeEntry, openVolume } from "../io/index.ts";
 import { readAll } from "../io/stream.ts";
 import { labelComponents } from "./components.ts";
 import { skeletonize3d, skeletonLength } from "./skeleton.ts";
@@ -40,18 +41,15 @@ export interface Fingerprint {
   cases: CaseFingerprint[];
 }
 
-const VOLUME = /\.(nii|nii\.gz|mha|mhd|tif|tiff)$/i;
-
 function listVolumes(dir: string): string[] {
   if (!existsSync(dir)) return [];
   const out: string[] = [];
   (function walk(d: string) {
     for (const f of readdirSync(d).sort()) {
       const p = join(d, f);
-      if (statSync(p).isDirectory()) {
-        if (isPlaneFolder(p)) out.push(p); // a folder of z-plane TIFFs is one volume
-        else walk(p);
-      } else if (VOLUME.test(f)) out.push(p);
+      const isDir = statSync(p).isDirectory();
+      if (isVolumeEntry(p, isDir)) out.push(p); // a plane folder or a Zarr is one volume
+      else if (isDir) walk(p);
     }
   })(dir);
   return out;
@@ -78,7 +76,7 @@ export async function fingerprint(dir: string, opts: { onCase?: (name: string) =
     const rel = relative(dir, path);
     const m = /_structures\/([^/]+)\//.exec(rel);
     if (m) return m[1];
-    return (rel.split("/").pop() ?? "").replace(VOLUME, "").replace(/_\d+$/, "");
+    return caseNameOf(rel.split("/").pop() ?? "").replace(/_\d+$/, "");
   };
   const categoryOf = (type: string, path: string): string => {
     const s = meta.structures?.[type];

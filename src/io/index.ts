@@ -63,6 +63,11 @@ export function isPlaneFolder(path: string): boolean {
 
 const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff|btf|tf8)$/i;
 
+/** Whether a folder entry is one volume: a volume file, a Zarr folder or a TIFF plane folder (listVolumes, evaluate, inspect). */
+export function isVolumeEntry(path: string, isDirectory: boolean): boolean {
+  return isDirectory ? /\.zarr\/*$/i.test(path) || isZarrDir(path) || isPlaneFolder(path) : VOLUME_FILE.test(path);
+}
+
 /**
  * The volumes a path names: itself when it is one (a file, a Zarr, a TIFF plane folder), else the volumes in
  * the folder (volume files, Zarr folders and plane folders; hidden and temporary entries skipped), sorted.
@@ -75,7 +80,7 @@ export function listVolumes(path: string): string[] {
   for (const e of readdirSync(path, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (e.name.startsWith(".")) continue;
     const p = join(path, e.name);
-    if (e.isDirectory() ? /\.zarr$/i.test(e.name) || isZarrDir(p) || isPlaneFolder(p) : VOLUME_FILE.test(e.name)) out.push(p);
+    if (isVolumeEntry(p, e.isDirectory())) out.push(p);
   }
   return out;
 }
