@@ -149,6 +149,12 @@ export class PatchLoader {
     this.fill();
   }
 
+  /** What the in-process case cache holds (loaders with `workers: 0`; null when workers hold their own caches). */
+  cacheStats(): { bytes: number; budgetBytes: number; hits: number; misses: number } | null {
+    const c = this.inlineCache;
+    return c ? { bytes: c.bytes, budgetBytes: c.budgetBytes, hits: c.hits, misses: c.misses } : null;
+  }
+
   /** The case index of sample `slot` of this loader's batch `local`, and whether it is centred on foreground. */
   taskOf(local: number, slot: number): SampleTask {
     const { rank, worldSize, startGlobal } = this.shard;
