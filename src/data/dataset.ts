@@ -9,9 +9,8 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isPlaneFolder, openVolume } from "../io/index.ts";
-import { caseNameOf, channelOf, findDatasetJson, stemOf, VOLUME_EXTENSIONS } from "../dataset/index.ts";
+import { caseNameOf, channelOf, findDatasetJson, SELMA3D_TYPES, stemOf, VOLUME_EXTENSIONS } from "../dataset/index.ts";
 import { type LabelMap, readDatasetLabelMap } from "./labels.ts";
-import { STRUCTURES } from "../synth/structures.ts";
 import { stream } from "./rng.ts";
 
 export interface Case {
@@ -47,7 +46,7 @@ interface StructureInfo { category: string; density: string }
 
 function readStructureInfo(dir: string): Map<string, StructureInfo> {
   const info = new Map<string, StructureInfo>();
-  for (const t of STRUCTURES) info.set(t.name, { category: t.category, density: t.density });
+  for (const t of SELMA3D_TYPES) info.set(t.name, { category: t.category, density: t.density });
   const json = findDatasetJson(dir, { levels: 1 });
   for (const [name, s] of Object.entries(json?.structures ?? {})) {
     info.set(name, { category: s.category ?? "unknown", density: s.density ?? "unknown" });
