@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isPlaneFolder, openVolume } from "../io/index.ts";
-import { caseNameOf, channelOf, findDatasetJson, SELMA3D_TYPES, stemOf, VOLUME_EXTENSIONS } from "../dataset/index.ts";
+import { caseNameOf, channelOf, findDatasetJson, SELMA3D_TYPES, stemOf, structureOfName, VOLUME_EXTENSIONS } from "../dataset/index.ts";
 import { type LabelMap, readDatasetLabelMap } from "./labels.ts";
 import { stream } from "./rng.ts";
 
@@ -27,20 +27,7 @@ export interface Case {
   labelMap?: LabelMap;
 }
 
-export { stemOf } from "../dataset/index.ts";
-
-/**
- * The structure type of an annotated case from its name, as the challenge names files: <structure>_<id>. A known
- * type that the name starts with wins (the longest, as the challenge's prefix rule); else the name less its
- * trailing _<digits>.
- */
-export function structureOfName(stem: string, known: Iterable<string> = []): string {
-  let best = "";
-  for (const k of known) if (stem.startsWith(`${k}_`) && k.length > best.length) best = k;
-  if (best) return best;
-  const m = /^(.*?)_\d+$/.exec(stem);
-  return m ? m[1] : stem;
-}
+export { stemOf, structureOfName } from "../dataset/index.ts";
 
 interface StructureInfo { category: string; density: string }
 

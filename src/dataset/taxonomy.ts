@@ -122,6 +122,19 @@ export function structureOf(fileName: string, table: Record<string, StructureInf
   return { structure: best, caseName, id: rest.startsWith("_") ? rest.slice(1) : rest, ...table[best] };
 }
 
+/**
+ * The structure type of a training case from its name, as the challenge names files: <structure>_<id>. A known
+ * type that the name starts with, followed by `_`, wins (the longest, as structureOf); else the name less its
+ * trailing _<digits>. Lenient where structureOf is strict: training data and fingerprints may hold other types.
+ */
+export function structureOfName(stem: string, known: Iterable<string> = []): string {
+  let best = "";
+  for (const k of known) if (stem.startsWith(`${k}_`) && k.length > best.length) best = k;
+  if (best) return best;
+  const m = /^(.*?)_\d+$/.exec(stem);
+  return m ? m[1] : stem;
+}
+
 /** "<category> <density>", one of CATEGORY_NAMES. */
 export function categoryName(s: StructureInfo): CategoryName {
   return `${s.category} ${s.density}` as CategoryName;

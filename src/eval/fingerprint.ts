@@ -4,7 +4,7 @@
 // Works on lsmseg synth output (types from dataset.json) and on the challenge's own folders (types from names).
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { caseNameOf, categoryName, CHALLENGE_STRUCTURES, findDatasetJson } from "../dataset/index.ts";
+import { caseNameOf, categoryName, CHALLENGE_STRUCTURES, findDatasetJson, structureOfName } from "../dataset/index.ts";
 import { isVolumeEntry, openVolume } from "../io/index.ts";
 import { readAll } from "../io/stream.ts";
 import { labelComponents } from "./components.ts";
@@ -67,7 +67,7 @@ export async function fingerprint(dir: string, opts: { onCase?: (name: string) =
     const rel = relative(dir, path);
     const m = /_structures\/([^/]+)\//.exec(rel);
     if (m) return m[1];
-    return caseNameOf(rel.split("/").pop() ?? "").replace(/_\d+$/, "");
+    return structureOfName(caseNameOf(rel.split("/").pop() ?? ""));
   };
   const categoryOf = (type: string, path: string): string => {
     const s = structures?.[type];
