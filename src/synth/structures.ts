@@ -318,8 +318,8 @@ export const STRUCTURES: StructureType[] = [
   },
 ];
 
+/** The drawable type `name`; an unknown name is refused by src/dataset's selma3dType, listing the known ones. */
 export function structureType(name: string): StructureType {
-  const t = STRUCTURES.find((s) => s.name === name);
-  if (!t) throw new Error(`unknown structure type '${name}' (known: ${STRUCTURES.map((s) => s.name).join(", ")})`);
-  return t;
+  const known = selma3dType(name);
+  return STRUCTURES.find((s) => s.name === known.name)!;
 }
