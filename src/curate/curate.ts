@@ -11,10 +11,11 @@
 // those of an uninterrupted run.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { type Vec3, type VolumeHeader, type VolumeSource, DTYPES, isUrl, makeVolume, openVolume, readVolume, writeVolume } from "../io/index.ts";
 import { encodePngGray, mipZ, toGray } from "../io/png.ts";
-import { STRUCTURES } from "../synth/structures.ts";
+import { caseNameOf } from "../dataset/names.ts";
+import { SELMA3D_TYPES as STRUCTURES } from "../dataset/taxonomy.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { runPool } from "../util/workers.ts";
@@ -91,14 +92,8 @@ export interface CurateSummary {
   contactSheets: { kept: string; rejected: string; rejectedRows: string[] };
 }
 
-const VOLUME_SUFFIXES = [".ome.zarr", ".zarr", ".nii.gz", ".nii", ".mha", ".mhd", ".ome.tiff", ".ome.tif", ".tiff", ".tif"];
-
-/** A volume's name: its file or folder name without the volume extension. */
-export function volumeName(path: string): string {
-  const b = basename(path.replace(/\/+$/, ""));
-  for (const s of VOLUME_SUFFIXES) if (b.toLowerCase().endsWith(s)) return b.slice(0, -s.length);
-  return b;
-}
+/** A volume's name: its file or folder name without the volume extension (src/dataset's case name). */
+export const volumeName = (path: string): string => caseNameOf(path);
 
 /** The structure type and category of a volume: from the options, else the longest known type in its name. */
 export function structureOfVolume(path: string, type?: string, category?: string): { type: string; category: string } {

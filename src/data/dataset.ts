@@ -9,9 +9,8 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { isPlaneFolder, openVolume } from "../io/index.ts";
-import { caseNameOf, channelOf, findDatasetJson, stemOf, VOLUME_EXTENSIONS } from "../dataset/index.ts";
+import { caseNameOf, channelOf, findDatasetJson, SELMA3D_TYPES, stemOf, structureOfName, VOLUME_EXTENSIONS } from "../dataset/index.ts";
 import { type LabelMap, readDatasetLabelMap } from "./labels.ts";
-import { STRUCTURES } from "../synth/structures.ts";
 import { stream } from "./rng.ts";
 
 export interface Case {
@@ -28,26 +27,13 @@ export interface Case {
   labelMap?: LabelMap;
 }
 
-export { stemOf } from "../dataset/index.ts";
-
-/**
- * The structure type of an annotated case from its name, as the challenge names files: <structure>_<id>. A known
- * type that the name starts with wins (the longest, as the challenge's prefix rule); else the name less its
- * trailing _<digits>.
- */
-export function structureOfName(stem: string, known: Iterable<string> = []): string {
-  let best = "";
-  for (const k of known) if (stem.startsWith(`${k}_`) && k.length > best.length) best = k;
-  if (best) return best;
-  const m = /^(.*?)_\d+$/.exec(stem);
-  return m ? m[1] : stem;
-}
+export { stemOf, structureOfName } from "../dataset/index.ts";
 
 interface StructureInfo { category: string; density: string }
 
 function readStructureInfo(dir: string): Map<string, StructureInfo> {
   const info = new Map<string, StructureInfo>();
-  for (const t of STRUCTURES) info.set(t.name, { category: t.category, density: t.density });
+  for (const t of SELMA3D_TYPES) info.set(t.name, { category: t.category, density: t.density });
   const json = findDatasetJson(dir, { levels: 1 });
   for (const [name, s] of Object.entries(json?.structures ?? {})) {
     info.set(name, { category: s.category ?? "unknown", density: s.density ?? "unknown" });

@@ -3,15 +3,10 @@
 // and, in nnU-Net's layout, without the channel suffix `_0000` (nnU-Net names images <case>_<channel>.<ext>,
 // labels and predictions <case>.<ext>).
 
-/** Volume extensions, longest first so that `.ome.tif` wins over `.tif` and `.nii.gz` over `.gz`. */
-export const VOLUME_EXTENSIONS = [".ome.zarr", ".ome.tiff", ".ome.tif", ".nii.gz", ".nii", ".mha", ".mhd", ".tiff", ".tif", ".zarr"] as const;
+import { volumeExtensionOf } from "../io/extensions.ts";
 
-/** The volume extension of a file name (as written, keeping its case), or null when it is not a volume. */
-export function volumeExtensionOf(fileName: string): string | null {
-  const lower = fileName.toLowerCase();
-  const ext = VOLUME_EXTENSIONS.find((e) => lower.endsWith(e) && lower.length > e.length);
-  return ext ? fileName.slice(fileName.length - ext.length) : null;
-}
+/** The volume extensions are io's (the formats it reads), longest first. */
+export { VOLUME_EXTENSIONS, volumeExtensionOf } from "../io/extensions.ts";
 
 function baseName(path: string): string {
   return path.replace(/\/+$/, "").split(/[\\/]/).pop() ?? path;

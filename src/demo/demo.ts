@@ -4,7 +4,7 @@
 // killed ones resumed.
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { CATEGORY_NAMES } from "../eval/categories.ts";
+import { CATEGORY_NAMES } from "../dataset/index.ts";
 import { evaluateFolder, type MetricsJson } from "../eval/evaluate.ts";
 import { metricsTables, table } from "../eval/table.ts";
 import { finetune } from "../seg/finetune.ts";

@@ -11,7 +11,7 @@ import { isVolumeEntry, readVolume, type Vec3 } from "../io/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { runPool } from "../util/workers.ts";
-import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "./categories.ts";
+import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, type Category, type CategoryName, type Density, type StructureInfo } from "../dataset/index.ts";
 import { caseMetrics, type CaseMetrics, type ExtraMetrics } from "./metrics.ts";
 import { tuneHeap } from "../util/heap.ts";
 import { type DatasetJson, findDatasetJson, readDatasetJson } from "../dataset/index.ts";

@@ -2,20 +2,13 @@
 // shapes, spacings, intensity percentiles (0.5, 50, 99.5) of foreground and background, foreground fraction,
 // and per labelled case the number of 26-connected components and the skeleton length (Lee 1994).
 // Works on lsmseg synth output (types from dataset.json) and on the challenge's own folders (types from names).
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { caseNameOf } from "../dataset/index.ts";
+import { caseNameOf, categoryName, CHALLENGE_STRUCTURES, findDatasetJson, structureOfName } from "../dataset/index.ts";
 import { isVolumeEntry, openVolume } from "../io/index.ts";
 import { readAll } from "../io/stream.ts";
 import { labelComponents } from "./components.ts";
 import { skeletonize3d, skeletonLength } from "./skeleton.ts";
-
-/** The challenge's test-name prefixes and their categories (selma3d.md). */
-const PREFIX_CATEGORY: Record<string, string> = {
-  axonalmarker: "contiguous sparse", blood_vessel: "contiguous dense", gutnerve: "contiguous sparse",
-  lymphatic_vessel: "contiguous dense", peripheral_nerve: "contiguous sparse", AD_plaques: "isolated sparse",
-  cell_nuclei: "isolated dense", cfos_neuron: "isolated dense", microglia: "isolated dense", protein: "isolated sparse",
-};
 
 export interface CaseFingerprint {
   image: string;
@@ -69,19 +62,17 @@ function percentiles(values: number[]): Percentiles | null {
 }
 
 export async function fingerprint(dir: string, opts: { onCase?: (name: string) => void } = {}): Promise<Fingerprint> {
-  const meta = existsSync(join(dir, "dataset.json"))
-    ? (JSON.parse(readFileSync(join(dir, "dataset.json"), "utf8")) as { structures?: Record<string, { category: string; density: string }> })
-    : {};
+  const structures = findDatasetJson(dir, { levels: 0 })?.structures; // a dataset root's own dataset.json
   const typeOf = (path: string): string => {
     const rel = relative(dir, path);
     const m = /_structures\/([^/]+)\//.exec(rel);
     if (m) return m[1];
-    return caseNameOf(rel.split("/").pop() ?? "").replace(/_\d+$/, "");
+    return structureOfName(caseNameOf(rel.split("/").pop() ?? ""));
   };
   const categoryOf = (type: string, path: string): string => {
-    const s = meta.structures?.[type];
+    const s = structures?.[type];
     if (s) return `${s.category} ${s.density}`;
-    if (PREFIX_CATEGORY[type]) return PREFIX_CATEGORY[type];
+    if (CHALLENGE_STRUCTURES[type]) return categoryName(CHALLENGE_STRUCTURES[type]);
     const m = /(isolated|contiguous)_structures/.exec(path);
     return m ? m[1] : "unknown";
   };

@@ -1,6 +1,6 @@
 // SELMA3D evaluation: per-case metrics (Dice, clDice, panoptic quality, topology, surface distances),
 // per-category aggregation and the dataset fingerprint. Plain typed arrays; never loads libtorch.
-export * from "./categories.ts";
+export * from "../dataset/taxonomy.ts";
 export * from "./components.ts";
 export * from "./evaluate.ts";
 export * from "./fingerprint.ts";

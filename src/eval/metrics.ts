@@ -15,7 +15,7 @@ import { labelComponents, type Shape3 } from "./components.ts";
 import { skeletonize3d } from "./skeleton.ts";
 import { hausdorff95, type SurfaceDistanceResult } from "./surface.ts";
 import { bettiNumbers, type Betti } from "./topology.ts";
-import type { Category } from "./categories.ts";
+import type { Category } from "../dataset/index.ts";
 
 export type Mask = ArrayLike<number>;
 

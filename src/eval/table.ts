@@ -1,6 +1,6 @@
 // The terminal tables of an evaluation: per category, per structure type, held-out vs seen, and the
 // challenge's aggregates. Used by lsmseg evaluate, demo and experiment.
-import { CATEGORY_NAMES } from "./categories.ts";
+import { CATEGORY_NAMES } from "../dataset/index.ts";
 import { EXTRA_METRICS, type GroupSummary, type MetricStats, type MetricsJson } from "./evaluate.ts";
 
 /** "0.8123 ± 0.0456", with NaN counts; "–" for no cases. */

@@ -12,30 +12,28 @@ import { readAll, writeAll, type VolumeSink, type VolumeSource } from "./stream.
 import { OutputExistsError, prepareOutput } from "../util/output.ts";
 import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, openTiff, openTiffFolder, tiffPageCount, tiffPlaneFiles, type TiffWriteOptions } from "./tiff.ts";
 import { type Box, DTYPES, type Volume, type VolumeHeader } from "./volume.ts";
+import { formatOfExtension, type VolumeFormat } from "./extensions.ts";
 import { createZarr, isUrl, isZarrDir, openZarr, type ZarrOpenOptions, type ZarrWriteOptions } from "./zarr.ts";
 
 export * from "./volume.ts";
 export type { SourceInfo, VolumeSink, VolumeSource } from "./stream.ts";
 export { isUrl, ZARR_CODECS, type ZarrCodec } from "./zarr.ts";
+export { VOLUME_EXTENSIONS, volumeExtensionOf, type VolumeFormat } from "./extensions.ts";
 
 /** Which image of a multi-image file to read: series, pyramid level (OME-Zarr), channel and time point. */
 export type OpenOptions = ZarrOpenOptions;
-
-export type VolumeFormat = "nifti" | "metaimage" | "tiff" | "tiff-folder" | "zarr";
 
 export type WriteOptions = NiftiWriteOptions & MetaImageWriteOptions & TiffWriteOptions & ZarrWriteOptions;
 
 /** The format a path names: by extension, or by content for a directory. */
 export function formatOf(path: string): VolumeFormat {
   const p = path.toLowerCase().replace(/\/+$/, "");
+  const byExtension = formatOfExtension(p);
   if (isUrl(path)) {
-    if (/\.(nii(\.gz)?|mha|mhd|tiff?)$/.test(p)) throw new Error(`${path}: over HTTP(S) lsmseg reads OME-Zarr stores only; download the file first`);
+    if (byExtension !== null && byExtension !== "zarr") throw new Error(`${path}: over HTTP(S) lsmseg reads OME-Zarr stores only; download the file first`);
     return "zarr";
   }
-  if (p.endsWith(".nii") || p.endsWith(".nii.gz")) return "nifti";
-  if (p.endsWith(".mha") || p.endsWith(".mhd")) return "metaimage";
-  if (p.endsWith(".tif") || p.endsWith(".tiff") || p.endsWith(".btf") || p.endsWith(".tf8")) return "tiff";
-  if (p.endsWith(".zarr")) return "zarr";
+  if (byExtension !== null) return byExtension;
   let dir = false;
   try {
     dir = statSync(path).isDirectory();
@@ -61,11 +59,10 @@ export function isPlaneFolder(path: string): boolean {
   }
 }
 
-const VOLUME_FILE = /\.(nii|nii\.gz|mha|mhd|tif|tiff|btf|tf8)$/i;
-
 /** Whether a folder entry is one volume: a volume file, a Zarr folder or a TIFF plane folder (listVolumes, evaluate, inspect). */
 export function isVolumeEntry(path: string, isDirectory: boolean): boolean {
-  return isDirectory ? /\.zarr\/*$/i.test(path) || isZarrDir(path) || isPlaneFolder(path) : VOLUME_FILE.test(path);
+  const format = formatOfExtension(path);
+  return isDirectory ? format === "zarr" || isZarrDir(path) || isPlaneFolder(path) : format !== null && format !== "zarr";
 }
 
 /**

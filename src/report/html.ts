@@ -1,7 +1,7 @@
 // The report's HTML pieces: escaping, the metric tables (one column per run, so scratch and SSL sit side by
 // side) and the page around them. Every number cell names where its value lives in metrics.json
 // (data-run, data-mean, data-std: "/"-separated paths), so a test can check the page against the file.
-import { CATEGORY_NAMES } from "../eval/categories.ts";
+import { CATEGORY_NAMES } from "../dataset/index.ts";
 import type { GroupSummary, MetricStats } from "../eval/evaluate.ts";
 import { meanStd } from "../eval/table.ts";
 import type { RunFiles } from "./run.ts";

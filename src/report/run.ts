@@ -3,7 +3,7 @@
 // (<run>/metrics.json, <run>/finetune/, <run>/pred/) or a fine-tuning folder with metrics.json beside its log.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { caseNameOf } from "../eval/categories.ts";
+import { caseNameOf } from "../dataset/index.ts";
 import type { CaseResult, MetricsJson } from "../eval/evaluate.ts";
 import type { EpochRecord } from "../seg/finetune.ts";
 import { readJsonl } from "../util/jsonl.ts";

@@ -18,7 +18,7 @@ import { stream } from "../data/rng.ts";
 import { readVolume, writeVolume } from "../io/index.ts";
 import { curvesPage } from "../report/curves.ts";
 import { evaluateFolder } from "../eval/evaluate.ts";
-import { categoryName, CATEGORY_NAMES } from "../eval/categories.ts";
+import { categoryName, CATEGORY_NAMES, findDatasetJson } from "../dataset/index.ts";
 import type { Arch } from "../nn/networks.ts";
 import { finetune } from "../seg/finetune.ts";
 import { CHECKPOINT_NAMES, loadModel } from "../seg/model.ts";
@@ -237,7 +237,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   mkdirSync(o.out, { recursive: true });
   const testImages = join(o.data, "test", "images"), testLabels = join(o.data, "test", "labels");
   if (!existsSync(testImages) || !existsSync(testLabels)) throw new Error(`${o.data}: no test/images and test/labels (the experiment scores the test set)`);
-  const datasetJson = existsSync(join(o.data, "dataset.json")) ? join(o.data, "dataset.json") : null;
+  const datasetJson = findDatasetJson(o.data, { levels: 0 })?.path ?? null;
   const annotated = await annotatedCases(o.data, { checkShapes: false, labelMap: o.labelMap });
   const byVoxels = o.fractionOf === "voxels";
   const pretrainSteps = o.pretrainSteps ?? 200;

@@ -1,17 +1,15 @@
 // The structure types of the synthetic dataset: the challenge's ten (with its names and categories) and
-// unannotated-only types that make pretraining data more diverse than the labels, as in SELMA3D.
+// unannotated-only types that make pretraining data more diverse than the labels, as in SELMA3D; the taxonomy
+// (names, categories, densities, roles) is src/dataset/taxonomy.ts's, in its order.
 // Each draws its objects, in voxel units, into a Canvas: the label (what an annotator marks) and the signal.
 import { type Canvas, type P3, addHalo, dist, drawTube, normalize, randomWalk, stampEllipsoid, stampSphere } from "./draw.ts";
 import { type Rng } from "./rng.ts";
-import type { Category, Density, Role } from "../dataset/taxonomy.ts";
+import { type Category, type Density, type Role, type StructureTaxon, selma3dType } from "../dataset/taxonomy.ts";
 
 export type { Category, Density, Role };
 
-export interface StructureType {
-  name: string;
-  category: Category;
-  density: Density;
-  role: Role;
+/** A SELMA3D type (name, category, density and role from src/dataset's taxonomy) and how the phantom draws it. */
+export interface StructureType extends StructureTaxon {
   description: string;
   draw: (rng: Rng, cv: Canvas) => void;
 }
@@ -56,7 +54,9 @@ function packEllipsoids(rng: Rng, cv: Canvas, target: number, radius: () => P3, 
 }
 
 /** A cell body with thin processes (microglia, astrocytes, TH neurons). */
-function branchedCell(rng: Rng, cv: Canvas, c: P3, soma: number, processes: number, steps: [number, number], secondary: number, turn: number, procRadius: number): void {
+function branchedCell(
+  rng: Rng, cv: Canvas, c: P3, soma: number, processes: number, steps: [number, number], secondary: number, turn: number, procRadius: number,
+): void {
   const value = rng.uniform(0.6, 1);
   stampSphere(cv, c, soma, value);
   for (let k = 0; k < processes; k++) {
@@ -72,7 +72,9 @@ function branchedCell(rng: Rng, cv: Canvas, c: P3, soma: number, processes: numb
 }
 
 /** A branching tree of tubes: radius shrinks at each fork, down to `minRadius`. */
-function vesselTree(rng: Rng, cv: Canvas, p: P3, d: P3, r: number, opts: { minRadius: number; segment: number; turn: number; forks: number; depth: number; flatten: number; value: number }): void {
+interface TreeOptions { minRadius: number; segment: number; turn: number; forks: number; depth: number; flatten: number; value: number }
+
+function vesselTree(rng: Rng, cv: Canvas, p: P3, d: P3, r: number, opts: TreeOptions): void {
   const steps = Math.max(3, Math.round(opts.segment * rng.uniform(0.6, 1.3)));
   const path = randomWalk(rng, p, d, steps, 1, opts.turn);
   drawTube(cv, path, () => r, opts.value, opts.flatten);
@@ -113,7 +115,7 @@ function bundle(rng: Rng, cv: Canvas, fibres: number, spread: number, radius: [n
 export const STRUCTURES: StructureType[] = [
   // ---- isolated, dense
   {
-    name: "cfos_neuron", category: "isolated", density: "dense", role: "annotated",
+    ...selma3dType("cfos_neuron"),
     description: "c-Fos+ nuclei: many small round cells, radius 1.8–3 voxels",
     draw: (rng, cv) => packEllipsoids(rng, cv, countFor(rng, cv, 1600), () => {
       const r = rng.uniform(1.8, 3);
@@ -121,12 +123,13 @@ export const STRUCTURES: StructureType[] = [
     }, () => rng.uniform(0.4, 1)),
   },
   {
-    name: "cell_nuclei", category: "isolated", density: "dense", role: "annotated",
+    ...selma3dType("cell_nuclei"),
     description: "cell nuclei: densely packed ellipsoids, radii 2.5–4.5 voxels",
-    draw: (rng, cv) => packEllipsoids(rng, cv, countFor(rng, cv, 450), () => [rng.uniform(2.2, 3.4), rng.uniform(2.8, 4.5), rng.uniform(2.8, 4.5)], () => rng.uniform(0.5, 1)),
+    draw: (rng, cv) => packEllipsoids(rng, cv, countFor(rng, cv, 450),
+      () => [rng.uniform(2.2, 3.4), rng.uniform(2.8, 4.5), rng.uniform(2.8, 4.5)], () => rng.uniform(0.5, 1)),
   },
   {
-    name: "microglia", category: "isolated", density: "dense", role: "heldOut",
+    ...selma3dType("microglia"),
     description: "microglia (held out of training): small soma with thin branching processes",
     draw: (rng, cv) => {
       const n = countFor(rng, cv, 6000);
@@ -135,7 +138,7 @@ export const STRUCTURES: StructureType[] = [
   },
   // ---- isolated, sparse
   {
-    name: "AD_plaques", category: "isolated", density: "sparse", role: "annotated",
+    ...selma3dType("AD_plaques"),
     description: "amyloid-β plaques: few irregular blobs of varied size (radius 2.5–6) with a dim halo",
     draw: (rng, cv) => {
       const n = countFor(rng, cv, 60000, 2);
@@ -153,7 +156,7 @@ export const STRUCTURES: StructureType[] = [
     },
   },
   {
-    name: "protein", category: "isolated", density: "sparse", role: "heldOut",
+    ...selma3dType("protein"),
     description: "EGFP protein (held out of training): irregular, sparse bright patches",
     draw: (rng, cv) => {
       const n = countFor(rng, cv, 45000, 2);
@@ -168,7 +171,7 @@ export const STRUCTURES: StructureType[] = [
   },
   // ---- contiguous, dense
   {
-    name: "blood_vessel", category: "contiguous", density: "dense", role: "annotated",
+    ...selma3dType("blood_vessel"),
     description: "blood vessels: a branching network, radii 1 to 6 voxels",
     draw: (rng, cv) => {
       const roots = countFor(rng, cv, 50000, 2);
@@ -181,7 +184,7 @@ export const STRUCTURES: StructureType[] = [
     },
   },
   {
-    name: "lymphatic_vessel", category: "contiguous", density: "dense", role: "heldOut",
+    ...selma3dType("lymphatic_vessel"),
     description: "gut lymphatic vessels (held out of training): wide, flattened, sparsely branching vessels",
     draw: (rng, cv) => {
       const n = countFor(rng, cv, 90000, 2);
@@ -196,14 +199,14 @@ export const STRUCTURES: StructureType[] = [
   },
   // ---- contiguous, sparse
   {
-    name: "peripheral_nerve", category: "contiguous", density: "sparse", role: "annotated",
+    ...selma3dType("peripheral_nerve"),
     description: "peripheral nerves: long smooth bundles of a few fibres",
     draw: (rng, cv) => {
       for (let i = countFor(rng, cv, 200000, 1); i > 0; i--) bundle(rng, cv, rng.int(3, 5), 1.2, [0.9, 1.3], 0.04);
     },
   },
   {
-    name: "axonalmarker", category: "contiguous", density: "sparse", role: "annotated",
+    ...selma3dType("axonalmarker"),
     description: "axonal markers: thin, sparse, winding axons about two voxels wide",
     draw: (rng, cv) => {
       const n = countFor(rng, cv, 45000, 2);
@@ -212,12 +215,15 @@ export const STRUCTURES: StructureType[] = [
         const path = randomWalk(rng, p, d, Math.round(meanSide(cv) * 1.5), 1, 0.12);
         const value = rng.uniform(0.6, 1);
         drawTube(cv, path, () => 0.9, value);
-        if (rng.next() < 0.5) drawTube(cv, randomWalk(rng, path[rng.int(5, Math.floor(path.length / 2))], rng.direction(), Math.round(meanSide(cv) / 2), 1, 0.12), () => 0.9, value);
+        if (rng.next() < 0.5) {
+          const branch = randomWalk(rng, path[rng.int(5, Math.floor(path.length / 2))], rng.direction(), Math.round(meanSide(cv) / 2), 1, 0.12);
+          drawTube(cv, branch, () => 0.9, value);
+        }
       }
     },
   },
   {
-    name: "gutnerve", category: "contiguous", density: "sparse", role: "heldOut",
+    ...selma3dType("gutnerve"),
     description: "gut nerves (held out of training): a mesh-like plexus of thin fibres with small ganglia",
     draw: (rng, cv) => {
       const [nz, ny, nx] = cv.shape;
@@ -245,24 +251,29 @@ export const STRUCTURES: StructureType[] = [
   },
   // ---- unannotated-only types: more diverse pretraining data than labels
   {
-    name: "astrocyte_gfap", category: "isolated", density: "dense", role: "unannotatedOnly",
+    ...selma3dType("astrocyte_gfap"),
     description: "astrocytes (GFAP): star-shaped cells with many short processes",
     draw: (rng, cv) => {
-      for (let i = countFor(rng, cv, 9000); i > 0; i--) branchedCell(rng, cv, randomPoint(rng, cv), rng.uniform(1.5, 2.2), rng.int(8, 12), [3, 6], 0, 0.2, 0.9);
-    },
-  },
-  {
-    name: "chondrocyte", category: "isolated", density: "dense", role: "unannotatedOnly",
-    description: "chondrocytes: ellipsoidal cells stacked in short columns",
-    draw: (rng, cv) => {
-      for (let i = countFor(rng, cv, 5000); i > 0; i--) {
-        const c = randomPoint(rng, cv), d = rng.direction(), r = rng.uniform(2, 3.2);
-        for (let k = rng.int(2, 4); k > 0; k--) stampEllipsoid(cv, [c[0] + d[0] * k * 2.6 * r, c[1] + d[1] * k * 2.6 * r, c[2] + d[2] * k * 2.6 * r], [r * 0.7, r, r * 1.2], rng.uniform(0.5, 1));
+      for (let i = countFor(rng, cv, 9000); i > 0; i--) {
+        branchedCell(rng, cv, randomPoint(rng, cv), rng.uniform(1.5, 2.2), rng.int(8, 12), [3, 6], 0, 0.2, 0.9);
       }
     },
   },
   {
-    name: "sox9_chondrogenic", category: "isolated", density: "dense", role: "unannotatedOnly",
+    ...selma3dType("chondrocyte"),
+    description: "chondrocytes: ellipsoidal cells stacked in short columns",
+    draw: (rng, cv) => {
+      for (let i = countFor(rng, cv, 5000); i > 0; i--) {
+        const c = randomPoint(rng, cv), d = rng.direction(), r = rng.uniform(2, 3.2);
+        for (let k = rng.int(2, 4); k > 0; k--) {
+          const at: P3 = [c[0] + d[0] * k * 2.6 * r, c[1] + d[1] * k * 2.6 * r, c[2] + d[2] * k * 2.6 * r];
+          stampEllipsoid(cv, at, [r * 0.7, r, r * 1.2], rng.uniform(0.5, 1));
+        }
+      }
+    },
+  },
+  {
+    ...selma3dType("sox9_chondrogenic"),
     description: "chondrogenic cells (Sox9): small nuclei clustered in condensations",
     draw: (rng, cv) => {
       const centres = Array.from({ length: rng.int(2, 4) }, () => randomPoint(rng, cv));
@@ -274,39 +285,41 @@ export const STRUCTURES: StructureType[] = [
     },
   },
   {
-    name: "th_neuron", category: "isolated", density: "sparse", role: "unannotatedOnly",
+    ...selma3dType("th_neuron"),
     description: "dopaminergic neurons (TH): large sparse cells with one or two long processes",
     draw: (rng, cv) => {
-      for (let i = countFor(rng, cv, 40000, 1); i > 0; i--) branchedCell(rng, cv, randomPoint(rng, cv), rng.uniform(3.5, 5), rng.int(1, 2), [10, 20], 1, 0.15, 1);
+      for (let i = countFor(rng, cv, 40000, 1); i > 0; i--) {
+        branchedCell(rng, cv, randomPoint(rng, cv), rng.uniform(3.5, 5), rng.int(1, 2), [10, 20], 1, 0.15, 1);
+      }
     },
   },
   {
-    name: "artery_sma", category: "contiguous", density: "dense", role: "unannotatedOnly",
+    ...selma3dType("artery_sma"),
     description: "arteries (SMA): thick, smooth, rarely branching tubes",
     draw: (rng, cv) => vessels(rng, cv, 120000, () => rng.uniform(3.5, Math.min(7, meanSide(cv) / 8)),
       { minRadius: 2, segment: meanSide(cv) * 0.6, turn: 0.05, forks: 2, depth: 1, flatten: 1 }, [0.6, 1]),
   },
   {
-    name: "sympathetic_nerve_th", category: "contiguous", density: "sparse", role: "unannotatedOnly",
+    ...selma3dType("sympathetic_nerve_th"),
     description: "sympathetic nerves (TH): thin branching fibres",
     draw: (rng, cv) => vessels(rng, cv, 80000, () => 1.1,
       { minRadius: 0.5, segment: meanSide(cv) / 2.5, turn: 0.15, forks: 2, depth: 3, flatten: 1 }, [0.6, 1]),
   },
   {
-    name: "lyve1_lymphatic", category: "contiguous", density: "dense", role: "unannotatedOnly",
+    ...selma3dType("lyve1_lymphatic"),
     description: "lymphatic vessels (LYVE1): wide, blind-ended, slightly flattened vessels",
     draw: (rng, cv) => vessels(rng, cv, 100000, () => rng.uniform(3, Math.min(6, meanSide(cv) / 8)),
       { minRadius: 2, segment: meanSide(cv) * 0.5, turn: 0.08, forks: 2, depth: 1, flatten: 0.6 }, [0.5, 0.9]),
   },
   {
-    name: "cranial_nerve", category: "contiguous", density: "sparse", role: "unannotatedOnly",
+    ...selma3dType("cranial_nerve"),
     description: "cranial nerves: one thick bundle of many fibres",
     draw: (rng, cv) => bundle(rng, cv, rng.int(6, 10), 2.2, [0.9, 1.4], 0.03),
   },
 ];
 
+/** The drawable type `name`; an unknown name is refused by src/dataset's selma3dType, listing the known ones. */
 export function structureType(name: string): StructureType {
-  const t = STRUCTURES.find((s) => s.name === name);
-  if (!t) throw new Error(`unknown structure type '${name}' (known: ${STRUCTURES.map((s) => s.name).join(", ")})`);
-  return t;
+  const known = selma3dType(name);
+  return STRUCTURES.find((s) => s.name === known.name)!;
 }

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { caseNameOf, structureOf, structureTable } from "../../src/eval/categories.ts";
+import { caseNameOf, structureOf, structureTable } from "../../src/dataset/index.ts";
 import { challengeAggregates, defaultEvalWorkers, evaluateFolder, metricStats, type CaseResult } from "../../src/eval/evaluate.ts";
 import { caseMetrics } from "../../src/eval/metrics.ts";
 import { makeVolume, readVolume, writeVolume } from "../../src/io/index.ts";
