@@ -403,7 +403,7 @@ async function endEpoch(s: Session, i: Interval, epochs: number, stepsPerEpoch: 
 }
 
 export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
-  const o = rankOptions(options, options.dist);
+  const o = rankOptions(options);
   const run = openRun(o);
   const data = await readFold(o);
   const s = o.resume ? resumeRun(run, o, data) : await newRun(run, o, data);

@@ -277,7 +277,7 @@ function summarise(records: PretrainRecord[]): { firstLoss: number; lastLoss: nu
 }
 
 export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
-  const o = rankOptions(options, options.dist);
+  const o = rankOptions(options);
   const method: SslMethod = await sslMethod(o.method);
   const mopts = methodOptions(method, o.methodOptions);
   const steps = o.steps ?? D.steps;

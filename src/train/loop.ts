@@ -43,8 +43,8 @@ export interface Run {
 }
 
 /** The options as a rank sees them: ranks other than 0 are quiet. */
-export function rankOptions<O extends { quiet?: boolean; log?: (line: string) => void }>(o: O, dist: DistOptions | null | undefined): O {
-  return (dist?.rank ?? 0) === 0 ? o : { ...o, quiet: true, log: () => {} };
+export function rankOptions<O extends RunOptions>(o: O): O {
+  return (o.dist?.rank ?? 0) === 0 ? o : { ...o, quiet: true, log: () => {} };
 }
 
 /**
