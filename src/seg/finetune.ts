@@ -145,7 +145,10 @@ async function planFor(cases: Case[], o: FinetuneOptions): Promise<Plan> {
     // UNETR's position embeddings are made for its img_size (an imported MONAI model's, say): the patch follows
     if (net?.arch === "unetr") {
       const p = o.plan?.patchSize;
-      if (p && p.some((v, i) => v !== net.imgSize[i])) throw new Error(`--patch ${p.join("x")}: the --init UNETR was built for img_size ${net.imgSize.join("x")} (its position embeddings); leave --patch out or give that`);
+      if (p && p.some((v, i) => v !== net.imgSize[i])) {
+        throw new Error(`--patch ${p.join("x")}: the --init UNETR was built for img_size ${net.imgSize.join("x")} (its position embeddings); ` +
+          "leave --patch out or give that");
+      }
       plan.patchSize = [...net.imgSize];
     }
   }
@@ -306,7 +309,8 @@ function logSetup(s: Session): void {
   const { run, data, plan, o } = s;
   run.log(describePlan(plan));
   const { fold, foldId, cases, ignore } = data;
-  run.log(`data: ${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId}); ${s.precision} on ${s.device}; optimizer ${o.optimizer ?? D.optimizer}`);
+  const split = `${fold.train.length} training and ${fold.val.length} validation cases (fold ${foldId})`;
+  run.log(`data: ${split}; ${s.precision} on ${s.device}; optimizer ${o.optimizer ?? D.optimizer}`);
   const labelMap = cases[0]?.labelMap;
   if (labelMap) {
     const values = Object.entries(labelMap).map(([v, c]) => `${v} → ${c}`).join(", ");
@@ -399,7 +403,8 @@ async function endEpoch(s: Session, i: Interval, epochs: number, stepsPerEpoch: 
   s.records.push(rec);
   const pdText = Object.entries(pd).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ");
   const ema = `EMA ${state.ema.toFixed(3)}${improved ? ", best" : ""}`;
-  run.log(`epoch ${epoch + 1}/${epochs}: loss ${rec.trainLoss.toFixed(4)}, pseudo-Dice ${pdText || "—"} (${ema}), ${rec.secondsPerStep.toFixed(2)} s/step, waiting for data ${(i.waitFraction * 100).toFixed(1)} %`);
+  const speed = `${rec.secondsPerStep.toFixed(2)} s/step, waiting for data ${(i.waitFraction * 100).toFixed(1)} %`;
+  run.log(`epoch ${epoch + 1}/${epochs}: loss ${rec.trainLoss.toFixed(4)}, pseudo-Dice ${pdText || "—"} (${ema}), ${speed}`);
 }
 
 export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {

@@ -7,7 +7,9 @@ import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { type Tensor, loadCheckpoint, readCheckpointMeta } from "../torch/index.ts";
 import type { Plan } from "./plan.ts";
 
-export const CHECKPOINT_NAMES = { latest: "checkpoint_latest.safetensors", best: "checkpoint_best.safetensors", final: "checkpoint_final.safetensors" } as const;
+export const CHECKPOINT_NAMES = {
+  latest: "checkpoint_latest.safetensors", best: "checkpoint_best.safetensors", final: "checkpoint_final.safetensors",
+} as const;
 
 /** The checkpoint a path names: a file, or in a run folder final → best → latest (or the one asked for). */
 export function resolveCheckpoint(path: string, which?: keyof typeof CHECKPOINT_NAMES): string {

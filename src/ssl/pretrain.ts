@@ -319,6 +319,7 @@ export async function pretrain(options: PretrainOptions): Promise<PretrainResult
   m.net.dispose();
   m.objective.heads.dispose();
   const { firstLoss, lastLoss, wait } = summarise(records);
-  run.log(`${method.name}: loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} over ${at.step} steps; waiting for data ${(wait * 100).toFixed(1)} % of step time; ${run.finalPath}`);
+  const waiting = `waiting for data ${(wait * 100).toFixed(1)} % of step time`;
+  run.log(`${method.name}: loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} over ${at.step} steps; ${waiting}; ${run.finalPath}`);
   return { out: o.out, checkpoint: run.finalPath, plan, method: method.name, records, firstLoss, lastLoss };
 }
