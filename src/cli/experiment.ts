@@ -1,6 +1,6 @@
 // lsmseg experiment ssl: pretrain each method, fine-tune on label fractions × seeds, predict and score the test set.
 import { runExperiment } from "../ssl/experiment.ts";
-import { UsageError, intFlag, numFlag, optInt, parseFlags, transformerFlags } from "./args.ts";
+import { UsageError, deviceFlag, intFlag, numFlag, optInt, parseFlags, transformerFlags } from "./args.ts";
 import { ARCHS, isArch } from "../nn/networks.ts";
 import { LABEL_FLAGS, LABEL_HELP, labelMapFlag, parsePatch } from "./finetune.ts";
 
@@ -27,6 +27,7 @@ const HELP = `usage: lsmseg experiment ssl --data DIR --out DIR [options]
   --patch ZxYxX           default 32x32x32
   --batch N               default 2 (every method, SimCLR too)
   --precision bf16|fp32   default bf16 where the CPU has it
+  --device D              cpu (default), cuda or cuda:N (a CUDA libtorch): pretraining, fine-tuning and prediction
   --workers N             data-loading worker threads
   --mirror                mirror test-time augmentation in prediction (8× slower)
   --predict-step F        sliding-window step of prediction, a fraction of the patch (default 0.5; 1: no overlap)
@@ -42,7 +43,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(rest, {
     data: { type: "string" }, out: { type: "string" }, methods: { type: "string" }, "pretrain-data": { type: "string" }, "label-fractions": { type: "string" }, seeds: { type: "string" },
     "pretrain-steps": { type: "string" }, epochs: { type: "string" }, "steps-per-epoch": { type: "string" }, "warmup-steps": { type: "string" }, arch: { type: "string" }, hidden: { type: "string" }, heads: { type: "string" },
-    features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" }, precision: { type: "string" }, workers: { type: "string" },
+    features: { type: "string" }, patch: { type: "string" }, batch: { type: "string" }, precision: { type: "string" }, workers: { type: "string" }, device: { type: "string" },
     mirror: { type: "boolean" }, quiet: { type: "boolean" }, "fraction-of": { type: "string" }, "predict-step": { type: "string" }, ...LABEL_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -68,6 +69,8 @@ export async function run(argv: string[]): Promise<number> {
     finetuneWarmupSteps: intFlag("warmup-steps", v["warmup-steps"], 0, { min: 0 }),
     arch, baseFeatures: intFlag("features", v.features, 8, POSITIVE), patchSize: parsePatch(v.patch), transformer: transformerFlags(v), batchSize: intFlag("batch", v.batch, 2, POSITIVE),
     precision: v.precision as "bf16" | "fp32" | undefined, workers: optInt("workers", v.workers, { min: 0 }),
+    // only when asked: experiment.json records the options given
+    device: v.device === undefined ? undefined : await deviceFlag(v.device),
     mirror: v.mirror, quiet: v.quiet, predictStep: v["predict-step"] === undefined ? undefined : numFlag("predict-step", v["predict-step"], 0.5, { above: 0, max: 1 }),
   });
   console.log(res.markdown);

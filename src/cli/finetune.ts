@@ -1,6 +1,7 @@
 // lsmseg finetune: supervised fine-tuning on the annotated patches (from scratch or from an SSL checkpoint).
 import { type LabelMap, ignoreLabelMap, parseLabelMap } from "../data/labels.ts";
-import { finetune } from "../seg/finetune.ts";
+import { FINETUNE_DEFAULTS as D, finetune } from "../seg/finetune.ts";
+import { distOptionsFromEnv } from "../torch/index.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
 import { ARCHS, isArch } from "../nn/networks.ts";
@@ -26,20 +27,25 @@ export function labelMapFlag(v: { "label-map"?: string; "ignore-label"?: string 
   }
 }
 
+/** A default as the help prints it: 0.01, 3e-5, 1e-3 (small numbers in exponent form). */
+export function shown(x: number): string {
+  return x !== 0 && Math.abs(x) < 0.01 ? x.toExponential() : String(x);
+}
+
 const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 
   --data DIR            annotated layout (images/ + labels/), or a dataset root holding annotated/
   --out RUN             run folder: plan.json, log.jsonl, checkpoint_{latest,best,final}.safetensors
   --init CKPT           start from a pretraining checkpoint (encoder, and decoder where shapes match)
-  --init-parts P        encoder (default) or all: also the decoder where shapes match
+  --init-parts P        ${D.initParts} (default) or all: also the decoder where shapes match
   --freeze-encoder N    train only the decoder and heads for the first N steps (after --init)
   --resume              continue RUN from checkpoint_latest (after a kill); --epochs may be raised
-  --fold K|all          cross-validation fold (default 0 of 5); 'all' trains on every case
-  --epochs N            default 50
-  --steps-per-epoch N   default 250
-  --optimizer sgd|adamw default sgd (lr 0.01, Nesterov 0.99, wd 3e-5, poly decay)
-  --lr X                base learning rate
-  --warmup-steps N      linear learning-rate warm-up (default 0 from scratch, 10 % of the run after --init)
+  --fold K|all          cross-validation fold (default ${D.fold} of ${D.folds}); 'all' trains on every case
+  --epochs N            default ${D.epochs}
+  --steps-per-epoch N   default ${D.stepsPerEpoch}
+  --optimizer sgd|adamw default ${D.optimizer} (lr ${shown(D.sgd.lr)}, Nesterov ${D.sgd.momentum}, wd ${shown(D.sgd.weightDecay)}, poly decay)
+  --lr X                base learning rate (default ${shown(D.sgd.lr)} with sgd, ${shown(D.adamw.lr)} with adamw)
+  --warmup-steps N      linear learning-rate warm-up (default 0 from scratch, ${D.initWarmupFraction * 100} % of the run after --init)
   --arch unet|resenc|unetr|swinunetr  network (default unet; from the checkpoint with --init)
   --features N          channels of the first stage (default 32)
   --hidden N            UNETR: transformer width (default 768, MLP 4×); --features is feature_size
@@ -50,9 +56,9 @@ const HELP = `usage: lsmseg finetune --data DIR --out RUN [options]
 ${LABEL_HELP}
   --precision bf16|fp32 default bf16 where the CPU has it
 ${DEVICE_HELP}
-  --workers N           data-loading worker threads (default cores − 1, at least 1, at most 4)
+  --workers N           data-loading worker threads (default cores − 1, at least 1, at most ${D.maxWorkers})
   --no-augment          train without augmentation
-  --seed N              default 0
+  --seed N              default ${D.seed}
   --quiet               no progress output
 ${LAUNCH_HELP}
                         (data-parallel: each rank a shard of the batches; resume with another N works)`;
@@ -83,10 +89,10 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   if (!v.data || !v.out) throw new UsageError(`--data and --out are required\n\n${HELP}`);
   // every number is checked before a rank starts or data is read
-  const fold = v.fold === undefined ? 0 : v.fold === "all" ? "all" : intFlag("fold", v.fold, 0, { min: 0, max: 4 });
+  const fold = v.fold === undefined ? D.fold : v.fold === "all" ? "all" : intFlag("fold", v.fold, D.fold, { min: 0, max: D.folds - 1 });
   const numbers = {
-    epochs: intFlag("epochs", v.epochs, 50, { min: 1 }), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], 250, { min: 1 }),
-    lr: optNum("lr", v.lr, { above: 0 }), seed: intFlag("seed", v.seed, 0, { min: 0 }), workers: optInt("workers", v.workers, { min: 0 }),
+    epochs: intFlag("epochs", v.epochs, D.epochs, { min: 1 }), stepsPerEpoch: intFlag("steps-per-epoch", v["steps-per-epoch"], D.stepsPerEpoch, { min: 1 }),
+    lr: optNum("lr", v.lr, { above: 0 }), seed: intFlag("seed", v.seed, D.seed, { min: 0 }), workers: optInt("workers", v.workers, { min: 0 }),
     warmupSteps: optInt("warmup-steps", v["warmup-steps"], { min: 0 }), freezeEncoderSteps: optInt("freeze-encoder", v["freeze-encoder"], { min: 0 }),
     clDiceWeight: numFlag("cldice", v.cldice, 0, { min: 0 }),
   };
@@ -94,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!process.env.RANK || process.env.RANK === "0") removeStaleTempsIn(v.out);
   const launched = await launchIfAsked("finetune", argv, v);
   if (launched !== null) return launched;
-  const optimizer = v.optimizer ?? "sgd";
+  const optimizer = v.optimizer ?? D.optimizer;
   if (optimizer !== "sgd" && optimizer !== "adamw") throw new UsageError(`--optimizer: expected sgd or adamw, got '${optimizer}'`);
   const arch = v.arch ?? "unet";
   if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
@@ -103,6 +109,8 @@ export async function run(argv: string[]): Promise<number> {
     data: v.data, out: v.out, device: await deviceFlag(v.device), init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
     ...numbers, optimizer, precision: v.precision as "bf16" | "fp32" | undefined,
     augment: !v["no-augment"], quiet: v.quiet, labelMap: labelMapFlag(v), plan: { arch, ...planned, transformer: transformerFlags(v) },
+    // the launcher's environment names this rank's process group (none: one process)
+    dist: distOptionsFromEnv(),
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   const last = res.epochs[res.epochs.length - 1];

@@ -1,10 +1,13 @@
 // lsmseg pretrain: self-supervised pretraining on unannotated patches (one method per run).
 import { sslMethods } from "../ssl/method.ts";
-import { pretrain } from "../ssl/pretrain.ts";
+import { PRETRAIN_DEFAULTS as D, pretrain } from "../ssl/pretrain.ts";
+import { distOptionsFromEnv } from "../torch/index.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
 import { ARCHS, isArch } from "../nn/networks.ts";
-import { parsePatch } from "./finetune.ts";
+import { parsePatch, shown } from "./finetune.ts";
+
+const CACHE_MB = D.cacheBytes / 2 ** 20;
 
 const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options]
 
@@ -12,7 +15,7 @@ const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options
                         root holding unannotated/, or a curated set in the same layout
   --method NAME         SSL method (--list shows them)
   --out RUN             run folder: config.json, log.jsonl, checkpoint_{latest,final}.safetensors
-  --steps N             default 1000
+  --steps N             default ${D.steps}
   --resume              continue RUN from checkpoint_latest (after a kill): the same weights as an unbroken run
   --opt KEY=VALUE       a method setting (repeatable), e.g. --opt maskRatio=0.6
   --arch unet|resenc|unetr|swinunetr  network (default unet), planned as 'lsmseg finetune' plans it
@@ -22,14 +25,14 @@ const HELP = `usage: lsmseg pretrain --data DIR --method NAME --out RUN [options
   --patch ZxYxX         patch size (default: planned from the data, as fine-tuning)
   --batch N             batch size (default 2; simclr 4)
   --balanced            sample every structure type equally often
-  --lr X                AdamW learning rate (default 1e-3; warm-up then cosine)
+  --lr X                AdamW learning rate (default ${shown(D.lr)}; warm-up then cosine)
   --precision bf16|fp32 default bf16 where the CPU has it
 ${DEVICE_HELP}
   --workers N           data-loading worker threads (default min(4, cores))
-  --cache-mb N          memory for decoded volumes, all workers together (default 2048)
-  --save-every N        steps between checkpoints (default 200; also every 5 minutes)
+  --cache-mb N          memory for decoded volumes, all workers together (default ${CACHE_MB})
+  --save-every N        steps between checkpoints (default ${D.saveEvery}; also every ${D.saveEveryMs / 60_000} minutes)
   --index PATH          where the dataset index is cached (default: in the data folder, else in RUN)
-  --seed N              default 0
+  --seed N              default ${D.seed}
   --list                list the methods and exit
   --quiet               no progress output
 ${LAUNCH_HELP}
@@ -52,9 +55,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!v.data || !v.out || !v.method) throw new UsageError(`--data, --method and --out are required\n\n${HELP}`);
   // every number is checked before a rank starts or data is read
   const numbers = {
-    steps: intFlag("steps", v.steps, 1000, { min: 1 }), lr: optNum("lr", v.lr, { above: 0 }), workers: optInt("workers", v.workers, { min: 0 }),
-    cacheBytes: v["cache-mb"] === undefined ? undefined : intFlag("cache-mb", v["cache-mb"], 2048, { min: 0 }) * 2 ** 20,
-    saveEvery: optInt("save-every", v["save-every"], { min: 1 }), seed: intFlag("seed", v.seed, 0, { min: 0 }),
+    steps: intFlag("steps", v.steps, D.steps, { min: 1 }), lr: optNum("lr", v.lr, { above: 0 }), workers: optInt("workers", v.workers, { min: 0 }),
+    cacheBytes: v["cache-mb"] === undefined ? undefined : intFlag("cache-mb", v["cache-mb"], CACHE_MB, { min: 0 }) * 2 ** 20,
+    saveEvery: optInt("save-every", v["save-every"], { min: 1 }), seed: intFlag("seed", v.seed, D.seed, { min: 0 }),
   };
   const planned = { baseFeatures: optInt("features", v.features, { min: 1 }), patchSize: parsePatch(v.patch), batchSize: optInt("batch", v.batch, { min: 1 }) };
   if (!process.env.RANK || process.env.RANK === "0") removeStaleTempsIn(v.out);
@@ -73,6 +76,8 @@ export async function run(argv: string[]): Promise<number> {
     data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, resume: v.resume, ...numbers,
     plan: { arch, ...planned, transformer: transformerFlags(v) }, sampling: v.balanced ? "balanced" : "uniform",
     precision: v.precision as "bf16" | "fp32" | undefined, indexPath: v.index, quiet: v.quiet,
+    // the launcher's environment names this rank's process group (none: one process)
+    dist: distOptionsFromEnv(),
   });
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   console.log(`finished ${res.out}: ${res.method}, loss ${res.firstLoss.toFixed(4)} → ${res.lastLoss.toFixed(4)}; fine-tune with: lsmseg finetune --init ${res.checkpoint} ...`);

@@ -2,11 +2,14 @@
 // single checkpoint. Also the transfer of pretrained (SSL) weights into a segmentation network.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
+import type { Module } from "../nn/module.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { type Tensor, loadCheckpoint, readCheckpointMeta } from "../torch/index.ts";
 import type { Plan } from "./plan.ts";
 
-export const CHECKPOINT_NAMES = { latest: "checkpoint_latest.safetensors", best: "checkpoint_best.safetensors", final: "checkpoint_final.safetensors" } as const;
+export const CHECKPOINT_NAMES = {
+  latest: "checkpoint_latest.safetensors", best: "checkpoint_best.safetensors", final: "checkpoint_final.safetensors",
+} as const;
 
 /** The checkpoint a path names: a file, or in a run folder final → best → latest (or the one asked for). */
 export function resolveCheckpoint(path: string, which?: keyof typeof CHECKPOINT_NAMES): string {
@@ -36,14 +39,36 @@ export function loadModel(path: string, which?: keyof typeof CHECKPOINT_NAMES): 
   const net = buildNetwork(plan.network);
   const ckpt = loadCheckpoint(file);
   try {
-    net.loadStateDict(ckpt.model, { strict: true });
-  } catch (err) {
-    throw new Error(`${file}: ${(err as Error).message}`);
+    loadWeights(file, ckpt.model, net);
   } finally {
     disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
   }
   net.eval();
   return { net, plan, checkpoint: file, step: meta.step };
+}
+
+/**
+ * Loads the tensors of checkpoint `file` into `net`: every key of the network (a fine-tuned checkpoint), or with
+ * the method's `heads` a pretraining checkpoint's: the trained keys of the network (the others stay as they are)
+ * and the heads' under "ssl.".
+ */
+export function loadWeights(file: string, model: Map<string, Tensor>, net: SegNetwork, heads?: Module): void {
+  if (!heads) {
+    try {
+      net.loadStateDict(model, { strict: true });
+    } catch (err) {
+      throw new Error(`${file}: ${(err as Error).message}`);
+    }
+    return;
+  }
+  const own = new Map<string, Tensor>(), ssl = new Map<string, Tensor>();
+  for (const [k, t] of model) (k.startsWith("ssl.") ? ssl : own).set(k.startsWith("ssl.") ? k.slice(4) : k, t);
+  const r = net.loadStateDict(own, { strict: false });
+  if (r.unexpected.length || r.mismatched.length) {
+    const keys = [...r.unexpected, ...r.mismatched.map((m) => m.key)].slice(0, 5).join(", ");
+    throw new Error(`${file}: the checkpoint does not fit the planned network (${keys} …)`);
+  }
+  heads.loadStateDict(ssl, { strict: true });
 }
 
 export function disposeCheckpoint(model: Map<string, Tensor>, optim?: (Record<string, Tensor> | null)[], rng?: Tensor | null): void {

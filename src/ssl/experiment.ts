@@ -54,6 +54,8 @@ export interface ExperimentOptions {
   patchSize?: [number, number, number];
   batchSize?: number;
   precision?: "bf16" | "fp32";
+  /** Where pretraining, fine-tuning and prediction run ("cpu" default, "cuda", "cuda:N"). */
+  device?: string;
   workers?: number;
   /** Mirror test-time augmentation in prediction (default off: 8× the time). */
   mirror?: boolean;
@@ -148,7 +150,9 @@ const SUBSET_IGNORE = 2;
  * z-planes (drawn by seed and case) and ignoring the rest: labels rewritten as 0 background, 1 foreground,
  * 2 ignore, which the folder's dataset.json declares. Returns the folder and the labelled voxels kept.
  */
-export async function planeSubsetFolder(dir: string, cases: Case[], fraction: number, seed: number, datasetJson: string | null): Promise<{ dir: string; labelledVoxels: number }> {
+export async function planeSubsetFolder(
+  dir: string, cases: Case[], fraction: number, seed: number, datasetJson: string | null,
+): Promise<{ dir: string; labelledVoxels: number }> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, "annotated", "images"), { recursive: true });
   mkdirSync(join(dir, "annotated", "labels"), { recursive: true });
@@ -231,17 +235,28 @@ function readJson<T>(path: string): T | null {
   }
 }
 
-export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
-  const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
-  const t0 = performance.now();
+/** What the stages of an experiment share: the test set, the annotated cases, the rows, the budget. */
+interface Setup {
+  testImages: string;
+  testLabels: string;
+  datasetJson: string | null;
+  annotated: Case[];
+  byVoxels: boolean;
+  pretrainSteps: number;
+  finetuneEpochs: number;
+  finetuneStepsPerEpoch: number;
+  sources: Array<{ name: string; data: string }>;
+  variants: Variant[];
+  planOptions: { arch?: Arch; baseFeatures: number; transformer?: ExperimentOptions["transformer"]; patchSize: [number, number, number]; batchSize: number };
+}
+
+/** Checks the data and the pretraining sources, names the rows and writes experiment.json. */
+async function setUp(o: ExperimentOptions): Promise<Setup> {
   mkdirSync(o.out, { recursive: true });
   const testImages = join(o.data, "test", "images"), testLabels = join(o.data, "test", "labels");
   if (!existsSync(testImages) || !existsSync(testLabels)) throw new Error(`${o.data}: no test/images and test/labels (the experiment scores the test set)`);
   const datasetJson = findDatasetJson(o.data, { levels: 0 })?.path ?? null;
   const annotated = await annotatedCases(o.data, { checkShapes: false, labelMap: o.labelMap });
-  const byVoxels = o.fractionOf === "voxels";
-  const pretrainSteps = o.pretrainSteps ?? 200;
-  const finetuneSteps = (o.finetuneEpochs ?? 2) * (o.finetuneStepsPerEpoch ?? 30);
   const sources = o.pretrainData?.length ? o.pretrainData : [{ name: "patches", data: o.data }];
   for (const src of sources) {
     if (!/^[\w.-]+$/.test(src.name)) throw new Error(`pretraining source name '${src.name}': use letters, digits, '.', '-' or '_'`);
@@ -252,104 +267,166 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const variants = o.methods.flatMap((method): Variant[] => method === "none"
     ? [{ label: "none", dir: "none", method, source: null }]
     : sources.map((src) => ({ label: several ? `${method} (${src.name})` : method, dir: several ? `${method}@${src.name}` : method, method, source: src })));
-  const planOptions = { arch: o.arch, baseFeatures: o.baseFeatures ?? 8, transformer: o.transformer, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number], batchSize: o.batchSize ?? 2 };
+  const planOptions = {
+    arch: o.arch, baseFeatures: o.baseFeatures ?? 8, transformer: o.transformer, patchSize: o.patchSize ?? [32, 32, 32] as [number, number, number],
+    batchSize: o.batchSize ?? 2,
+  };
   writeFileAtomic(join(o.out, "experiment.json"), Buffer.from(JSON.stringify({ ...o, log: undefined }, null, 2) + "\n"));
+  return {
+    testImages, testLabels, datasetJson, annotated, byVoxels: o.fractionOf === "voxels", pretrainSteps: o.pretrainSteps ?? 200,
+    finetuneEpochs: o.finetuneEpochs ?? 2, finetuneStepsPerEpoch: o.finetuneStepsPerEpoch ?? 30, sources, variants, planOptions,
+  };
+}
 
-  // 1. pretraining, once per method and source (seed 0): the seeds below measure the spread of fine-tuning
+/** Pretraining, once per method and source (seed 0; a finished one is read back): the checkpoint of every row. */
+async function pretrainVariants(o: ExperimentOptions, s: Setup, log: (line: string) => void) {
   const pretraining: ExperimentResult["pretraining"] = {};
   const checkpoints = new Map<string, string | undefined>();
-  for (const { label, dir, method, source } of variants) {
+  for (const { label, dir, method, source } of s.variants) {
     if (!source) { checkpoints.set(label, undefined); continue; }
     const out = join(o.out, "pretrain", dir);
     const final = join(out, CHECKPOINT_NAMES.final);
     const tp = performance.now();
     if (!existsSync(final)) {
-      log(`pretraining ${label} (${pretrainSteps} steps on ${source.data})`);
+      log(`pretraining ${label} (${s.pretrainSteps} steps on ${source.data})`);
       const res = await pretrain({
-        data: source.data, out, method, steps: pretrainSteps, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
-        plan: planOptions, precision: o.precision, workers: o.workers, quiet: o.quiet, log: () => {},
+        data: source.data, out, method, steps: s.pretrainSteps, resume: existsSync(join(out, CHECKPOINT_NAMES.latest)),
+        plan: s.planOptions, precision: o.precision, device: o.device, workers: o.workers, quiet: o.quiet, log: () => {},
       });
       pretraining[label] = { firstLoss: res.firstLoss, lastLoss: res.lastLoss, seconds: (performance.now() - tp) / 1000 };
       writeFileAtomic(join(out, "summary.json"), Buffer.from(JSON.stringify(pretraining[label]) + "\n"));
     } else {
       pretraining[label] = readJson(join(out, "summary.json")) ?? { firstLoss: NaN, lastLoss: NaN, seconds: NaN };
     }
-    log(`  ${label}: loss ${pretraining[label].firstLoss.toFixed(4)} → ${pretraining[label].lastLoss.toFixed(4)} (${formatSeconds(pretraining[label].seconds)})`);
+    const p = pretraining[label];
+    log(`  ${label}: loss ${p.firstLoss.toFixed(4)} → ${p.lastLoss.toFixed(4)} (${formatSeconds(p.seconds)})`);
     checkpoints.set(label, final);
   }
+  return { pretraining, checkpoints };
+}
 
-  // 2. fine-tuning, prediction and evaluation per seed × fraction × method (seed outermost: a stopped run has
-  // whole curves for its first seeds); results.json, results.md and curves.html are rewritten after every run
-  const runs: RunSummary[] = [];
-  const fractionOf = byVoxels ? "labelled z-planes of each training volume" : "annotated cases per structure type, at least one";
-  const budget = `Budget: ${pretrainSteps} pretraining steps per pretrained row (batch ${planOptions.batchSize}, patch ${planOptions.patchSize.join("×")}), ${finetuneSteps} fine-tuning steps per run (${o.finetuneEpochs ?? 2} epochs × ${o.finetuneStepsPerEpoch ?? 30}), every row alike.`;
-  const writeResults = (done: RunSummary[], partial: boolean): ExperimentResult => {
-    const table = tabulate(done, variants.map((v) => v.label), o.labelFractions);
+/** Writes results.json, results.md and curves.html for the runs done so far; the result. */
+function resultsWriter(o: ExperimentOptions, s: Setup, pretraining: ExperimentResult["pretraining"], t0: number) {
+  const total = s.variants.length * o.labelFractions.length * o.seeds;
+  const fractionOf = s.byVoxels ? "labelled z-planes of each training volume" : "annotated cases per structure type, at least one";
+  const { batchSize, patchSize } = s.planOptions;
+  const finetuneSteps = s.finetuneEpochs * s.finetuneStepsPerEpoch;
+  const budget = `Budget: ${s.pretrainSteps} pretraining steps per pretrained row (batch ${batchSize}, patch ${patchSize.join("×")}), ` +
+    `${finetuneSteps} fine-tuning steps per run (${s.finetuneEpochs} epochs × ${s.finetuneStepsPerEpoch}), every row alike.`;
+  return (done: RunSummary[], partial: boolean): ExperimentResult => {
+    const table = tabulate(done, s.variants.map((v) => v.label), o.labelFractions);
     const markdown = markdownTable(table);
     const seconds = (performance.now() - t0) / 1000;
     const result: ExperimentResult = { runs: done, pretraining, table, markdown, seconds };
     const status = partial ? ` Partial: ${done.length} of ${total} runs finished.` : "";
     writeFileAtomic(join(o.out, "results.json"), Buffer.from(JSON.stringify({ ...result, partial }, null, 2) + "\n"));
-    writeFileAtomic(join(o.out, "results.md"), Buffer.from(`${markdown}\n\nLabels: the fraction of ${fractionOf}. Mean Dice over the test cases of each group, then mean ± sample standard deviation over the fine-tuning seeds (column seeds). Held-out types appear in no annotated case. ${budget}${status}\n`));
+    const about = `Labels: the fraction of ${fractionOf}. Mean Dice over the test cases of each group, then mean ± sample standard deviation over ` +
+      `the fine-tuning seeds (column seeds). Held-out types appear in no annotated case. ${budget}${status}`;
+    writeFileAtomic(join(o.out, "results.md"), Buffer.from(`${markdown}\n\n${about}\n`));
+    const sourcesText = s.sources.map((src) => `${src.name} = ${resolve(src.data)}`).join(", ");
     writeFileAtomic(join(o.out, "curves.html"), Buffer.from(curvesPage(table, {
       title: "lsmseg experiment ssl: label efficiency", groups: GROUPS, fractionOf,
-      notes: [budget + status, `Data: ${resolve(o.data)}; pretraining: ${sources.map((src) => `${src.name} = ${resolve(src.data)}`).join(", ")}; ${done.length} runs, ${formatSeconds(seconds)} (this invocation).`],
+      notes: [budget + status, `Data: ${resolve(o.data)}; pretraining: ${sourcesText}; ${done.length} runs, ${formatSeconds(seconds)} (this invocation).`],
     })));
     return result;
   };
-  const total = variants.length * o.labelFractions.length * o.seeds;
+}
+
+/** Mean Dice, clDice and PQ per group (category, seen/held-out, all) of an evaluation's per-case results. */
+function groupScores(results: Awaited<ReturnType<typeof evaluateFolder>>["results"]): Pick<RunSummary, "dice" | "cldice" | "pq"> {
+  const groups = new Map<string, typeof results>();
+  const add = (g: string, r: (typeof results)[number]) => groups.set(g, [...(groups.get(g) ?? []), r]);
+  for (const r of results) {
+    add(categoryName(r), r);
+    add(r.role === "heldOut" ? "held-out types" : "seen types", r);
+    add("all", r);
+  }
+  const out: Pick<RunSummary, "dice" | "cldice" | "pq"> = { dice: {}, cldice: {}, pq: {} };
+  for (const [g, rs] of groups) {
+    out.dice[g] = meanOf(rs.map((r) => r.dice));
+    const cl = rs.filter((r) => r.cldice !== undefined && !Number.isNaN(r.cldice)).map((r) => r.cldice!);
+    const pq = rs.filter((r) => r.panoptic_quality !== undefined && !Number.isNaN(r.panoptic_quality)).map((r) => r.panoptic_quality!);
+    if (cl.length) out.cldice[g] = meanOf(cl);
+    if (pq.length) out.pq[g] = meanOf(pq);
+  }
+  return out;
+}
+
+/** One cell's subset of the annotated cases: a dataset folder and its labelled voxels. */
+interface Subset {
+  cases: Case[];
+  dir: string;
+  labelledVoxels: number;
+  fraction: number;
+  seed: number;
+}
+
+/** One fine-tuning run: fine-tune on the subset, predict the test set, score it; its summary. */
+async function finetuneRun(
+  o: ExperimentOptions, s: Setup, sub: Subset, method: string, init: string | undefined, runDir: string,
+): Promise<RunSummary> {
+  const tr = performance.now();
+  rmSync(runDir, { recursive: true, force: true });
+  await finetune({
+    data: sub.dir, out: runDir, init, fold: "all", seed: sub.seed,
+    epochs: s.finetuneEpochs, stepsPerEpoch: s.finetuneStepsPerEpoch, warmupSteps: o.finetuneWarmupSteps ?? 0,
+    precision: o.precision, device: o.device, workers: o.workers, plan: s.planOptions, quiet: true, log: () => {},
+    // a "voxels" subset's labels are already mapped, as its dataset.json says
+    labelMap: s.byVoxels ? undefined : o.labelMap,
+  });
+  const model = loadModel(runDir);
+  try {
+    if (o.device) model.net.to(o.device);
+    const predictOptions = { mirror: o.mirror ?? false, precision: o.precision, step: o.predictStep, device: o.device };
+    await predictPaths(model, s.testImages, join(runDir, "pred") + "/", predictOptions);
+  } finally {
+    model.net.dispose();
+  }
+  const evalOptions = { out: join(runDir, "metrics.json"), dataset: s.datasetJson ?? undefined, quiet: true, workers: 1, labelMap: o.labelMap };
+  const metrics = await evaluateFolder(join(runDir, "pred"), s.testLabels, evalOptions);
+  return {
+    method, fraction: sub.fraction, seed: sub.seed, trainCases: sub.cases.map((c) => c.id), labelledVoxels: sub.labelledVoxels,
+    pretrainSteps: init ? s.pretrainSteps : 0, finetuneSteps: s.finetuneEpochs * s.finetuneStepsPerEpoch,
+    ...groupScores(metrics.results), seconds: (performance.now() - tr) / 1000,
+  };
+}
+
+/** The cell's dataset folder: a stratified subset of the cases, or every case with a fraction of its z-planes labelled. */
+async function subsetFor(o: ExperimentOptions, s: Setup, fraction: number, seed: number): Promise<Subset> {
+  const cases = s.byVoxels ? s.annotated : labelSubset(s.annotated, fraction, seed);
+  const folder = join(o.out, "data", `labels${fraction}_seed${seed}`);
+  const { dir, labelledVoxels } = s.byVoxels
+    ? await planeSubsetFolder(folder, cases, fraction, seed, s.datasetJson)
+    : { dir: subsetFolder(folder, cases, s.datasetJson), labelledVoxels: await labelledVoxelsOf(cases) };
+  return { cases, dir, labelledVoxels, fraction, seed };
+}
+
+export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
+  const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
+  const t0 = performance.now();
+  const s = await setUp(o);
+  // 1. pretraining, once per method and source (seed 0): the seeds below measure the spread of fine-tuning
+  const { pretraining, checkpoints } = await pretrainVariants(o, s, log);
+  // 2. fine-tuning, prediction and evaluation per seed × fraction × method (seed outermost: a stopped run has
+  // whole curves for its first seeds); results.json, results.md and curves.html are rewritten after every run
+  const runs: RunSummary[] = [];
+  const writeResults = resultsWriter(o, s, pretraining, t0);
+  const total = s.variants.length * o.labelFractions.length * o.seeds;
   for (let seed = 0; seed < o.seeds; seed++) for (const fraction of o.labelFractions) {
-    const subset = byVoxels ? annotated : labelSubset(annotated, fraction, seed);
-    const folder = join(o.out, "data", `labels${fraction}_seed${seed}`);
-    const { dir: subsetDir, labelledVoxels } = byVoxels
-      ? await planeSubsetFolder(folder, subset, fraction, seed, datasetJson)
-      : { dir: subsetFolder(folder, subset, datasetJson), labelledVoxels: await labelledVoxelsOf(subset) };
-    for (const { label: method, dir } of variants) {
+    const sub = await subsetFor(o, s, fraction, seed);
+    for (const { label: method, dir } of s.variants) {
       const runDir = join(o.out, "finetune", dir, `labels${fraction}`, `seed${seed}`);
       const summaryPath = join(runDir, "summary.json");
       const done = readJson<RunSummary>(summaryPath);
       if (done) { runs.push(done); continue; }
-      const tr = performance.now();
-      log(`[${runs.length + 1}/${total}] ${method}, ${Math.round(fraction * 100)} % labels (${subset.length} cases, ${labelledVoxels} labelled voxels), seed ${seed}`);
-      rmSync(runDir, { recursive: true, force: true });
-      await finetune({
-        data: subsetDir, out: runDir, init: checkpoints.get(method), fold: "all", seed,
-        epochs: o.finetuneEpochs ?? 2, stepsPerEpoch: o.finetuneStepsPerEpoch ?? 30, warmupSteps: o.finetuneWarmupSteps ?? 0,
-        precision: o.precision, workers: o.workers, plan: planOptions, quiet: true, log: () => {},
-        // a "voxels" subset's labels are already mapped, as its dataset.json says
-        labelMap: byVoxels ? undefined : o.labelMap,
-      });
-      const model = loadModel(runDir);
-      try {
-        await predictPaths(model, testImages, join(runDir, "pred") + "/", { mirror: o.mirror ?? false, precision: o.precision, step: o.predictStep });
-      } finally {
-        model.net.dispose();
-      }
-      const metrics = await evaluateFolder(join(runDir, "pred"), testLabels, { out: join(runDir, "metrics.json"), dataset: datasetJson ?? undefined, quiet: true, workers: 1, labelMap: o.labelMap });
-      const groups = new Map<string, typeof metrics.results>();
-      const add = (g: string, r: (typeof metrics.results)[number]) => groups.set(g, [...(groups.get(g) ?? []), r]);
-      for (const r of metrics.results) {
-        add(categoryName(r), r);
-        add(r.role === "heldOut" ? "held-out types" : "seen types", r);
-        add("all", r);
-      }
-      const summary: RunSummary = {
-        method, fraction, seed, trainCases: subset.map((c) => c.id), labelledVoxels,
-        pretrainSteps: checkpoints.get(method) ? pretrainSteps : 0, finetuneSteps, dice: {}, cldice: {}, pq: {}, seconds: (performance.now() - tr) / 1000 };
-      for (const [g, rs] of groups) {
-        summary.dice[g] = meanOf(rs.map((r) => r.dice));
-        const cl = rs.filter((r) => r.cldice !== undefined && !Number.isNaN(r.cldice)).map((r) => r.cldice!);
-        const pq = rs.filter((r) => r.panoptic_quality !== undefined && !Number.isNaN(r.panoptic_quality)).map((r) => r.panoptic_quality!);
-        if (cl.length) summary.cldice[g] = meanOf(cl);
-        if (pq.length) summary.pq[g] = meanOf(pq);
-      }
+      const cell = `${Math.round(fraction * 100)} % labels (${sub.cases.length} cases, ${sub.labelledVoxels} labelled voxels), seed ${seed}`;
+      log(`[${runs.length + 1}/${total}] ${method}, ${cell}`);
+      const summary = await finetuneRun(o, s, sub, method, checkpoints.get(method), runDir);
       writeFileAtomic(summaryPath, Buffer.from(JSON.stringify(summary, null, 2) + "\n"));
       log(`  Dice: ${GROUPS.map((g) => `${g} ${(summary.dice[g] ?? NaN).toFixed(3)}`).join(", ")} (${formatSeconds(summary.seconds)})`);
       runs.push(summary);
       writeResults(runs, true);
     }
   }
-
-  const result = writeResults(runs, false);
-  return result;
+  return writeResults(runs, false);
 }

@@ -10,22 +10,43 @@
 // global batches (local batch k = global batch k·N + rank) and draws its own masks (seed, step, rank); gradients
 // are averaged over the ranks before the optimizer step, so the effective batch is N × --batch. A run resumed with
 // another N goes on from the number of global batches consumed.
-import { appendFileSync, existsSync } from "node:fs";
 import { totalmem } from "node:os";
-import { join } from "node:path";
 import { PatchLoader } from "../data/loader.ts";
 import { stream } from "../data/rng.ts";
 import type { Module } from "../nn/module.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
-import { AdamW, clipGradNorm, makeSchedule } from "../optim/index.ts";
-import { CHECKPOINT_NAMES, disposeCheckpoint } from "../seg/model.ts";
+import { AdamW, makeSchedule } from "../optim/index.ts";
+import { CHECKPOINT_NAMES, disposeCheckpoint, loadWeights } from "../seg/model.ts";
 import { type Plan, type PlanOptions, checkTrainingMemory, definedOnly, describePlan, devicePlanOptions, makePlan } from "../seg/plan.ts";
-import { ProcessGroup, type Tensor, autocast, defaultPrecision, distOptionsFromEnv, fromBytes, loadCheckpoint, manualSeed, saveCheckpoint, setRngState, tensor, tidy } from "../torch/index.ts";
-import { makeDirs, writeFileAtomic } from "../util/atomic.ts";
-import { Progress } from "../util/progress.ts";
+import { type DistOptions, type Tensor, defaultPrecision, fromBytes, loadCheckpoint, manualSeed, setRngState, tensor, tidy } from "../torch/index.ts";
+import {
+  type Interval, type Run, type StepParts, appendLog, openRun, rankOptions, resumeLog, saveRunCheckpoint, startLog, syncRanks, trainLoop,
+  withPrecision, writeRunJson,
+} from "../train/loop.ts";
 import { buildIndex, defaultIndexPath, describeIndex } from "./data_index.ts";
 import { type SslBatch, type SslMethod, type SslObjective, methodOptions, sslMethod, trainedKeys } from "./method.ts";
-import { readJsonl } from "../util/jsonl.ts";
+
+/** Pretraining's defaults, in one place (the CLI's help prints them from here). */
+export const PRETRAIN_DEFAULTS = {
+  steps: 1000,
+  /** AdamW, with a linear warm-up over this fraction of the run (at most maxWarmupSteps), then cosine decay. */
+  lr: 1e-3,
+  weightDecay: 0.01,
+  warmupFraction: 0.05,
+  maxWarmupSteps: 500,
+  sampling: "uniform",
+  /** The loader's caches of decoded volumes, all workers together. */
+  cacheBytes: 2 ** 31,
+  /** The workers the cache budget is split over when --workers is not given (the loader's default count). */
+  cacheWorkers: 4,
+  /** checkpoint_latest every this many steps, and at least every saveEveryMs. */
+  saveEvery: 200,
+  saveEveryMs: 5 * 60_000,
+  logEvery: 10,
+  seed: 0,
+} as const;
+
+const D = PRETRAIN_DEFAULTS;
 
 export interface PretrainOptions {
   data: string;
@@ -57,6 +78,8 @@ export interface PretrainOptions {
   indexPath?: string;
   quiet?: boolean;
   log?: (line: string) => void;
+  /** The process group of a data-parallel run (the CLI reads it from the launcher's environment). */
+  dist?: DistOptions | null;
 }
 
 export interface PretrainRecord {
@@ -95,10 +118,10 @@ export interface AdaptationPlan {
   run: { seed: number; steps: number; sampling: string; batchSize: number; lr: number; warmupSteps: number; worldSize?: number };
 }
 
-const SAVE_EVERY_MS = 5 * 60_000;
+type LoaderCases = ConstructorParameters<typeof PatchLoader>[0]["cases"];
+
 /** How long ranks > 0 wait for rank 0 to index the data. */
 const INDEX_WAIT_MS = 6 * 3600_000;
-
 
 /** The parameters a run optimises, in a fixed order: the trained part of the network, then the method's heads. */
 function trainedParameters(net: SegNetwork, keys: Set<string>, heads: Module): Tensor[] {
@@ -113,62 +136,43 @@ function checkpointModel(net: SegNetwork, keys: Set<string>, heads: Module): Map
   return out;
 }
 
-function loadModel(file: string, model: Map<string, Tensor>, net: SegNetwork, heads: Module): void {
-  const own = new Map<string, Tensor>(), ssl = new Map<string, Tensor>();
-  for (const [k, t] of model) (k.startsWith("ssl.") ? ssl : own).set(k.startsWith("ssl.") ? k.slice(4) : k, t);
-  const r = net.loadStateDict(own, { strict: false });
-  if (r.unexpected.length || r.mismatched.length) throw new Error(`${file}: the checkpoint does not fit the planned network (${[...r.unexpected, ...r.mismatched.map((m) => m.key)].slice(0, 5).join(", ")} …)`);
-  heads.loadStateDict(ssl, { strict: true });
+/** The unannotated volumes: rank 0 builds (or refreshes) the cached index; the others then read it. */
+async function indexData(run: Run, o: PretrainOptions): Promise<{ cases: LoaderCases; shapes: number[][]; spacings: number[][] }> {
+  const t0 = performance.now();
+  const { group, main, log } = run;
+  if (group && !main) group.barrier(INDEX_WAIT_MS);
+  const onProgress = (d: number, n: number) => { if (d % 500 === 0) log(`indexing ${d}/${n}`); };
+  const idx = await buildIndex(o.data, o.indexPath ?? defaultIndexPath(o.data, o.out), { onProgress });
+  if (group && main) group.barrier(INDEX_WAIT_MS);
+  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+  log(`data: ${describeIndex(idx.index)}; index ${idx.path} (${idx.rebuilt} read, ${idx.reused} cached, ${seconds} s)`);
+  const { entries } = idx.index;
+  // the loader (and each of its workers) gets the cases only, not the statistics
+  const cases = entries.map(({ id, imagePath, structure, category, density }) => ({ id, imagePath, structure, category, density }));
+  return { cases, shapes: entries.map((e) => e.shape), spacings: entries.map((e) => e.spacingUm) };
 }
 
-export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
-  const distOpts = distOptionsFromEnv();
-  const main = (distOpts?.rank ?? 0) === 0;
-  if (!main) o = { ...o, quiet: true, log: () => {} };
-  const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
-  const method: SslMethod = await sslMethod(o.method);
-  const mopts = methodOptions(method, o.methodOptions);
-  const seed = o.seed ?? 0;
-  const steps = o.steps ?? 1000;
-  const precision = o.precision ?? defaultPrecision(o.device ?? "cpu");
-  const latestPath = join(o.out, CHECKPOINT_NAMES.latest);
-  const finalPath = join(o.out, CHECKPOINT_NAMES.final);
-  const logPath = join(o.out, "log.jsonl");
-  if (!o.resume && existsSync(latestPath)) throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
-  if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
-  if (main) makeDirs(o.out);
-
-  const group = distOpts ? ProcessGroup.init({ ...distOpts, device: o.device ?? "cpu" }) : null;
-  const world = group?.worldSize ?? 1;
-  const t0 = performance.now();
-  // rank 0 builds (or refreshes) the cached index; the others then read it
-  if (group && !main) group.barrier(INDEX_WAIT_MS);
-  const idx = await buildIndex(o.data, o.indexPath ?? defaultIndexPath(o.data, o.out), { onProgress: (d, n) => { if (d % 500 === 0) log(`indexing ${d}/${n}`); } });
-  if (group && main) group.barrier(INDEX_WAIT_MS);
-  log(`data: ${describeIndex(idx.index)}; index ${idx.path} (${idx.rebuilt} read, ${idx.reused} cached, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  // the loader (and each of its workers) gets the cases only, not the statistics
-  const cases = idx.index.entries.map(({ id, imagePath, structure, category, density }) => ({ id, imagePath, structure, category, density }));
-  const shapes = idx.index.entries.map((e) => e.shape), spacings = idx.index.entries.map((e) => e.spacingUm);
-
-  let plan: Plan;
-  let step = 0, globalBatches = 0;
-  let ckpt: ReturnType<typeof loadCheckpoint> | null = null;
+/** The plan and the counters: a resumed run's from its checkpoint (kept open for the weights), a new one's made. */
+function planRun(run: Run, o: PretrainOptions, method: SslMethod, shapes: number[][], spacings: number[][], precision: "bf16" | "fp32") {
   if (o.resume) {
-    ckpt = loadCheckpoint(latestPath);
+    const ckpt = loadCheckpoint(run.latestPath);
     const extra = ckpt.meta.extra as unknown as AdaptationPlan;
-    if (extra.method !== method.name) throw new Error(`${latestPath}: a '${extra.method}' run, not '${method.name}'`);
-    plan = { ...extra.plan, network: ckpt.meta.network } as unknown as Plan;
-    step = extra.state.step;
-    globalBatches = extra.state.globalBatches ?? step;
-  } else {
-    // on a GPU the patch is planned from its memory at the method's batch size
-    const batchSize = o.plan?.batchSize ?? method.batchSize;
-    const gpu = devicePlanOptions(o.device, precision);
-    if (gpu.note) log(gpu.note);
-    plan = makePlan(shapes, spacings, { ...gpu.options, ...definedOnly(o.plan), batchSize, deepSupervision: false });
-    if ((o.device ?? "cpu") === "cpu") checkTrainingMemory(plan, totalmem());
+    if (extra.method !== method.name) throw new Error(`${run.latestPath}: a '${extra.method}' run, not '${method.name}'`);
+    const plan = { ...extra.plan, network: ckpt.meta.network } as unknown as Plan;
+    return { plan, ckpt, at: { step: extra.state.step, globalBatches: extra.state.globalBatches ?? extra.state.step } };
   }
-  manualSeed(seed);
+  // on a GPU the patch is planned from its memory at the method's batch size
+  const batchSize = o.plan?.batchSize ?? method.batchSize;
+  const gpu = devicePlanOptions(o.device, precision);
+  if (gpu.note) run.log(gpu.note);
+  const plan = makePlan(shapes, spacings, { ...gpu.options, ...definedOnly(o.plan), batchSize, deepSupervision: false });
+  if ((o.device ?? "cpu") === "cpu") checkTrainingMemory(plan, totalmem());
+  return { plan, ckpt: null, at: { step: 0, globalBatches: 0 } };
+}
+
+/** The network, the method's objective and heads, and AdamW over the trained parameters (seeded). */
+function buildModel(o: PretrainOptions, plan: Plan, method: SslMethod, mopts: Record<string, number>) {
+  manualSeed(o.seed ?? D.seed);
   const net = buildNetwork(plan.network);
   const objective: SslObjective = method.create(net, mopts);
   const device = o.device ?? "cpu";
@@ -176,123 +180,146 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   objective.heads.to(device);
   const keys = new Set(trainedKeys(net, method.trains));
   const params = trainedParameters(net, keys, objective.heads);
-  const lr = o.lr ?? 1e-3;
-  const warmupSteps = o.warmupSteps ?? Math.min(500, Math.round(steps * 0.05));
-  const opt = new AdamW(params, { lr, weightDecay: o.weightDecay ?? 0.01 });
-  let records: PretrainRecord[] = [];
-  if (ckpt) {
-    try {
-      loadModel(latestPath, ckpt.model, net, objective.heads);
-      if (ckpt.optimizer) opt.loadStateDict(ckpt.optimizer);
-      if (ckpt.rng) setRngState(ckpt.rng);
-    } finally {
-      disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
-    }
-    records = readJsonl<PretrainRecord>(logPath).filter((r) => r.step <= step);
-    if (main) writeFileAtomic(logPath, Buffer.from(records.map((r) => JSON.stringify(r) + "\n").join("")));
-    log(`resuming ${o.out} at step ${step}`);
-  } else if (main) {
-    writeFileAtomic(logPath, Buffer.alloc(0));
-    writeFileAtomic(join(o.out, "config.json"), Buffer.from(JSON.stringify({ ...o, log: undefined, methodOptions: mopts, plan, worldSize: world }, null, 2) + "\n"));
-  }
-  // every rank starts from rank 0's weights (as DistributedDataParallel does); a resumed run's optimizer
-  // state is the same on every rank, read from the same checkpoint
-  if (group) group.broadcast(params, 0);
-  // gradients averaged over the ranks by all-reduces that start during backward (DDP's overlap)
-  const sync = group?.gradSync(params) ?? null;
-  log(describePlan(plan));
-  log(`method ${method.name}: ${method.describe}; options ${JSON.stringify(mopts)}`);
-  log(`training ${params.length} tensors (${keys.size} network keys: ${method.trains.join(" + ")}, plus ssl.*); ${precision}; AdamW lr ${lr}, warm-up ${warmupSteps}, cosine to ${steps} steps; sampling ${o.sampling ?? "uniform"}${group ? `; ${world} ranks, effective batch ${world * plan.batchSize}` : ""}`);
+  const opt = new AdamW(params, { lr: o.lr ?? D.lr, weightDecay: o.weightDecay ?? D.weightDecay });
+  return { net, objective, keys, params, opt };
+}
 
-  const schedule = makeSchedule({ kind: "cosine", baseLr: lr, totalSteps: steps, warmupSteps });
+type Model = ReturnType<typeof buildModel>;
+
+/** A resumed run takes the checkpoint's weights, optimizer and RNG and its log up to there; a new one starts its log. */
+function restoreOrStart(run: Run, o: PretrainOptions, m: Model, ckpt: ReturnType<typeof loadCheckpoint> | null, step: number, config: object) {
+  if (!ckpt) {
+    startLog(run);
+    writeRunJson(run, "config.json", config);
+    return [];
+  }
+  try {
+    loadWeights(run.latestPath, ckpt.model, m.net, m.objective.heads);
+    if (ckpt.optimizer) m.opt.loadStateDict(ckpt.optimizer);
+    if (ckpt.rng) setRngState(ckpt.rng);
+  } finally {
+    disposeCheckpoint(ckpt.model, ckpt.optimizer?.params, ckpt.rng);
+  }
+  const records = resumeLog<PretrainRecord>(run, (r) => r.step <= step);
+  run.log(`resuming ${o.out} at step ${step}`);
+  return records;
+}
+
+/** The run's settings as the log's first lines give them. */
+function describeRun(o: PretrainOptions, run: Run, m: Model, method: SslMethod, plan: Plan, precision: string, warmupSteps: number): string {
+  const steps = o.steps ?? D.steps;
+  const ranks = run.group ? `; ${run.world} ranks, effective batch ${run.world * plan.batchSize}` : "";
+  return `training ${m.params.length} tensors (${m.keys.size} network keys: ${method.trains.join(" + ")}, plus ssl.*); ${precision}; ` +
+    `AdamW lr ${o.lr ?? D.lr}, warm-up ${warmupSteps}, cosine to ${steps} steps; sampling ${o.sampling ?? D.sampling}${ranks}`;
+}
+
+function sslLoader(o: PretrainOptions, run: Run, method: SslMethod, plan: Plan, cases: LoaderCases, at: { step: number; globalBatches: number }) {
   const workers = o.workers ?? undefined;
-  const loader = new PatchLoader({
-    cases, patchSize: plan.patchSize, batchSize: plan.batchSize, seed, workers, startBatch: step,
-    augment: method.augment, views: method.views, sampling: o.sampling ?? "uniform",
-    cacheBytes: Math.floor((o.cacheBytes ?? 2 ** 31) / Math.max(1, workers ?? 4)),
+  return new PatchLoader({
+    cases, patchSize: plan.patchSize, batchSize: plan.batchSize, seed: o.seed ?? D.seed, workers, startBatch: at.step,
+    augment: method.augment, views: method.views, sampling: o.sampling ?? D.sampling,
+    cacheBytes: Math.floor((o.cacheBytes ?? D.cacheBytes) / Math.max(1, workers ?? D.cacheWorkers)),
     normalize: { percentiles: plan.normalization.percentiles },
-    shard: { rank: group?.rank ?? 0, worldSize: world, startGlobal: globalBatches },
+    shard: { rank: run.group?.rank ?? 0, worldSize: run.world, startGlobal: at.globalBatches },
   });
+}
+
+/** What a pretraining checkpoint carries for fine-tuning at step `at.step`. */
+function adaptationPlan(o: PretrainOptions, run: Run, m: Model, method: SslMethod, mopts: Record<string, number>, plan: Plan,
+  warmupSteps: number, at: { step: number; globalBatches: number }): AdaptationPlan {
+  const { network: _n, ...rest } = plan;
+  const g = m.net.keyGroups();
+  return {
+    kind: "lsmseg-pretraining", method: method.name, methodOptions: mopts, patchSize: plan.patchSize, spacingUm: plan.spacingUm,
+    normalization: plan.normalization, plan: rest, keyGroups: { ...g, pretrained: [...m.keys] },
+    state: { step: at.step, globalBatches: at.globalBatches },
+    run: {
+      seed: o.seed ?? D.seed, steps: o.steps ?? D.steps, sampling: o.sampling ?? D.sampling, batchSize: plan.batchSize, lr: o.lr ?? D.lr,
+      warmupSteps, worldSize: run.world,
+    },
+  };
+}
+
+/** The SSL loss of one batch: the method's objective on the images (and the second view), its draws by (seed, step, rank). */
+function sslLoss(o: PretrainOptions, run: Run, m: Model, method: SslMethod, plan: Plan, precision: "bf16" | "fp32") {
+  const seed = o.seed ?? D.seed;
+  const device = o.device ?? "cpu";
   const [pd, ph, pw] = plan.patchSize;
   const B = plan.batchSize;
-  const extraFor = (s: number): AdaptationPlan => {
-    const { network: _n, ...rest } = plan;
-    const g = net.keyGroups();
-    return {
-      kind: "lsmseg-pretraining", method: method.name, methodOptions: mopts, patchSize: plan.patchSize, spacingUm: plan.spacingUm,
-      normalization: plan.normalization, plan: rest, keyGroups: { ...g, pretrained: [...keys] }, state: { step: s, globalBatches },
-      run: { seed, steps, sampling: o.sampling ?? "uniform", batchSize: B, lr, warmupSteps, worldSize: world },
+  const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const onDevice = (t: Tensor) => (device === "cpu" ? t : t.to(device));
+  return (batch: Awaited<ReturnType<PatchLoader["next"]>>, step: number): Tensor => {
+    const rng = run.group ? stream(seed, "ssl", method.name, step, "rank", run.group.rank) : stream(seed, "ssl", method.name, step);
+    const sb: SslBatch = {
+      images: onDevice(fromBytes(bytes(batch.images), [B, 1, pd, ph, pw], "float32")),
+      images2: batch.images2 ? onDevice(fromBytes(bytes(batch.images2), [B, 1, pd, ph, pw], "float32")) : null,
+      host: batch.images, shape: [B, pd, ph, pw],
     };
+    return withPrecision(precision, device, () => m.objective.loss(sb, rng)).float();
   };
-  const save = (path: string, withOptimizer: boolean) => main && saveCheckpoint(path, {
-    step, model: checkpointModel(net, keys, objective.heads), optimizer: withOptimizer ? opt.stateDict() : undefined,
-    network: plan.network as unknown as Record<string, unknown>, extra: extraFor(step) as unknown as Record<string, unknown>, overwrite: true, rng: withOptimizer,
-  });
-  const logEvery = Math.max(1, o.logEvery ?? 10);
-  const saveEvery = Math.max(1, o.saveEvery ?? 200);
-  const progress = new Progress(`pretrain ${method.name}`, steps, { unit: "steps", silent: o.quiet });
-  progress.set(step);
-  net.train();
-  let lastSave = performance.now();
-  let lossSum = 0, lossCount = 0, intervalStart = performance.now(), waitStart = loader.waitMs;
-  try {
-    while (step < steps) {
-      const batch = await loader.next();
-      opt.lr = schedule(step);
-      const rng = group ? stream(seed, "ssl", method.name, step, "rank", group.rank) : stream(seed, "ssl", method.name, step);
-      const loss = tidy(() => {
-        const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-        const onDevice = (t: Tensor) => (device === "cpu" ? t : t.to(device));
-        const sb: SslBatch = {
-          images: onDevice(fromBytes(bytes(batch.images), [B, 1, pd, ph, pw], "float32")),
-          images2: batch.images2 ? onDevice(fromBytes(bytes(batch.images2), [B, 1, pd, ph, pw], "float32")) : null,
-          host: batch.images, shape: [B, pd, ph, pw],
-        };
-        const l = autocast(() => objective.loss(sb, rng), { enabled: precision === "bf16", device: device.startsWith("cuda") ? "cuda" : "cpu" }).float();
-        opt.zeroGrad();
-        l.backward();
-        sync?.finish();
-        clipGradNorm(params, 12);
-        opt.step();
-        return l.item();
-      });
-      if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}; lower the learning rate (--lr) or use --precision fp32`);
-      step++;
-      globalBatches += world;
-      lossSum += loss;
-      lossCount++;
-      progress.tick(1, `loss ${loss.toFixed(4)} lr ${opt.lr.toExponential(2)}`);
-      if (step % logEvery === 0 || step === steps) {
-        const seconds = (performance.now() - intervalStart) / 1000;
-        if (group) lossSum = tidy(() => { const t = tensor([lossSum]); group.allReduce([t]); return t.item() / world; });
-        const rec: PretrainRecord = {
-          step, loss: lossSum / lossCount, lr: opt.lr, dataWaitFraction: (loader.waitMs - waitStart) / 1000 / seconds,
-          secondsPerStep: seconds / lossCount, time: new Date().toISOString(),
-        };
-        if (main) appendFileSync(logPath, JSON.stringify(rec) + "\n");
-        records.push(rec);
-        lossSum = 0; lossCount = 0; intervalStart = performance.now(); waitStart = loader.waitMs;
-      }
-      if (step % saveEvery === 0 || performance.now() - lastSave > SAVE_EVERY_MS) {
-        save(latestPath, true);
-        lastSave = performance.now();
-      }
-    }
-  } finally {
-    await loader.close();
-    sync?.dispose();
-  }
-  progress.finish();
-  save(latestPath, true);
-  save(finalPath, false);
-  group?.barrier();
-  group?.destroy();
-  net.dispose();
-  objective.heads.dispose();
+}
+
+/** A log record for an interval: the loss averaged over its steps and over the ranks. */
+function intervalRecord(run: Run, i: Interval, step: number, lr: number): PretrainRecord {
+  let lossSum = i.lossSum;
+  const group = run.group;
+  if (group) lossSum = tidy(() => { const t = tensor([lossSum]); group.allReduce([t]); return t.item() / run.world; });
+  return { step, loss: lossSum / i.steps, lr, dataWaitFraction: i.waitFraction, secondsPerStep: i.seconds / i.steps, time: new Date().toISOString() };
+}
+
+/** Mean loss over the first and the last logged intervals, and the fraction of step time spent waiting for data. */
+function summarise(records: PretrainRecord[]): { firstLoss: number; lastLoss: number; wait: number } {
   const n = Math.max(1, Math.min(3, Math.floor(records.length / 2)));
   const mean = (rs: PretrainRecord[]) => rs.reduce((s, r) => s + r.loss, 0) / Math.max(1, rs.length);
-  const firstLoss = mean(records.slice(0, n)), lastLoss = mean(records.slice(-n));
-  const wait = records.length ? records.reduce((s, r) => s + r.dataWaitFraction * r.secondsPerStep, 0) / records.reduce((s, r) => s + r.secondsPerStep, 0) : 0;
-  log(`${method.name}: loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} over ${step} steps; waiting for data ${(wait * 100).toFixed(1)} % of step time; ${finalPath}`);
-  return { out: o.out, checkpoint: finalPath, plan, method: method.name, records, firstLoss, lastLoss };
+  const secondsWaiting = records.reduce((s, r) => s + r.dataWaitFraction * r.secondsPerStep, 0);
+  const wait = records.length ? secondsWaiting / records.reduce((s, r) => s + r.secondsPerStep, 0) : 0;
+  return { firstLoss: mean(records.slice(0, n)), lastLoss: mean(records.slice(-n)), wait };
+}
+
+export async function pretrain(options: PretrainOptions): Promise<PretrainResult> {
+  const o = rankOptions(options);
+  const method: SslMethod = await sslMethod(o.method);
+  const mopts = methodOptions(method, o.methodOptions);
+  const steps = o.steps ?? D.steps;
+  const precision = o.precision ?? defaultPrecision(o.device ?? "cpu");
+  const run = openRun(o);
+  const { cases, shapes, spacings } = await indexData(run, o);
+  const { plan, ckpt, at } = planRun(run, o, method, shapes, spacings, precision);
+  const m = buildModel(o, plan, method, mopts);
+  const warmupSteps = o.warmupSteps ?? Math.min(D.maxWarmupSteps, Math.round(steps * D.warmupFraction));
+  const config = { ...o, log: undefined, dist: undefined, methodOptions: mopts, plan, worldSize: run.world };
+  const records: PretrainRecord[] = restoreOrStart(run, o, m, ckpt, at.step, config);
+  // a resumed run's optimizer state is the same on every rank, read from the same checkpoint
+  const sync = syncRanks(run, m.params, m.params);
+  run.log(describePlan(plan));
+  run.log(`method ${method.name}: ${method.describe}; options ${JSON.stringify(mopts)}`);
+  run.log(describeRun(o, run, m, method, plan, precision, warmupSteps));
+  const save = (name: string, withOptimizer: boolean) => saveRunCheckpoint(run, name, () => ({
+    step: at.step, model: checkpointModel(m.net, m.keys, m.objective.heads), optimizer: withOptimizer ? m.opt.stateDict() : undefined,
+    network: plan.network as unknown as Record<string, unknown>,
+    extra: adaptationPlan(o, run, m, method, mopts, plan, warmupSteps, at) as unknown as Record<string, unknown>, rng: withOptimizer,
+  }));
+  const logEvery = Math.max(1, o.logEvery ?? D.logEvery);
+  const step: StepParts = { opt: m.opt, params: m.params, sync };
+  m.net.train();
+  await trainLoop({
+    run, loader: sslLoader(o, run, method, plan, cases, at), step, at, steps: Math.max(0, steps - at.step),
+    progress: { label: `pretrain ${method.name}`, total: steps, quiet: o.quiet },
+    schedule: makeSchedule({ kind: "cosine", baseLr: o.lr ?? D.lr, totalSteps: steps, warmupSteps }),
+    loss: sslLoss(o, run, m, method, plan, precision),
+    tick: (loss, lr) => `loss ${loss.toFixed(4)} lr ${lr.toExponential(2)}`,
+    intervalEnds: (_done, s) => s % logEvery === 0 || s === steps,
+    onInterval: (i) => { const rec = intervalRecord(run, i, at.step, m.opt.lr); appendLog(run, rec); records.push(rec); },
+    checkpoint: { every: Math.max(1, o.saveEvery ?? D.saveEvery), everyMs: D.saveEveryMs, save: () => save(CHECKPOINT_NAMES.latest, true) },
+  });
+  save(CHECKPOINT_NAMES.latest, true);
+  save(CHECKPOINT_NAMES.final, false);
+  run.group?.barrier();
+  run.group?.destroy();
+  m.net.dispose();
+  m.objective.heads.dispose();
+  const { firstLoss, lastLoss, wait } = summarise(records);
+  const waiting = `waiting for data ${(wait * 100).toFixed(1)} % of step time`;
+  run.log(`${method.name}: loss ${firstLoss.toFixed(4)} → ${lastLoss.toFixed(4)} over ${at.step} steps; ${waiting}; ${run.finalPath}`);
+  return { out: o.out, checkpoint: run.finalPath, plan, method: method.name, records, firstLoss, lastLoss };
 }
