@@ -58,7 +58,9 @@ export function convTranspose3d(x: Tensor, weight: Tensor, bias: Tensor | null =
 export function maxPool3d(x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; dilation?: Triple; ceilMode?: boolean } = {}): Tensor {
   return op("max_pool3d", x, triple(kernel), triple(o.stride ?? kernel), triple(o.padding ?? 0), triple(o.dilation ?? 1), o.ceilMode ?? false);
 }
-export function avgPool3d(x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; ceilMode?: boolean; countIncludePad?: boolean } = {}): Tensor {
+export function avgPool3d(
+  x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; ceilMode?: boolean; countIncludePad?: boolean } = {},
+): Tensor {
   return op("avg_pool3d", x, triple(kernel), triple(o.stride ?? kernel), triple(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true, null);
 }
 export function adaptiveAvgPool3d(x: Tensor, outputSize: Triple): Tensor { return op("adaptive_avg_pool3d", x, triple(outputSize)); }
@@ -79,7 +81,9 @@ export function affineGrid(theta: Tensor, size: number[], alignCorners = false):
 const GRID_MODE = { bilinear: 0, nearest: 1 } as const;
 const GRID_PAD = { zeros: 0, border: 1, reflection: 2 } as const;
 /** Samples x: [B, C, D, H, W] at grid: [B, D', H', W', 3] (x, y, z in [-1, 1]); "bilinear" is trilinear in 3D. */
-export function gridSample(x: Tensor, grid: Tensor, o: { mode?: keyof typeof GRID_MODE; padding?: keyof typeof GRID_PAD; alignCorners?: boolean } = {}): Tensor {
+export function gridSample(
+  x: Tensor, grid: Tensor, o: { mode?: keyof typeof GRID_MODE; padding?: keyof typeof GRID_PAD; alignCorners?: boolean } = {},
+): Tensor {
   return op("grid_sampler", x, grid, GRID_MODE[o.mode ?? "bilinear"], GRID_PAD[o.padding ?? "zeros"], o.alignCorners ?? false);
 }
 
@@ -91,7 +95,10 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor | null, bias
   return op("group_norm", x, groups, weight, bias, eps, false);
 }
 /** Batch norm; in training it updates runningMean/runningVar in place. */
-export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null, bias: Tensor | null, training: boolean, momentum = 0.1, eps = 1e-5): Tensor {
+export function batchNorm(
+  x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null, bias: Tensor | null,
+  training: boolean, momentum = 0.1, eps = 1e-5,
+): Tensor {
   return op("batch_norm", x, weight, bias, runningMean, runningVar, training, momentum, eps, false);
 }
 export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
@@ -123,7 +130,9 @@ const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
  * Cross-entropy of logits [B, C, ...] against class indices [B, ...] (int64), as F.cross_entropy:
  * class weights, ignore index, label smoothing.
  */
-export function crossEntropy(logits: Tensor, target: Tensor, o: { weight?: Tensor; ignoreIndex?: number; labelSmoothing?: number; reduction?: Reduction } = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor, target: Tensor, o: { weight?: Tensor; ignoreIndex?: number; labelSmoothing?: number; reduction?: Reduction } = {},
+): Tensor {
   return op("cross_entropy_loss", logits, target, o.weight ?? null, RED[o.reduction ?? "mean"], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
 }
 export function mseLoss(x: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor { return op("mse_loss", x, target, RED[reduction]); }
