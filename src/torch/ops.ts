@@ -88,8 +88,27 @@ export function gridSample(
 }
 
 // --- normalisation ------------------------------------------------------------------------------
+/**
+ * Instance norm over each sample's channel; x: [B, C, ...]. It runs what at::instance_norm runs, batch norm over
+ * [1, B·C, ...] with the affine parameters repeated B times, but returns an `_unsafe_view` back to [B, C, ...],
+ * which autograd does not treat as a view. at::instance_norm returns a view, and an in-place op on it (the
+ * LeakyReLU(inplace) after every norm in nnU-Net's blocks) makes the backward pass rebuild the base's gradient
+ * through as_strided: a zero-filled and a copied full-size tensor per norm. The values are those of
+ * at::instance_norm (same kernels, same order). A bf16 input (a convolution's output under CPU autocast) stays
+ * bf16 with fp32 affine parameters, the kernel accumulating in fp32: what libtorch 1.13's autocast runs too (it
+ * leaves instance_norm alone; PyTorch 1.13's F.instance_norm under autocast answers in bf16 as well).
+ */
 export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
-  return op("instance_norm", x, weight, bias, null, null, true, 0.1, eps, false);
+  const shape = x.shape;
+  const [b, c] = shape;
+  if (x.ndim < 3) throw new Error(`instanceNorm: expected an input [B, C, ...spatial], got shape [${shape.join(", ")}]`);
+  const flat = x.reshape([1, b * c, ...shape.slice(2)]);
+  const w = weight && b > 1 ? weight.repeat([b]) : weight;
+  const bb = bias && b > 1 ? bias.repeat([b]) : bias;
+  const y = op("batch_norm", flat, w, bb, null, null, true, 0.0, eps, false);
+  const out = op("_unsafe_view", y, shape);
+  for (const t of [flat, y, ...(b > 1 ? [w, bb] : [])]) t?.dispose();
+  return out;
 }
 export function groupNorm(x: Tensor, groups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
   return op("group_norm", x, groups, weight, bias, eps, false);
