@@ -113,7 +113,9 @@ export class Peer {
    * Starts a peer for WORK and waits for its "ready" line; null (with a note saying why) when python3, torch or
    * the anchors are missing, or the peer fails to start.
    */
-  static async start(label: string, work: string, args: string[], opts: { fair?: boolean; needs?: string[]; anchors?: boolean } = {}): Promise<Peer | null> {
+  static async start(
+    label: string, work: string, args: string[], opts: { fair?: boolean; needs?: string[]; anchors?: boolean } = {},
+  ): Promise<Peer | null> {
     if (opts.anchors !== false && !anchorsDir()) {
       console.log(`  (${label} skipped: ../shared/anchors not found; set LSMSEG_ANCHORS)`);
       return null;
@@ -177,7 +179,9 @@ export interface Side { label: string; rep: () => number | Promise<number> }
  * The shared method: one warm-up run of every side, then `reps` rounds in which every side runs once, in turn.
  * Returns each side's minimum, median and the repetitions themselves, and the load average before and after.
  */
-export async function interleave(sides: Side[], reps: number, opts: { warmup?: boolean; quiet?: boolean } = {}): Promise<{ times: Record<string, SideTimes>; load: { before: number[]; after: number[] } }> {
+export async function interleave(
+  sides: Side[], reps: number, opts: { warmup?: boolean; quiet?: boolean } = {},
+): Promise<{ times: Record<string, SideTimes>; load: { before: number[]; after: number[] } }> {
   const before = load();
   if (opts.warmup !== false) for (const s of sides) await s.rep();
   const xs: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s.label, []]));
@@ -254,7 +258,10 @@ export interface Comparison {
  * Runs lsmseg's side against the peer as shipped and the fair peer (either may be null: missing Python), with
  * the shared method, and prints one summary line.
  */
-export async function compare(label: string, ours: () => number | Promise<number>, peer: Peer | null, fair: Peer | null, reps: number, opts: { task?: string; others?: Side[] } = {}): Promise<Comparison> {
+export async function compare(
+  label: string, ours: () => number | Promise<number>, peer: Peer | null, fair: Peer | null, reps: number,
+  opts: { task?: string; others?: Side[] } = {},
+): Promise<Comparison> {
   const task = opts.task ?? "";
   const sides: Side[] = [{ label: "lsmseg", rep: ours }, ...(opts.others ?? [])];
   if (peer) sides.push({ label: "peer", rep: async () => (await peer.run(task)).s });

@@ -51,7 +51,10 @@ export class ConvTranspose3d extends Module {
   readonly outputPadding: [number, number, number];
   readonly groups: number;
 
-  constructor(readonly inChannels: number, readonly outChannels: number, kernel: Triple, o: { stride?: Triple; padding?: Triple; outputPadding?: Triple; groups?: number; bias?: boolean } = {}) {
+  constructor(
+    readonly inChannels: number, readonly outChannels: number, kernel: Triple,
+    o: { stride?: Triple; padding?: Triple; outputPadding?: Triple; groups?: number; bias?: boolean } = {},
+  ) {
     super();
     const k = triple(kernel);
     this.groups = o.groups ?? 1;
@@ -64,7 +67,8 @@ export class ConvTranspose3d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return convTranspose3d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, outputPadding: this.outputPadding, groups: this.groups });
+    const o = { stride: this.stride, padding: this.padding, outputPadding: this.outputPadding, groups: this.groups };
+    return convTranspose3d(x, this.weight, this.bias, o);
   }
 }
 

@@ -99,7 +99,10 @@ export class ResEncUNet extends Module {
     const encoder = this.child("encoder", new EncoderHolder());
     this.stem = encoder.add("stem", new Sequential(new Conv3d(cfg.inChannels, f[0], cfg.kernelSizes[0], { padding: "same", bias: true }), makeNorm(cfg.norm, f[0]), new LeakyReLU(0.01, true)));
     this.stages = encoder.add("stages", new ModuleList(f.map((c, s) => new Sequential(
-      ...Array.from({ length: cfg.blocksPerStage[s] }, (_, b) => new BasicBlockD(b === 0 ? (s === 0 ? f[0] : f[s - 1]) : c, c, cfg.kernelSizes[s], b === 0 ? cfg.strides[s] : 1, cfg.norm, cfg.projectStridedShortcut !== false)),
+      ...Array.from({ length: cfg.blocksPerStage[s] }, (_, b) => new BasicBlockD(
+        b === 0 ? (s === 0 ? f[0] : f[s - 1]) : c, c, cfg.kernelSizes[s], b === 0 ? cfg.strides[s] : 1, cfg.norm,
+        cfg.projectStridedShortcut !== false,
+      )),
     ))));
     const upIdx = [...Array(n - 1).keys()].map((j) => n - 1 - j);
     this.up = this.child("up", new ModuleList(upIdx.map((i) => new ConvTranspose3d(f[i], f[i - 1], cfg.strides[i], { stride: cfg.strides[i], bias: true }))));

@@ -259,7 +259,10 @@ export class SwinTransformer extends Module {
     this.stages = [0, 1, 2, 3].map((s) => this.child(`layers${s + 1}`, new ModuleList([new BasicLayer(f * 2 ** s, cfg.depths[s], cfg.numHeads[s], cfg.windowSize, cfg)])).items[0] as BasicLayer);
     this.convStages = cfg.useV2 ? [0, 1, 2, 3].map((s) => this.child(`layers${s + 1}c`, new ModuleList([new UnetrBasicBlock(f * 2 ** s, f * 2 ** s)])).items[0] as UnetrBasicBlock) : [];
   }
-  /** The five normalised outputs [x0 (1/2), x1 (1/4), x2 (1/8), x3 (1/16), x4 (1/32)]; `embed` replaces the patch embedding's output when given (SimMIM). */
+  /**
+   * The five normalised outputs [x0 (1/2), x1 (1/4), x2 (1/8), x3 (1/16), x4 (1/32)]; `embed` replaces the patch
+   * embedding's output when given (SimMIM).
+   */
   run(x: Tensor, embed?: (tokens: Tensor) => Tensor): Tensor[] {
     return tidy(() => {
       let h = this.patchEmbed.forward(x);
@@ -323,14 +326,20 @@ export class SwinUNETR extends Module {
     this.checkInput(x);
     return tidy(() => {
       const h = this.swinViT.run(x, embed);
-      return [this.encoder1.forward(x), this.encoder2.forward(h[0]), this.encoder3.forward(h[1]), this.encoder4.forward(h[2]), h[3], this.encoder10.forward(h[4])];
+      return [
+        this.encoder1.forward(x), this.encoder2.forward(h[0]), this.encoder3.forward(h[1]), this.encoder4.forward(h[2]), h[3],
+        this.encoder10.forward(h[4]),
+      ];
     });
   }
 
   /** [full-resolution decoder features [B, featureSize, D, H, W]]; frees the skips. */
   decodeFeatures(skips: Tensor[]): Tensor[] {
     const [enc0, enc1, enc2, enc3, x3, dec4] = skips;
-    const out = tidy(() => this.decoder1.forward(this.decoder2.forward(this.decoder3.forward(this.decoder4.forward(this.decoder5.forward(dec4, x3), enc3), enc2), enc1), enc0));
+    const out = tidy(() => {
+      const d3 = this.decoder4.forward(this.decoder5.forward(dec4, x3), enc3);
+      return this.decoder1.forward(this.decoder2.forward(this.decoder3.forward(d3, enc2), enc1), enc0);
+    });
     for (const s of skips) s.dispose();
     return [out];
   }

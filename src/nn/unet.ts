@@ -84,8 +84,12 @@ export function decodeFeatures(net: DecoderParts, skips: Tensor[]): Tensor[] {
   let h = skips[n - 1];
   const outs: Tensor[] = [];
   for (let j = 0; j < n - 1; j++) {
-    const u = net.up.items[j].forward(h) as Tensor;
+    const up = net.up.items[j].forward(h) as Tensor;
     const skip = skips[n - 2 - j];
+    // Under CPU autocast the transposed conv answers in fp32 and the skip is bf16 (instanceNorm keeps it so): join
+    // them in bf16, the dtype the next convolution casts to anyway, not in fp32 (autocast's cat promotes).
+    const u = skip.dtype === "bfloat16" && up.dtype === "float32" ? up.to("bfloat16") : up;
+    if (u !== up) up.dispose();
     const joined = cat([u, skip], 1);
     u.dispose();
     skip.dispose();

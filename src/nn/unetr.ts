@@ -117,7 +117,10 @@ export class PatchEmbeddingBlock extends Module {
       : new PatchPerceptron(cfg.inChannels, cfg.hiddenSize));
   }
 
-  /** Tokens [B, N, hidden]. `mask` ([B, N, 1], 1 = masked) replaces masked tokens by `maskToken` ([1, 1, hidden]) before the position embeddings (SimMIM). */
+  /**
+   * Tokens [B, N, hidden]. `mask` ([B, N, 1], 1 = masked) replaces masked tokens by `maskToken` ([1, 1, hidden])
+   * before the position embeddings (SimMIM).
+   */
   forward(x: Tensor, mask?: Tensor, maskToken?: Tensor): Tensor {
     return tidy(() => {
       let t = this.proj.forward(x) as Tensor;
@@ -265,7 +268,10 @@ export class UNETR extends Module {
   /** [full-resolution decoder features [B, featureSize, D, H, W]]; frees the skips. */
   decodeFeatures(skips: Tensor[]): Tensor[] {
     const [enc1, enc2, enc3, enc4, bottom] = skips;
-    const out = tidy(() => this.decoder2.forward(this.decoder3.forward(this.decoder4.forward(this.decoder5.forward(bottom, enc4), enc3), enc2), enc1));
+    const out = tidy(() => {
+      const d4 = this.decoder4.forward(this.decoder5.forward(bottom, enc4), enc3);
+      return this.decoder2.forward(this.decoder3.forward(d4, enc2), enc1);
+    });
     for (const s of skips) s.dispose();
     return [out];
   }

@@ -85,7 +85,8 @@ export abstract class Optimizer {
     if (state.params.length !== this.params.length) {
       throw new Error(`optimizer state has ${state.params.length} parameters, this optimizer has ${this.params.length} (was the network changed?)`);
     }
-    native.optimSetState(this.handle, state.params.map((e) => e === null ? null : Object.fromEntries(Object.entries(e).map(([k, t]) => [k, t.handle]))));
+    const handles = state.params.map((e) => (e === null ? null : Object.fromEntries(Object.entries(e).map(([k, t]) => [k, t.handle]))));
+    native.optimSetState(this.handle, handles);
     this.lr = state.lr;
   }
 }

@@ -31,6 +31,7 @@ export function isGradEnabled(): boolean {
 
 /** Gradients of `outputs` with respect to `inputs` (torch.autograd.grad). */
 export function grad(outputs: Tensor[], inputs: Tensor[], opts: { gradOutputs?: Tensor[]; createGraph?: boolean } = {}): Tensor[] {
-  const hs = native.autogradGrad(outputs.map((t) => t.handle), inputs.map((t) => t.handle), opts.gradOutputs?.map((t) => t.handle) ?? null, opts.createGraph ?? false);
+  const gradOutputs = opts.gradOutputs?.map((t) => t.handle) ?? null;
+  const hs = native.autogradGrad(outputs.map((t) => t.handle), inputs.map((t) => t.handle), gradOutputs, opts.createGraph ?? false);
   return hs.map((h) => new Tensor(h));
 }

@@ -58,7 +58,9 @@ export function convTranspose3d(x: Tensor, weight: Tensor, bias: Tensor | null =
 export function maxPool3d(x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; dilation?: Triple; ceilMode?: boolean } = {}): Tensor {
   return op("max_pool3d", x, triple(kernel), triple(o.stride ?? kernel), triple(o.padding ?? 0), triple(o.dilation ?? 1), o.ceilMode ?? false);
 }
-export function avgPool3d(x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; ceilMode?: boolean; countIncludePad?: boolean } = {}): Tensor {
+export function avgPool3d(
+  x: Tensor, kernel: Triple, o: { stride?: Triple; padding?: Triple; ceilMode?: boolean; countIncludePad?: boolean } = {},
+): Tensor {
   return op("avg_pool3d", x, triple(kernel), triple(o.stride ?? kernel), triple(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true, null);
 }
 export function adaptiveAvgPool3d(x: Tensor, outputSize: Triple): Tensor { return op("adaptive_avg_pool3d", x, triple(outputSize)); }
@@ -79,19 +81,43 @@ export function affineGrid(theta: Tensor, size: number[], alignCorners = false):
 const GRID_MODE = { bilinear: 0, nearest: 1 } as const;
 const GRID_PAD = { zeros: 0, border: 1, reflection: 2 } as const;
 /** Samples x: [B, C, D, H, W] at grid: [B, D', H', W', 3] (x, y, z in [-1, 1]); "bilinear" is trilinear in 3D. */
-export function gridSample(x: Tensor, grid: Tensor, o: { mode?: keyof typeof GRID_MODE; padding?: keyof typeof GRID_PAD; alignCorners?: boolean } = {}): Tensor {
+export function gridSample(
+  x: Tensor, grid: Tensor, o: { mode?: keyof typeof GRID_MODE; padding?: keyof typeof GRID_PAD; alignCorners?: boolean } = {},
+): Tensor {
   return op("grid_sampler", x, grid, GRID_MODE[o.mode ?? "bilinear"], GRID_PAD[o.padding ?? "zeros"], o.alignCorners ?? false);
 }
 
 // --- normalisation ------------------------------------------------------------------------------
+/**
+ * Instance norm over each sample's channel; x: [B, C, ...]. It runs what at::instance_norm runs, batch norm over
+ * [1, B·C, ...] with the affine parameters repeated B times, but returns an `_unsafe_view` back to [B, C, ...],
+ * which autograd does not treat as a view. at::instance_norm returns a view, and an in-place op on it (the
+ * LeakyReLU(inplace) after every norm in nnU-Net's blocks) makes the backward pass rebuild the base's gradient
+ * through as_strided: a zero-filled and a copied full-size tensor per norm. The values are those of
+ * at::instance_norm (same kernels, same order). A bf16 input (a convolution's output under CPU autocast) stays
+ * bf16 with fp32 affine parameters, the kernel accumulating in fp32: what libtorch 1.13's autocast runs too (it
+ * leaves instance_norm alone; PyTorch 1.13's F.instance_norm under autocast answers in bf16 as well).
+ */
 export function instanceNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
-  return op("instance_norm", x, weight, bias, null, null, true, 0.1, eps, false);
+  const shape = x.shape;
+  const [b, c] = shape;
+  if (x.ndim < 3) throw new Error(`instanceNorm: expected an input [B, C, ...spatial], got shape [${shape.join(", ")}]`);
+  const flat = x.reshape([1, b * c, ...shape.slice(2)]);
+  const w = weight && b > 1 ? weight.repeat([b]) : weight;
+  const bb = bias && b > 1 ? bias.repeat([b]) : bias;
+  const y = op("batch_norm", flat, w, bb, null, null, true, 0.0, eps, false);
+  const out = op("_unsafe_view", y, shape);
+  for (const t of [flat, y, ...(b > 1 ? [w, bb] : [])]) t?.dispose();
+  return out;
 }
 export function groupNorm(x: Tensor, groups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
   return op("group_norm", x, groups, weight, bias, eps, false);
 }
 /** Batch norm; in training it updates runningMean/runningVar in place. */
-export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null, bias: Tensor | null, training: boolean, momentum = 0.1, eps = 1e-5): Tensor {
+export function batchNorm(
+  x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null, bias: Tensor | null,
+  training: boolean, momentum = 0.1, eps = 1e-5,
+): Tensor {
   return op("batch_norm", x, weight, bias, runningMean, runningVar, training, momentum, eps, false);
 }
 export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
@@ -123,7 +149,9 @@ const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
  * Cross-entropy of logits [B, C, ...] against class indices [B, ...] (int64), as F.cross_entropy:
  * class weights, ignore index, label smoothing.
  */
-export function crossEntropy(logits: Tensor, target: Tensor, o: { weight?: Tensor; ignoreIndex?: number; labelSmoothing?: number; reduction?: Reduction } = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor, target: Tensor, o: { weight?: Tensor; ignoreIndex?: number; labelSmoothing?: number; reduction?: Reduction } = {},
+): Tensor {
   return op("cross_entropy_loss", logits, target, o.weight ?? null, RED[o.reduction ?? "mean"], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
 }
 export function mseLoss(x: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor { return op("mse_loss", x, target, RED[reduction]); }

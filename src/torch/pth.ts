@@ -14,7 +14,9 @@ import {
 } from "./pickle.ts";
 import { type Tensor, fromBytes } from "./tensor.ts";
 
-const ELEMENT_BYTES: Record<TorchDType, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const ELEMENT_BYTES: Record<TorchDType, number> = {
+  float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+};
 
 export interface PthFile {
   source: string;

@@ -43,7 +43,9 @@ interface Entry {
 }
 
 /** Parses and checks the header; returns it with where the data starts. */
-export function readSafetensorsHeader(path: string, buf: Buffer = readFileSync(path)): { entries: Map<string, Entry>; metadata: Record<string, string>; dataStart: number } {
+export function readSafetensorsHeader(
+  path: string, buf: Buffer = readFileSync(path),
+): { entries: Map<string, Entry>; metadata: Record<string, string>; dataStart: number } {
   const fail = (msg: string) => new Error(`${path}: not a valid safetensors file: ${msg}`);
   if (buf.length < 8) throw fail(`the file has ${buf.length} bytes, fewer than the 8-byte header length`);
   const n = Number(buf.readBigUInt64LE(0));

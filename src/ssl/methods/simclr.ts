@@ -55,7 +55,9 @@ const simclr: SslMethod = {
   describe: "contrastive (SimCLR): NT-Xent on two augmented views, encoder bottleneck → avg+max pool → 2-layer MLP",
   views: 2,
   // stronger than segmentation augmentation: the views must differ for the contrast to teach anything
-  augment: augmentConfig({ pRotation: 0.5, pScale: 0.5, pNoise: 0.3, pBlur: 0.3, pBrightness: 0.5, pContrast: 0.5, pGamma: 0.5, pMirror: 0.5, pLowRes: 0.2 }),
+  augment: augmentConfig({
+    pRotation: 0.5, pScale: 0.5, pNoise: 0.3, pBlur: 0.3, pBrightness: 0.5, pContrast: 0.5, pGamma: 0.5, pMirror: 0.5, pLowRes: 0.2,
+  }),
   trains: ["encoder"],
   batchSize: 4,
   defaults: { temperature: 0.2, hidden: 256, projDim: 128 },
