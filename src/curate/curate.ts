@@ -27,6 +27,7 @@ import {
 } from "./tiles.ts";
 import { type CurateTask, runTask } from "./worker.ts";
 import { tuneHeap } from "../util/heap.ts";
+import { OptionError } from "../util/option_error.ts";
 
 export interface CurateOptions {
   /** Raw volumes: any format openVolume reads. */
@@ -50,6 +51,8 @@ export interface CurateOptions {
   /** Example tiles per contact sheet row (default 8). */
   examples?: number;
   quiet?: boolean;
+  /** Milliseconds each tile task waits first: for tests that kill a run part-way, whatever the machine's speed. */
+  taskDelayMs?: number;
 }
 
 export interface VolumeInfo {
@@ -108,8 +111,8 @@ export function structureOfVolume(path: string, type?: string, category?: string
     : [...STRUCTURES].sort((a, b) => b.name.length - a.name.length).find((s) => name.toLowerCase().includes(s.name.toLowerCase()));
   const t = type ?? known?.name;
   const c = category ?? known?.category;
-  if (!t) throw new Error(`${path}: no known structure type in the name '${name}'; pass --type NAME (and --category isolated|contiguous)`);
-  if (c !== "isolated" && c !== "contiguous") throw new Error(`${path}: structure type '${t}' has no known category; pass --category isolated|contiguous`);
+  if (!t) throw new OptionError("type", (n) => `${path}: no known structure type in the name '${name}'; pass ${n("type")} NAME (and ${n("category")} isolated|contiguous)`);
+  if (c !== "isolated" && c !== "contiguous") throw new OptionError("category", (n) => `${path}: structure type '${t}' has no known category; pass ${n("category")} isolated|contiguous`);
   return { type: t, category: c };
 }
 
@@ -167,9 +170,9 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
   tuneHeap();
   const t0 = Date.now();
   const patch = vec3(o.patch ?? 300), stride = vec3(o.stride ?? patch);
-  if (patch.some((p) => !Number.isInteger(p) || p < 4)) throw new Error(`--patch: expected integers ≥ 4, got ${patch.join(",")}`);
-  if (stride.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`--stride: expected positive integers, got ${stride.join(",")}`);
-  if (o.inputs.length === 0) throw new Error("no input volumes (--in)");
+  if (patch.some((p) => !Number.isInteger(p) || p < 4)) throw new OptionError("patch", (n) => `${n("patch")}: expected integers ≥ 4, got ${patch.join(",")}`);
+  if (stride.some((s) => !Number.isInteger(s) || s < 1)) throw new OptionError("stride", (n) => `${n("stride")}: expected positive integers, got ${stride.join(",")}`);
+  if (o.inputs.length === 0) throw new OptionError("inputs", (n) => `no input volumes (${n("inputs")})`);
   const filters: Filters = { ...DEFAULT_FILTERS, ...o.filters };
   const workers = o.workers ?? availableParallelism();
   // boxes of 32 MiB: each worker reads into one reused buffer of that size (fresh memory costs page faults)
@@ -272,7 +275,7 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
           run = {
             kind: "tiles", path: inputs[v], header: vs.header, tiles: [], patch, lo: norm.lo, hi: norm.hi, mean: norm.mean, std: norm.std,
             tissueThreshold: vs.info.overview.threshold, saturationValue: saturationOf(vs.header), filters,
-            stagingDir: staging, stagingPrefix: `${names[v]}_`,
+            stagingDir: staging, stagingPrefix: `${names[v]}_`, ...(o.taskDelayMs ? { delayMs: o.taskDelayMs } : {}),
           };
           tasks.push(run);
         }

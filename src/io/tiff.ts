@@ -501,8 +501,7 @@ export function tiffPlaneFiles(dir: string): string[] {
   try {
     names = readdirSync(dir);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw code === "ENOENT" ? new Error(`${dir}: folder not found`) : fsError(dir, err);
+    throw fsError(dir, err, "folder not found");
   }
   return names.filter((n) => /\.tiff?$/i.test(n) && !n.startsWith(".")).sort(collator.compare);
 }

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from "n
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Worker } from "node:worker_threads";
+import { fsError } from "../util/fserror.ts";
 import { tsWorker } from "../util/workers.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
 
@@ -58,13 +59,14 @@ export function resolveInside(root: string, path: string): string {
   let realRoot: string, real: string;
   try {
     realRoot = realpathSync(root);
-  } catch {
-    throw new InvokeError(400, `the input folder ${root} does not exist`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InvokeError(400, code === "ENOENT" ? `the input folder ${root} does not exist` : `the input folder ${fsError(root, err).message}`);
   }
   try {
     real = realpathSync(resolve(root, path));
-  } catch {
-    throw new InvokeError(400, `${resolve(root, path)}: not found`);
+  } catch (err) {
+    throw new InvokeError(400, fsError(resolve(root, path), err, "not found").message);
   }
   const rel = relative(realRoot, real);
   if (rel === ".." || rel.startsWith(`..${"/"}`) || isAbsolute(rel)) throw new InvokeError(400, `${resolve(root, path)}: resolves to ${real}, outside the input folder ${root}`);

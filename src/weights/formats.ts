@@ -14,6 +14,7 @@ import { PyDict, PyTuple, type PyValue, TensorRef } from "../torch/pickle.ts";
 import { readPth, stateDictOf } from "../torch/pth.ts";
 import { type KeyEntry, dnaKeys } from "./keymap.ts";
 import { networkFromNnUNetKwargs, planFromNnUNet } from "./nnunet.ts";
+import { checkExists, fsError } from "../util/fserror.ts";
 
 /** A source state dict under its own key names, read lazily (a .pth's tensors are decoded when loaded). */
 export interface SourceTensors {
@@ -116,7 +117,7 @@ function safetensorsSource(file: string): { tensors: SourceTensors; metadata: Re
 
 /** A state dict from a file: .safetensors, or a .pth holding a state dict or {network_weights | state_dict | model: …}. */
 function openStateDict(file: string, key?: string): { tensors: SourceTensors; root: PyDict | null; metadata: Record<string, string> } {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  checkExists(file, "no such file");
   if (extname(file) === ".safetensors") return { ...safetensorsSource(file), root: null };
   const src = pthSource(file, (root) => {
     if (!(root instanceof PyDict)) return root;
@@ -130,7 +131,7 @@ const readJson = (path: string): unknown => {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw (err as NodeJS.ErrnoException).code ? fsError(path, err) : new Error(`${path}: ${(err as Error).message}`);
   }
 };
 
@@ -303,7 +304,7 @@ const pytorch: WeightFormat = {
 
 /** The state dict of a MONAI checkpoint: a bare state dict, or under state_dict / model / net (bundles, tutorials). */
 function openMonai(file: string): SourceTensors {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  checkExists(file, "no such file");
   if (extname(file) === ".safetensors") return safetensorsSource(file).tensors;
   return pthSource(file, (root) => {
     if (!(root instanceof PyDict)) return root;

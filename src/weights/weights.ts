@@ -10,6 +10,7 @@ import type { Plan } from "../seg/plan.ts";
 import { type Tensor, loadCheckpoint, noGrad, saveCheckpoint, saveSafetensors, zeros } from "../torch/index.ts";
 import { PthWriter } from "../torch/pth.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
+import { checkExists } from "../util/fserror.ts";
 import { FORMATS, type OpenOptions, formatByName } from "./formats.ts";
 import type { KeyEntry } from "./keymap.ts";
 
@@ -38,7 +39,7 @@ function keyMapFor(format: string, network: NetworkConfig, own: string[], o: Ope
 
 /** Reads IN in `format` and writes the model folder OUT. */
 export function importWeights(input: string, format: string, out: string, o: OpenOptions = {}): ImportReport {
-  if (!existsSync(input)) throw new Error(`${input}: no such file or folder`);
+  checkExists(input, "no such file or folder");
   const target = join(out, CHECKPOINT_NAMES.final);
   if (existsSync(target)) throw new Error(`${out}: already holds ${CHECKPOINT_NAMES.final} (a checkpoint is never overwritten; choose another --out)`);
   const fmt = formatByName(format);
