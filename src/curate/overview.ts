@@ -31,7 +31,7 @@ export function overviewFactor(shape: Shape3, maxVoxels = 1 << 20): number {
 }
 
 /** The subsampling step giving at most about `maxSamples` voxels for the normalisation statistics. */
-export function sampleStepFor(shape: Shape3, maxSamples = 2_000_000): number {
+function sampleStepFor(shape: Shape3, maxSamples = 2_000_000): number {
   const n = shape[0] * shape[1] * shape[2];
   return Math.max(1, Math.ceil(Math.cbrt(n / maxSamples)));
 }

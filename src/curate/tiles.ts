@@ -90,7 +90,7 @@ export function saturationOf(header: VolumeHeader): number {
 }
 
 /** The box covering every tile of a task. */
-export function taskBox(t: Pick<TileTask, "tiles" | "patch">): { start: Vec3; size: Vec3 } {
+function taskBox(t: Pick<TileTask, "tiles" | "patch">): { start: Vec3; size: Vec3 } {
   const start = [0, 1, 2].map((a) => Math.min(...t.tiles.map((x) => x.start[a]))) as Vec3;
   const size = [0, 1, 2].map((a) => Math.max(...t.tiles.map((x) => x.start[a] + t.patch[a])) - start[a]) as Vec3;
   return { start, size };

@@ -139,7 +139,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 }
 
 /** Dice (and clDice/PQ) per category, one column per run: scratch vs SSL. */
-export function comparisonTable(runs: DemoRun[]): string {
+function comparisonTable(runs: DemoRun[]): string {
   const f = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(3));
   const head = ["Dice per category", ...runs.map((r) => r.label)];
   const rows = [...CATEGORY_NAMES].map((c) => [c, ...runs.map((r) => f(r.metrics.categories[c]?.dice.mean))]);

@@ -149,7 +149,7 @@ export async function createMetaImage(path: string, h: VolumeHeader, opts: MetaI
  * challenge container) must not make lsmseg read any file it can reach. Absolute paths and `..` are refused,
  * and so is a name that leaves the folder through a symbolic link.
  */
-export function containedDataFile(headerPath: string, dataFile: string): string {
+function containedDataFile(headerPath: string, dataFile: string): string {
   const refuse = (why: string) => new Error(`${headerPath}: ElementDataFile '${dataFile}' ${why}; the data file must lie in the header's folder (or below it)`);
   if (isAbsolute(dataFile) || /^[A-Za-z]:[\\/]/.test(dataFile)) throw refuse("is an absolute path");
   if (dataFile.split(/[\\/]/).includes("..")) throw refuse("leaves the header's folder ('..')");

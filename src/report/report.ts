@@ -37,7 +37,7 @@ const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString("base64")
 const rgb = (c: readonly number[]) => `rgb(${c.join(",")})`;
 
 /** The report's path for `out` (a .html file, or report.html in a folder). */
-export function reportPath(out: string): string {
+function reportPath(out: string): string {
   return out.toLowerCase().endsWith(".html") || out.toLowerCase().endsWith(".htm") ? resolve(out) : resolve(out, "report.html");
 }
 
@@ -164,7 +164,7 @@ async function runDetails(runs: RunFiles[]): Promise<string> {
 }
 
 /** The report folder's files besides the page (for callers that copy or list them). */
-export function reportAssetsDir(out: string): string {
+function reportAssetsDir(out: string): string {
   const page = reportPath(out);
   return join(dirname(page), basename(page).replace(/\.html?$/i, "") + "_files");
 }

@@ -10,7 +10,7 @@ import { writeFileAtomic } from "../util/atomic.ts";
 import { escapeHtml } from "./html.ts";
 
 /** Volumes larger than this along an axis are subsampled for the viewer (WebGL textures, report size). */
-export const VIEWER_MAX_SIDE = 256;
+const VIEWER_MAX_SIDE = 256;
 
 export interface ViewerLayer {
   label: string;

@@ -14,7 +14,7 @@ import type { WorkerReply, WorkerRequest } from "./worker.ts";
 /** Where the platform puts the input image and expects the output mask, relative to /input and /output. */
 export const INPUT_FOLDER = join("images", "light-sheet-3d-microscopy");
 export const OUTPUT_FILE = join("images", "isolated-biological-structure", "output.mha");
-export const INPUT_EXTENSIONS = [".mha", ".tif", ".tiff"];
+const INPUT_EXTENSIONS = [".mha", ".tif", ".tiff"];
 
 export interface ServeOptions {
   /** A fine-tuning run folder or checkpoint (in the container: /opt/ml/model). */
@@ -44,7 +44,7 @@ export interface InvokeServer {
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 
 /** A failure with the HTTP status it is answered with. */
-export class InvokeError extends Error {
+class InvokeError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
@@ -55,7 +55,7 @@ export class InvokeError extends Error {
  * inside `root`: every input the server reads goes through here, so an input cannot make it read any file it
  * can reach. (A MetaImage's data file is held to its header's folder by the reader, io/metaimage.ts.)
  */
-export function resolveInside(root: string, path: string): string {
+function resolveInside(root: string, path: string): string {
   let realRoot: string, real: string;
   try {
     realRoot = realpathSync(root);

@@ -55,7 +55,7 @@ export class TensorRef {
 }
 
 /** A numpy dtype (numpy.dtype('<f8')): only numeric and boolean kinds are understood. */
-export class NumpyDType {
+class NumpyDType {
   constructor(public descr: string) {}
 }
 
@@ -65,7 +65,7 @@ export class NumpyArray {
 }
 
 /** A name the allow-list resolved (a callable or class, used by REDUCE/NEWOBJ/BUILD). */
-export class PyGlobal {
+class PyGlobal {
   constructor(readonly module: string, readonly name: string) {}
   get qualname(): string {
     return `${this.module}.${this.name}`;
@@ -80,7 +80,7 @@ const STORAGE_DTYPE: Record<string, TorchDType> = {
   DoubleStorage: "float64", FloatStorage: "float32", HalfStorage: "float16", BFloat16Storage: "bfloat16", LongStorage: "int64",
   IntStorage: "int32", ShortStorage: "int16", CharStorage: "int8", ByteStorage: "uint8", BoolStorage: "bool", UntypedStorage: "uint8",
 };
-export const DTYPE_STORAGE: Record<TorchDType, string> = {
+const DTYPE_STORAGE: Record<TorchDType, string> = {
   float64: "DoubleStorage", float32: "FloatStorage", float16: "HalfStorage", bfloat16: "BFloat16Storage", int64: "LongStorage",
   int32: "IntStorage", int16: "ShortStorage", int8: "CharStorage", uint8: "ByteStorage", bool: "BoolStorage",
 };

@@ -267,7 +267,7 @@ function readKeyMap(path: string | undefined): KeyMapFile {
 }
 
 /** A source key's lsmseg name under a key map file: an exact entry, else the first rule that matches, else itself. */
-export function renameByKeyMap(k: KeyMapFile): (key: string) => string {
+function renameByKeyMap(k: KeyMapFile): (key: string) => string {
   const rules = (k.rules ?? []).map(([re, to]) => [new RegExp(re), to] as const);
   return (key) => {
     if (k.keys && key in k.keys) return k.keys[key];
