@@ -146,7 +146,8 @@ export function downsample2(data: ArrayLike<number>, shape: Shape3): { data: Flo
     const o = (z * my + y) * mx;
     for (let x = 0; x < mx; x++) {
       const i = 2 * x;
-      out[o + x] = (data[a + i] + data[a + i + 1] + data[b + i] + data[b + i + 1] + data[c + i] + data[c + i + 1] + data[d + i] + data[d + i + 1]) / 8;
+      out[o + x] = (data[a + i] + data[a + i + 1] + data[b + i] + data[b + i + 1]
+        + data[c + i] + data[c + i + 1] + data[d + i] + data[d + i + 1]) / 8;
     }
   }
   return { data: out, shape: [mz, my, mx] };
