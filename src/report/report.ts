@@ -94,7 +94,9 @@ function curves(runs: RunFiles[]): string {
   const withLog = runs.filter((r) => r.log.length > 0);
   if (withLog.length === 0) return `<p class="note">No log.jsonl in ${runs.map((r) => escapeHtml(r.dir)).join(" or ")}: no curves.</p>`;
   const dash = (i: number) => (i === 0 ? "" : "6 3");
-  const loss: Series[] = runs.map((r, i) => ({ name: r.label, color: RUN_COLORS[i], points: r.log.map((e) => [e.epoch + 1, e.trainLoss] as [number, number]) }));
+  const loss: Series[] = runs.map((r, i) => ({
+    name: r.label, color: RUN_COLORS[i], points: r.log.map((e) => [e.epoch + 1, e.trainLoss] as [number, number]),
+  }));
   const mean: Series[] = runs.flatMap((r, i) => [
     { name: `${r.label}: mean`, color: RUN_COLORS[i], points: r.log.map((e) => [e.epoch + 1, e.pseudoDiceMean] as [number, number]) },
     { name: `${r.label}: EMA`, color: RUN_COLORS[i], dash: "2 3", points: r.log.map((e) => [e.epoch + 1, e.emaPseudoDice] as [number, number]) },

@@ -93,7 +93,9 @@ function pthSource(file: string, pickPath: (root: PyValue) => PyValue | undefine
     shape: (k) => sd.get(k)!.shape,
     sameStorage: (a, b) => {
       const x = sd.get(a)!, y = sd.get(b)!;
-      return x.storage.key === y.storage.key && x.storageOffset === y.storageOffset && x.stride.join() === y.stride.join() && x.shape.join() === y.shape.join() ? true : null;
+      const same = x.storage.key === y.storage.key && x.storageOffset === y.storageOffset
+        && x.stride.join() === y.stride.join() && x.shape.join() === y.shape.join();
+      return same ? true : null;
     },
     load: (k) => pth.tensor(sd.get(k)!),
     dispose: () => {},
@@ -241,7 +243,10 @@ const nnssl: WeightFormat = {
 // ---------------------------------------------------------------------------------------------------------
 // any PyTorch state dict, with a key map file
 
-/** --key-map FILE.json: {"network": {...lsmseg config}, "patchSize": [z,y,x], "stateDictKey": "...", "keys": {"src": "lsmseg"}, "rules": [["regex", "replacement"]]} */
+/**
+ * --key-map FILE.json: {"network": {...lsmseg config}, "patchSize": [z,y,x], "stateDictKey": "...", "keys": {"src": "lsmseg"},
+ * "rules": [["regex", "replacement"]]}
+ */
 export interface KeyMapFile {
   network?: Partial<NetworkConfig>;
   plan?: Plan;
@@ -350,8 +355,13 @@ function monaiUnetr(where: string, shape: (k: string) => number[] | undefined, m
   return cfg;
 }
 
-/** The SwinUNETR config: the flags, else the shapes (feature size, input channels, classes, depths, heads from the bias tables, window, MLP ratio, v2). */
-function monaiSwin(where: string, keys: string[], shape: (k: string) => number[] | undefined, m: MonaiOptions, notes: string[], prefix: string): SwinUNETRConfig {
+/**
+ * The SwinUNETR config: the flags, else the shapes (feature size, input channels, classes, depths, heads from the
+ * bias tables, window, MLP ratio, v2).
+ */
+function monaiSwin(
+  where: string, keys: string[], shape: (k: string) => number[] | undefined, m: MonaiOptions, notes: string[], prefix: string,
+): SwinUNETRConfig {
   const pe = shape(`${prefix}patch_embed.proj.weight`);
   if (!pe) throw new Error(`${where}: no ${prefix}patch_embed.proj.weight: not a MONAI SwinUNETR state dict (is it a UNETR? pass --arch unetr)`);
   const depths = [1, 2, 3, 4].map((s) => {
@@ -400,7 +410,8 @@ const monai: WeightFormat = {
       // MONAI < 1.4's TransformerBlock had no cross-attention: its checkpoints lack these (unused) weights
       return { ...base, network, plan: plan(network, patch), notes, optional: (k) => /^vit\.blocks\.\d+\.(norm_cross_attn|cross_attn)\./.test(k) };
     }
-    // the self-supervised Swin encoder (research-contributions' model_swinvit.pt): module.patch_embed / layersN / norm → swinViT.*, as MONAI's load_from
+    // the self-supervised Swin encoder (research-contributions' model_swinvit.pt): module.patch_embed / layersN / norm
+    // → swinViT.*, as MONAI's load_from
     // (its blocks' MLP is mlp.fc1 / fc2 where MONAI's SwinUNETR has mlp.linear1 / linear2)
     if (!keys.some((k) => k.startsWith("swinViT.")) && keys.some((k) => k.startsWith("patch_embed."))) {
       const rename = (k: string) => (/^(patch_embed|layers\d)\./.test(k) ? `swinViT.${k.replace(/\.mlp\.fc([12])\./, ".mlp.linear$1.")}` : k);

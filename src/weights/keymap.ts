@@ -39,7 +39,9 @@ function convNormKeys(out: KeyEntry[], prefix: string, conv: string, norm: strin
 }
 
 /** The decoder of dynamic_network_architectures' UNetDecoder after its copy of the encoder's keys. */
-function decoderKeys(out: KeyEntry[], encoder: KeyEntry[], nStages: number, convsPerStage: number, convBias: boolean, deepSupervision: boolean): void {
+function decoderKeys(
+  out: KeyEntry[], encoder: KeyEntry[], nStages: number, convsPerStage: number, convBias: boolean, deepSupervision: boolean,
+): void {
   for (const e of encoder) out.push({ target: `decoder.${e.target}`, lsmseg: e.lsmseg, alias: true });
   for (let j = 0; j < nStages - 1; j++) {
     for (let i = 0; i < convsPerStage; i++) convNormKeys(out, `decoder.stages.${j}.convs.${i}`, `dec.${j}.${3 * i}`, `dec.${j}.${3 * i + 1}`, convBias);
