@@ -11,7 +11,11 @@ import { benchArgs, FAIR_GLIBC_TUNABLES, load, machine, root } from "./common.ts
 
 type Json = Record<string, unknown>;
 interface SideTimes { min: number; median: number }
-interface Comparison { lsmseg: SideTimes; peer: SideTimes | null; peer_fair: SideTimes | null; ratio: number | null; ratio_median: number | null; ratio_shipped: number | null; ratio_shipped_median: number | null; load: { before: number[]; after: number[] } }
+interface Comparison {
+  lsmseg: SideTimes; peer: SideTimes | null; peer_fair: SideTimes | null;
+  ratio: number | null; ratio_median: number | null; ratio_shipped: number | null; ratio_shipped_median: number | null;
+  load: { before: number[]; after: number[] };
+}
 
 const { values, reps } = benchArgs("all", { only: { type: "string", default: "" }, "no-write": { type: "boolean", default: false }, smoke: { type: "boolean", default: false } });
 const passReps = process.argv.includes("--reps") ? ["--reps", String(reps)] : [];
@@ -122,7 +126,8 @@ if (failed.length) lines.push("", `Failed in this run (no figures): ${failed.joi
 const table = lines.join("\n");
 
 // ---- the profile for docs/performance.md
-const prof = us?.profile as { lsmseg: { s: number; ops: { name: string; calls: number; selfMs: number }[] }; peer_fair: { s: number; ops: { name: string; calls: number; selfMs: number }[] } | null } | undefined;
+type ProfileSide = { s: number; ops: { name: string; calls: number; selfMs: number }[] };
+const prof = us?.profile as { lsmseg: ProfileSide; peer_fair: ProfileSide | null } | undefined;
 let profile = "";
 if (prof) {
   const a = prof.lsmseg.ops, b = prof.peer_fair?.ops ?? [];

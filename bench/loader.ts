@@ -26,7 +26,9 @@ try {
   console.log(`${cases.length} annotated cases of ${cases.length ? "64³" : "?"}, batch 2 × ${patchSize.join("×")}, default augmentation, ${batches} batches after a warm-up pass`);
 
   const result: Record<string, unknown> = {};
-  const loaders = [0, 1, 2].map((workers) => ({ workers, loader: new PatchLoader({ cases, patchSize, batchSize: 2, seed: 0, augment: DEFAULT_AUGMENT, workers, prefetch: 4 }) }));
+  const loaders = [0, 1, 2].map((workers) => ({
+    workers, loader: new PatchLoader({ cases, patchSize, batchSize: 2, seed: 0, augment: DEFAULT_AUGMENT, workers, prefetch: 4 }),
+  }));
   const sides = loaders.map(({ workers, loader }) => ({
     label: `workers${workers}`,
     rep: () => seconds(async () => { for (let i = 0; i < perRound; i++) await loader.next(); }),

@@ -70,7 +70,9 @@ function timeCommand(v: Variant, args: string[]): Time {
 console.log(`startup: ${runs} runs each, tsx and dist interleaved; ${machine()}, node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 type Stats = { min: number; median: number; cpuMin: number };
 const result: Record<string, Record<Variant, Stats>> = {};
-const stats = (ts: Time[]): Stats => ({ min: Math.min(...ts.map((t) => t.wall)), median: median(ts.map((t) => t.wall)), cpuMin: Math.min(...ts.map((t) => t.cpu)) });
+const stats = (ts: Time[]): Stats => ({
+  min: Math.min(...ts.map((t) => t.wall)), median: median(ts.map((t) => t.wall)), cpuMin: Math.min(...ts.map((t) => t.cpu)),
+});
 const f = (x: number) => `${x.toFixed(3)} s`;
 for (const c of cases) {
   const times: Record<Variant, Time[]> = { tsx: [], dist: [] };

@@ -2,7 +2,8 @@
 // PyTorch 1.13 (bench/transformers_peer.py) in the same run: rounds alternate lsmseg and the peer so that
 // both see the same machine load; min and median over all repetitions, and the load average.
 // The peer needs a MONAI checkout and einops: LSMSEG_MONAI=/path/to/MONAI LSMSEG_PYLIB=/path/with/einops.
-// Usage: npm run bench -- transformers [--size 64] [--rounds 3] [--reps 2] [--threads 2] [--unetr-feature 16] [--hidden 768] [--heads 12] [--swin-feature 24]
+// Usage: npm run bench -- transformers [--size 64] [--rounds 3] [--reps 2] [--threads 2]
+//          [--unetr-feature 16] [--hidden 768] [--heads 12] [--swin-feature 24]
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -64,7 +65,8 @@ for (const arch of ["unetr", "swinunetr"] as const) {
   }
   const fmt = (xs: number[]) => (xs.length ? `min ${Math.min(...xs).toFixed(3)} s, median ${median(xs).toFixed(3)} s` : "n/a");
   console.log(`${arch.padEnd(9)} lsmseg ${fmt(a)} | MONAI/PyTorch ${fmt(b)}${b.length ? ` | ratio of medians ${(median(a) / median(b)).toFixed(2)}` : ""}  (${net.numParameters()} parameters)`);
-  result[arch] = { lsmseg: { min: round(Math.min(...a)), median: round(median(a)) }, pytorch: b.length ? { min: round(Math.min(...b)), median: round(median(b)) } : null, params: net.numParameters() };
+  const side = (xs: number[]) => ({ min: round(Math.min(...xs)), median: round(median(xs)) });
+  result[arch] = { lsmseg: side(a), pytorch: b.length ? side(b) : null, params: net.numParameters() };
   net.dispose();
   x.dispose();
 }

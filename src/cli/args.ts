@@ -1,6 +1,7 @@
 // Flag parsing shared by the commands: node's parseArgs with a usage text and clear errors.
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { OptionError } from "../util/option_error.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -79,6 +80,21 @@ export function optInt(name: string, value: string | undefined, range: FlagRange
 /** numFlag for an optional flag: undefined when not given (the library chooses). */
 export function optNum(name: string, value: string | undefined, range: FlagRange = {}): number | undefined {
   return value === undefined ? undefined : numFlag(name, value, 0, range);
+}
+
+/**
+ * Runs `fn`, rewriting a library OptionError's option names into this command's flags: `flags` maps an option
+ * to its flag where they differ (taskBytes → --task-mb); any other option becomes --kebab-case (patch → --patch).
+ * The error keeps its exit code (1: the library found the problem, not the parser).
+ */
+export async function withFlags<T>(flags: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof OptionError)) throw err;
+    const flag = (o: string) => flags[o] ?? `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new Error(err.messageWith(flag), { cause: err });
+  }
 }
 
 /** The exit code for an error: 2 for a usage error (the command line is at fault), 1 for failed work. */

@@ -60,6 +60,8 @@ export async function run(argv: string[]): Promise<number> {
   if (v.bigtiff) opts.bigtiff = true;
   const slabMb = intFlag("slab-mb", v["slab-mb"], 256, { min: 1 });
   prepareVolumeOutput(output, { overwrite: v.overwrite });
-  await convertVolume(input, output, { dtype: v.dtype as DType | undefined, slabBytes: slabMb * 2 ** 20, write: opts, quiet: v.quiet, open: openOptions(v) });
+  await convertVolume(input, output, {
+    dtype: v.dtype as DType | undefined, slabBytes: slabMb * 2 ** 20, write: opts, quiet: v.quiet, open: openOptions(v),
+  });
   return 0;
 }

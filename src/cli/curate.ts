@@ -1,7 +1,7 @@
 // lsmseg curate: raw whole volumes → a curated pretraining set in the Task 1 layout (Task 2).
 import { curate } from "../curate/index.ts";
 import { DEFAULT_FILTERS, type Filters } from "../curate/tiles.ts";
-import { UsageError, intFlag, numFlag, optInt, parseFlags } from "./args.ts";
+import { UsageError, intFlag, numFlag, optInt, parseFlags, withFlags } from "./args.ts";
 import { prepareOutput } from "../util/output.ts";
 
 const F = DEFAULT_FILTERS;
@@ -69,9 +69,10 @@ export async function run(argv: string[]): Promise<number> {
     taskBytes: v["task-mb"] === undefined ? undefined : intFlag("task-mb", v["task-mb"], 256, { min: 1 }) * 2 ** 20,
   };
   prepareOutput(v.out, { kind: "folder", overwrite: v.overwrite || v.resume, flag: "--resume (to finish an interrupted curation) or --overwrite" });
-  const s = await curate({
-    inputs, out: v.out, ...numbers, resume: v.resume, type: v.type, category: v.category, tissue: { method }, filters, quiet: v.quiet,
-  });
+  const out = v.out;
+  const s = await withFlags({ inputs: "--in" }, () => curate({
+    inputs, out, ...numbers, resume: v.resume, type: v.type, category: v.category, tissue: { method }, filters, quiet: v.quiet,
+  }));
   const reasons = Object.entries(s.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(", ");
   console.log(`curated ${s.volumes.length} volume${s.volumes.length === 1 ? "" : "s"} into ${s.out}: ${s.tiles} tiles, kept ${s.kept}, rejected ${s.tiles - s.kept}${reasons ? ` (${reasons})` : ""}; ${(s.scannedBytes / 2 ** 20).toFixed(0)} MB scanned in ${s.seconds.total.toFixed(1)} s`);
   return 0;

@@ -28,6 +28,7 @@ import {
 } from "./tiles.ts";
 import { type CurateTask, runTask } from "./worker.ts";
 import { tuneHeap } from "../util/heap.ts";
+import { OptionError } from "../util/option_error.ts";
 
 export interface CurateOptions {
   /** Raw volumes: any format openVolume reads. */
@@ -51,6 +52,8 @@ export interface CurateOptions {
   /** Example tiles per contact sheet row (default 8). */
   examples?: number;
   quiet?: boolean;
+  /** Milliseconds each tile task waits first: for tests that kill a run part-way, whatever the machine's speed. */
+  taskDelayMs?: number;
 }
 
 export interface VolumeInfo {
@@ -103,8 +106,8 @@ export function structureOfVolume(path: string, type?: string, category?: string
     : [...STRUCTURES].sort((a, b) => b.name.length - a.name.length).find((s) => name.toLowerCase().includes(s.name.toLowerCase()));
   const t = type ?? known?.name;
   const c = category ?? known?.category;
-  if (!t) throw new Error(`${path}: no known structure type in the name '${name}'; pass --type NAME (and --category isolated|contiguous)`);
-  if (c !== "isolated" && c !== "contiguous") throw new Error(`${path}: structure type '${t}' has no known category; pass --category isolated|contiguous`);
+  if (!t) throw new OptionError("type", (n) => `${path}: no known structure type in the name '${name}'; pass ${n("type")} NAME (and ${n("category")} isolated|contiguous)`);
+  if (c !== "isolated" && c !== "contiguous") throw new OptionError("category", (n) => `${path}: structure type '${t}' has no known category; pass ${n("category")} isolated|contiguous`);
   return { type: t, category: c };
 }
 
@@ -157,14 +160,27 @@ async function writeOverview(dir: string, info: VolumeInfo, ov: Overview): Promi
   writeFileAtomic(join(dir, "volume.json"), Buffer.from(JSON.stringify(info, null, 2) + "\n"));
 }
 
-/** Curates `o.inputs` into `o.out`; see the file's header. */
-export async function curate(o: CurateOptions): Promise<CurateSummary> {
-  tuneHeap();
-  const t0 = Date.now();
+/** A curation's settings, checked: the run's numbers, its volumes (names unique) and their structure types. */
+interface CurateRun {
+  patch: Vec3;
+  stride: Vec3;
+  filters: Filters;
+  workers: number;
+  taskBytes: number;
+  out: string;
+  inputs: string[];
+  names: string[];
+  types: Array<{ type: string; category: string }>;
+  staging: string;
+  manifestPath: string;
+}
+
+/** Checks the options and the output folder (curate.json: a resumed run must use the same settings). */
+function prepareRun(o: CurateOptions): CurateRun {
   const patch = vec3(o.patch ?? 300), stride = vec3(o.stride ?? patch);
-  if (patch.some((p) => !Number.isInteger(p) || p < 4)) throw new Error(`--patch: expected integers ≥ 4, got ${patch.join(",")}`);
-  if (stride.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`--stride: expected positive integers, got ${stride.join(",")}`);
-  if (o.inputs.length === 0) throw new Error("no input volumes (--in)");
+  if (patch.some((p) => !Number.isInteger(p) || p < 4)) throw new OptionError("patch", (n) => `${n("patch")}: expected integers ≥ 4, got ${patch.join(",")}`);
+  if (stride.some((s) => !Number.isInteger(s) || s < 1)) throw new OptionError("stride", (n) => `${n("stride")}: expected positive integers, got ${stride.join(",")}`);
+  if (o.inputs.length === 0) throw new OptionError("inputs", (n) => `no input volumes (${n("inputs")})`);
   const filters: Filters = { ...DEFAULT_FILTERS, ...o.filters };
   const workers = o.workers ?? availableParallelism();
   // boxes of 32 MiB: each worker reads into one reused buffer of that size (fresh memory costs page faults)
@@ -187,15 +203,21 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
   const manifestPath = join(out, "manifest.jsonl");
   if (existsSync(settingsPath)) {
     if (!o.resume) throw new Error(`${out} already holds a curation (curate.json); pass --resume to finish it, or choose another --out`);
-    if (readFileSync(settingsPath, "utf8") !== settings) throw new Error(`${settingsPath}: the inputs, patch, stride, filters or types differ from this run's; resume with the same flags or choose another --out`);
+    if (readFileSync(settingsPath, "utf8") !== settings) {
+      throw new Error(`${settingsPath}: the inputs, patch, stride, filters or types differ from this run's; resume with the same flags or choose another --out`);
+    }
   } else {
     if (existsSync(manifestPath)) throw new Error(`${manifestPath} exists without curate.json; choose another --out`);
     writeFileAtomic(settingsPath, Buffer.from(settings));
   }
   const staging = join(out, ".staging");
   mkdirSync(staging, { recursive: true });
+  return { patch, stride, filters, workers, taskBytes, out, inputs, names, types, staging, manifestPath };
+}
 
-  // 1. scan: overview, tissue mask and normalisation per volume (cached in volumes/<name>/volume.json)
+/** 1. scan: overview, tissue mask and normalisation per volume (cached in volumes/<name>/volume.json). */
+async function scanVolumes(run: CurateRun, o: CurateOptions): Promise<{ volumes: VolumeState[]; scannedBytes: number }> {
+  const { out, inputs, names, types, taskBytes, workers } = run;
   const volumes: VolumeState[] = [];
   const toScan: Array<{ i: number; header: VolumeHeader; tasks: ReturnType<typeof overviewTasks> }> = [];
   for (const [i, path] of inputs.entries()) {
@@ -236,29 +258,30 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
     await writeOverview(join(out, "volumes", names[s.i]), info, ov);
     volumes[s.i] = { info, header: s.header, ov };
   }
-  const tScan = Date.now();
+  return { volumes, scannedBytes };
+}
 
-  // 2. tiles: every tile in order (volume, z, y, x); those already in the manifest are done
-  const done = readManifest(manifestPath);
-  const doneKeys = new Set(done.map((l) => `${l.volume}#${l.index}`));
-  if (doneKeys.size !== done.length) throw new Error(`${manifestPath}: a tile is recorded twice`);
-  let keptCount = done.filter((l) => l.kept).length;
-  const keptSignatures = new Map<string, number[][]>(names.map((n) => [n, []]));
-  for (const l of done) if (l.kept && l.signature) keptSignatures.get(l.volume)?.push(l.signature);
+/** One tile of the grid that is not in the manifest yet; `task` is the tile task that reads it (none: background). */
+type TileItem = { v: number; index: number; start: Vec3; tissue: number; task?: number };
 
-  type Item = { v: number; index: number; start: Vec3; tissue: number; task?: number };
-  const items: Item[] = [];
+/**
+ * 2. tiles: every tile in order (volume, z, y, x) that the manifest does not hold yet, and the tasks that read
+ * the tiles inside the tissue, in runs of at most `taskBytes`.
+ */
+function planTiles(c: CurateRun, volumes: VolumeState[], doneKeys: Set<string>, taskDelayMs?: number): { items: TileItem[]; tasks: TileTask[] } {
+  const { patch, stride, filters, names, inputs, staging } = c;
+  const items: TileItem[] = [];
   const tasks: TileTask[] = [];
-  const perTask = (h: VolumeHeader) => Math.max(1, Math.floor(taskBytes / tileBytes(h, patch)));
+  const perTask = (h: VolumeHeader) => Math.max(1, Math.floor(c.taskBytes / tileBytes(h, patch)));
   for (const [v, vs] of volumes.entries()) {
     const [zs, ys, xs] = [0, 1, 2].map((a) => gridStarts(vs.header.shape[a], patch[a], stride[a]));
     const n = perTask(vs.header);
     let index = 0;
     for (const z of zs) for (const y of ys) {
-      let run: TileTask | null = null;
+      let run: TileTask | null = null; // the task the next tiles of this row join
       for (const x of xs) {
         const start: Vec3 = [z, y, x];
-        const item: Item = { v, index: index++, start, tissue: tissueFraction(vs.ov, start, patch) };
+        const item: TileItem = { v, index: index++, start, tissue: tissueFraction(vs.ov, start, patch) };
         if (doneKeys.has(`${names[v]}#${item.index}`)) continue;
         items.push(item);
         if (item.tissue < filters.minTissue) { run = null; continue; }
@@ -267,7 +290,7 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
           run = {
             kind: "tiles", path: inputs[v], header: vs.header, tiles: [], patch, lo: norm.lo, hi: norm.hi, mean: norm.mean, std: norm.std,
             tissueThreshold: vs.info.overview.threshold, saturationValue: saturationOf(vs.header), filters,
-            stagingDir: staging, stagingPrefix: `${names[v]}_`,
+            stagingDir: staging, stagingPrefix: `${names[v]}_`, ...(taskDelayMs ? { delayMs: taskDelayMs } : {}),
           };
           tasks.push(run);
         }
@@ -276,6 +299,20 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
       }
     }
   }
+  return { items, tasks };
+}
+
+/**
+ * 3. decide, in tile order on the main thread as the task results come in: near-duplicate removal, the rename
+ * into <out>/unannotated/…/patchvolume_<n>.nii.gz and one manifest line per tile.
+ */
+async function decideTiles(
+  run: CurateRun, volumes: VolumeState[], done: ManifestLine[], items: TileItem[], tasks: TileTask[], o: CurateOptions,
+): Promise<void> {
+  const { out, names, patch, filters, staging, manifestPath } = run;
+  let keptCount = done.filter((l) => l.kept).length;
+  const keptSignatures = new Map<string, number[][]>(names.map((n) => [n, []]));
+  for (const l of done) if (l.kept && l.signature) keptSignatures.get(l.volume)?.push(l.signature);
   const total = done.length + items.length;
   const bar = new Progress("curate: tiles", total, { unit: "tiles", silent: o.quiet });
   bar.set(done.length);
@@ -287,7 +324,7 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
     const text = JSON.stringify(line) + "\n";
     writeSync(fd, text); // one write of one complete line; a kill leaves at most a partial last line
   };
-  const decide = (item: Item, r: TileResult | null) => {
+  const decide = (item: TileItem, r: TileResult | null) => {
     const name = names[item.v];
     const base = { volume: name, index: item.index, start: item.start, size: patch };
     if (!r) { record({ ...base, kept: false, reason: "background", stats: { tissue: sig(item.tissue) } }); return; }
@@ -326,7 +363,7 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
   };
   try {
     drain();
-    await runTasks<TileResult[]>(tasks, Math.min(workers, tasks.length), (k, rs) => {
+    await runTasks<TileResult[]>(tasks, Math.min(run.workers, tasks.length), (k, rs) => {
       results.set(k, new Map(rs.map((r) => [r.index, r])));
       drain();
     });
@@ -335,15 +372,30 @@ export async function curate(o: CurateOptions): Promise<CurateSummary> {
     closeSync(fd);
   }
   bar.finish(`kept ${keptCount}`);
-  rmSync(staging, { recursive: true, force: true });
+}
+
+/** Curates `o.inputs` into `o.out`; see the file's header. */
+export async function curate(o: CurateOptions): Promise<CurateSummary> {
+  tuneHeap();
+  const t0 = Date.now();
+  const run = prepareRun(o);
+  const { volumes, scannedBytes } = await scanVolumes(run, o);
+  const tScan = Date.now();
+
+  const done = readManifest(run.manifestPath);
+  const doneKeys = new Set(done.map((l) => `${l.volume}#${l.index}`));
+  if (doneKeys.size !== done.length) throw new Error(`${run.manifestPath}: a tile is recorded twice`);
+  const { items, tasks } = planTiles(run, volumes, doneKeys, o.taskDelayMs);
+  await decideTiles(run, volumes, done, items, tasks, o);
+  rmSync(run.staging, { recursive: true, force: true });
   const tTiles = Date.now();
 
   // 4. report
-  const lines = readManifest(manifestPath);
-  const summary = await summarize(out, lines, volumes, { patch, stride, filters, examples: o.examples ?? 8 });
+  const lines = readManifest(run.manifestPath);
+  const summary = await summarize(run.out, lines, volumes, { patch: run.patch, stride: run.stride, filters: run.filters, examples: o.examples ?? 8 });
   summary.scannedBytes = scannedBytes;
   summary.seconds = { scan: (tScan - t0) / 1000, tiles: (tTiles - tScan) / 1000, total: (Date.now() - t0) / 1000 };
-  writeFileAtomic(join(out, "summary.json"), Buffer.from(JSON.stringify(summary, null, 2) + "\n"));
+  writeFileAtomic(join(run.out, "summary.json"), Buffer.from(JSON.stringify(summary, null, 2) + "\n"));
   return summary;
 }
 
@@ -376,9 +428,9 @@ async function thumbnail(source: VolumeSource, line: ManifestLine, lo: number, h
   const out = new Uint8Array(size * size);
   for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
     let m = -Infinity;
-    for (let yy = Math.floor((y * ny) / size); yy < Math.max(Math.floor((y * ny) / size) + 1, Math.floor(((y + 1) * ny) / size)); yy++) {
-      for (let xx = Math.floor((x * nx) / size); xx < Math.max(Math.floor((x * nx) / size) + 1, Math.floor(((x + 1) * nx) / size)); xx++) m = Math.max(m, mip[yy * nx + xx]);
-    }
+    const y0 = Math.floor((y * ny) / size), y1 = Math.max(y0 + 1, Math.floor(((y + 1) * ny) / size));
+    const x0 = Math.floor((x * nx) / size), x1 = Math.max(x0 + 1, Math.floor(((x + 1) * nx) / size));
+    for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) m = Math.max(m, mip[yy * nx + xx]);
     out[y * size + x] = Math.max(0, Math.min(255, Math.round(((m - lo) / Math.max(hi - lo, 1e-9)) * 255)));
   }
   return out;
@@ -394,7 +446,9 @@ function sheet(rows: Uint8Array[][], cols: number, size = 64): { pixels: Uint8Ar
   return { pixels, width, height };
 }
 
-async function summarize(out: string, lines: ManifestLine[], volumes: VolumeState[], o: { patch: Vec3; stride: Vec3; filters: Filters; examples: number }): Promise<CurateSummary> {
+async function summarize(
+  out: string, lines: ManifestLine[], volumes: VolumeState[], o: { patch: Vec3; stride: Vec3; filters: Filters; examples: number },
+): Promise<CurateSummary> {
   const count = (ls: ManifestLine[]) => {
     const rejected: Record<string, number> = {};
     for (const r of REJECT_REASONS) rejected[r] = 0;
@@ -405,7 +459,8 @@ async function summarize(out: string, lines: ManifestLine[], volumes: VolumeStat
   const histograms: CurateSummary["histograms"] = {};
   for (const key of HIST_STATS) {
     const src = key === "tissue" ? lines : measured;
-    const h = histogram([src.filter((l) => l.kept).map((l) => l.stats[key] as number), src.filter((l) => !l.kept).map((l) => l.stats[key] as number)]);
+    const values = (kept: boolean) => src.filter((l) => l.kept === kept).map((l) => l.stats[key] as number);
+    const h = histogram([values(true), values(false)]);
     histograms[key] = { edges: h.edges, kept: h.counts[0], rejected: h.counts[1] };
   }
   // contact sheets: one row of kept examples per row of `examples`; one row per rejection reason

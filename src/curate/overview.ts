@@ -31,7 +31,7 @@ export function overviewFactor(shape: Shape3, maxVoxels = 1 << 20): number {
 }
 
 /** The subsampling step giving at most about `maxSamples` voxels for the normalisation statistics. */
-export function sampleStepFor(shape: Shape3, maxSamples = 2_000_000): number {
+function sampleStepFor(shape: Shape3, maxSamples = 2_000_000): number {
   const n = shape[0] * shape[1] * shape[2];
   return Math.max(1, Math.ceil(Math.cbrt(n / maxSamples)));
 }
@@ -66,7 +66,8 @@ export async function scanOverviewBox(t: OverviewTask): Promise<OverviewPart> {
   try {
     const nx = source.header.shape[2];
     const f = t.factor;
-    const vol = await source.readRegion({ start: [t.z0, t.y0, 0], size: [t.dz, t.dy, nx] }, readBuffer(t.dz * t.dy * nx * DTYPES[source.header.dtype].bytes));
+    const into = readBuffer(t.dz * t.dy * nx * DTYPES[source.header.dtype].bytes);
+    const vol = await source.readRegion({ start: [t.z0, t.y0, 0], size: [t.dz, t.dy, nx] }, into);
     const d = vol.data;
     const mz = Math.ceil(t.dz / f), my = Math.ceil(t.dy / f), mx = Math.ceil(nx / f);
     const sums = new Float64Array(mz * my * mx);

@@ -92,7 +92,7 @@ export function percentiles(data: VoxelArray, ps: readonly number[]): number[] {
 }
 
 /** Percentiles of `n` integer values given as counts per value (counts[v] = how many equal v). */
-export function percentilesOfCounts(counts: ArrayLike<number>, n: number, ps: readonly number[]): number[] {
+function percentilesOfCounts(counts: ArrayLike<number>, n: number, ps: readonly number[]): number[] {
   // order statistic k (0-based): the smallest v whose cumulative count exceeds k
   const ranks = ps.map((p) => (p / 100) * (n - 1));
   const wanted = [...new Set(ranks.flatMap((r) => [Math.floor(r), Math.min(n - 1, Math.floor(r) + 1)]))].sort((a, b) => a - b);
@@ -146,7 +146,8 @@ export function downsample2(data: ArrayLike<number>, shape: Shape3): { data: Flo
     const o = (z * my + y) * mx;
     for (let x = 0; x < mx; x++) {
       const i = 2 * x;
-      out[o + x] = (data[a + i] + data[a + i + 1] + data[b + i] + data[b + i + 1] + data[c + i] + data[c + i + 1] + data[d + i] + data[d + i + 1]) / 8;
+      out[o + x] = (data[a + i] + data[a + i + 1] + data[b + i] + data[b + i + 1]
+        + data[c + i] + data[c + i + 1] + data[d + i] + data[d + i + 1]) / 8;
     }
   }
   return { data: out, shape: [mz, my, mx] };
@@ -305,7 +306,7 @@ export function tileStats(data: VoxelArray, shape: Shape3, o: TileStatsOptions):
  * distance to the nearest set voxel before and after each voxel along the line); the window is cut at the
  * volume's edge, which is the same as clamping (edge voxels repeated).
  */
-export function morph(mask: Uint8Array, shape: Shape3, r: number, op: "max" | "min"): Uint8Array {
+function morph(mask: Uint8Array, shape: Shape3, r: number, op: "max" | "min"): Uint8Array {
   const [nz, ny, nx] = shape;
   // erosion is the complement of the dilation of the complement
   const flip = op === "max" ? 0 : 1;

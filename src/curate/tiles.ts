@@ -68,6 +68,8 @@ export interface TileTask {
   /** Where tiles that pass the filters are written: <stagingDir>/<stagingPrefix><index>.nii.gz. */
   stagingDir: string;
   stagingPrefix: string;
+  /** Milliseconds to wait before the task (a test slows a run so that a kill lands part-way); default none. */
+  delayMs?: number;
 }
 
 export interface TileResult {
@@ -88,7 +90,7 @@ export function saturationOf(header: VolumeHeader): number {
 }
 
 /** The box covering every tile of a task. */
-export function taskBox(t: Pick<TileTask, "tiles" | "patch">): { start: Vec3; size: Vec3 } {
+function taskBox(t: Pick<TileTask, "tiles" | "patch">): { start: Vec3; size: Vec3 } {
   const start = [0, 1, 2].map((a) => Math.min(...t.tiles.map((x) => x.start[a]))) as Vec3;
   const size = [0, 1, 2].map((a) => Math.max(...t.tiles.map((x) => x.start[a] + t.patch[a])) - start[a]) as Vec3;
   return { start, size };
@@ -96,9 +98,7 @@ export function taskBox(t: Pick<TileTask, "tiles" | "patch">): { start: Vec3; si
 
 /** Runs one tile task (in a worker). Tiles already staged (a resumed run) are rewritten: same bytes. */
 export async function processTiles(t: TileTask): Promise<TileResult[]> {
-  // for the kill -9 test only: slows each task so that a kill lands part-way, whatever the machine's speed
-  const delayMs = Number(process.env.LSMSEG_CURATE_DELAY_MS ?? 0);
-  if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+  if (t.delayMs) await new Promise((r) => setTimeout(r, t.delayMs));
   const source = await openVolume(t.path);
   let region;
   const box = taskBox(t);

@@ -15,8 +15,3 @@ export function stream(seed: number, ...path: (string | number)[]): Rng {
 export function fork(rng: Rng, name: string): Rng {
   return new Rng(`fork/${rng.nextU32()}/${name}`);
 }
-
-/** The generators of sample `index` of batch `batch`: which case to read, and everything else (crop, augmentation). */
-export function sampleStreams(seed: number, batch: number, index: number): { pick: Rng; sample: Rng } {
-  return { pick: stream(seed, "batch", batch, "pick", index), sample: stream(seed, "batch", batch, "sample", index) };
-}

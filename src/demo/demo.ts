@@ -51,21 +51,35 @@ export interface DemoResult {
   seconds: Record<string, number>;
 }
 
-export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+/** What the demo's stages share: the options, printing, the stage counter and the clock. */
+interface DemoContext {
+  o: DemoOptions;
+  seed: number;
+  precision: "bf16" | "fp32";
+  plan: PlanOptions;
+  say: (s: string) => void;
+  log: (line: string) => void;
+  /** Prints "k/N what": the next stage's heading. */
+  head: (s: string) => void;
+  /** Adds the time since the last lap to `seconds[name]`. */
+  lap: (name: string) => void;
+  seconds: Record<string, number>;
+}
+
+function demoContext(o: DemoOptions, stages: number): DemoContext {
   const say = (s: string) => { if (!o.quiet) console.log(s); };
   const log = (line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); };
-  const seed = o.seed ?? 0;
   const seconds: Record<string, number> = {};
   let t = performance.now();
   const lap = (name: string) => { const now = performance.now(); seconds[name] = (seconds[name] ?? 0) + (now - t) / 1000; t = now; };
-  const precision = defaultPrecision();
-  const plan: PlanOptions = { baseFeatures: o.features ?? 16 };
-  const ssl = o.ssl === undefined ? "mae" : o.ssl;
-  const stages = ssl ? 6 : 4;
   let stage = 0;
   const head = (s: string) => say(`${++stage}/${stages} ${s}`);
-  if (o.fresh) rmSync(o.out, { recursive: true, force: true });
+  return { o, seed: o.seed ?? 0, precision: defaultPrecision(), plan: { baseFeatures: o.features ?? 16 }, say, log, head, lap, seconds };
+}
 
+/** The synthetic dataset: reused when its preset and seed are the demo's, else generated. */
+async function demoDataset(c: DemoContext): Promise<void> {
+  const { o, seed, head } = c;
   const dsJson = join(o.data, "dataset.json");
   const have = existsSync(dsJson) ? (JSON.parse(readFileSync(dsJson, "utf8")) as { preset?: string; seed?: number }) : null;
   if (have && have.preset === o.preset && have.seed === seed) {
@@ -75,60 +89,81 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     if (have) rmSync(o.data, { recursive: true, force: true });
     await synthDataset(o.data, { preset: o.preset, seed, quiet: o.quiet });
   }
-  lap("synth");
+  c.lap("synth");
+}
 
-  let sslCheckpoint: string | null = null;
-  if (ssl) {
-    const run = join(o.out, `pretrain-${ssl}`);
-    const final = join(run, CHECKPOINT_NAMES.final);
-    if (existsSync(final)) {
-      head(`pretraining: reusing ${run}`);
-    } else {
-      const steps = o.pretrainSteps ?? 150;
-      head(`pretraining (${ssl}) on ${join(o.data, "unannotated")}: ${steps} steps, ${precision}`);
-      await pretrain({ data: join(o.data, "unannotated"), out: run, method: ssl, steps, resume: existsSync(join(run, CHECKPOINT_NAMES.latest)), plan, precision, seed, workers: o.workers, quiet: o.quiet, log, logEvery: 10 });
-    }
-    sslCheckpoint = final;
-    lap("pretrain");
+/** Pretrains with `ssl` on the unannotated patches (or reuses a finished run); returns the final checkpoint. */
+async function demoPretrain(c: DemoContext, ssl: string): Promise<string> {
+  const { o, head } = c;
+  const run = join(o.out, `pretrain-${ssl}`);
+  const final = join(run, CHECKPOINT_NAMES.final);
+  if (existsSync(final)) {
+    head(`pretraining: reusing ${run}`);
+  } else {
+    const steps = o.pretrainSteps ?? 150;
+    const data = join(o.data, "unannotated");
+    head(`pretraining (${ssl}) on ${data}: ${steps} steps, ${c.precision}`);
+    const resume = existsSync(join(run, CHECKPOINT_NAMES.latest));
+    await pretrain({
+      data, out: run, method: ssl, steps, resume, plan: c.plan, precision: c.precision, seed: c.seed, workers: o.workers, quiet: o.quiet, log: c.log,
+      logEvery: 10,
+    });
   }
+  c.lap("pretrain");
+  return final;
+}
+
+/** Fine-tunes one variant (from scratch or from a checkpoint), predicts the test images and evaluates them. */
+async function demoFinetune(c: DemoContext, v: { label: string; init: string | null }): Promise<DemoRun> {
+  const { o, head, precision, lap } = c;
+  const run = join(o.out, v.label === "scratch" ? "finetune" : `finetune-${v.label}`);
+  if (existsSync(join(run, CHECKPOINT_NAMES.final))) {
+    head(`fine-tuning (${v.label}): reusing the finished run ${run}`);
+  } else {
+    const resume = existsSync(join(run, CHECKPOINT_NAMES.latest));
+    const from = v.init ? `from the ${v.label} checkpoint` : "from scratch";
+    head(`fine-tuning a U-Net ${from} on ${join(o.data, "annotated")} (${o.epochs} epochs × ${o.stepsPerEpoch} steps, ${precision}${resume ? ", resuming" : ""})`);
+    await finetune({
+      data: o.data, out: run, resume, init: v.init ?? undefined, fold: 0, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, seed: c.seed, precision,
+      // no warm-up after --init (finetune's default is 10 % of the run): in 200 steps it cost the MAE run
+      // 0.13 Dice (0.523 with it, 0.650 without; scratch 0.622)
+      warmupSteps: 0,
+      quiet: o.quiet, workers: o.workers, plan: c.plan, log: c.log,
+    });
+  }
+  lap(`finetune ${v.label}`);
+  const pred = join(run, "pred");
+  const model = loadModel(run);
+  const bar = new Progress(`predict ${v.label}`, 0, { unit: "cases", silent: o.quiet });
+  const onFile = (i: number, n: number) => { bar.total = n; bar.set(i); };
+  await predictPaths(model, join(o.data, "test", "images"), pred + "/", { mirror: o.mirror ?? true, precision, onFile });
+  bar.set(bar.total);
+  bar.finish();
+  model.net.dispose();
+  lap(`predict ${v.label}`);
+  const metrics = await evaluateFolder(pred, join(o.data, "test", "labels"), { out: join(run, "metrics.json"), quiet: true });
+  lap(`evaluate ${v.label}`);
+  return { label: v.label, run, metrics };
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const ssl = o.ssl === undefined ? "mae" : o.ssl;
+  const c = demoContext(o, ssl ? 6 : 4);
+  const { say, seconds } = c;
+  if (o.fresh) rmSync(o.out, { recursive: true, force: true });
+  await demoDataset(c);
+  const sslCheckpoint = ssl ? await demoPretrain(c, ssl) : null;
 
   const variants: { label: string; init: string | null }[] = [{ label: "scratch", init: null }];
   if (sslCheckpoint) variants.push({ label: ssl!, init: sslCheckpoint });
   const runs: DemoRun[] = [];
-  for (const v of variants) {
-    const run = join(o.out, v.label === "scratch" ? "finetune" : `finetune-${v.label}`);
-    if (existsSync(join(run, CHECKPOINT_NAMES.final))) {
-      head(`fine-tuning (${v.label}): reusing the finished run ${run}`);
-    } else {
-      const resume = existsSync(join(run, CHECKPOINT_NAMES.latest));
-      head(`fine-tuning a U-Net ${v.init ? `from the ${v.label} checkpoint` : "from scratch"} on ${join(o.data, "annotated")} (${o.epochs} epochs × ${o.stepsPerEpoch} steps, ${precision}${resume ? ", resuming" : ""})`);
-      await finetune({
-        data: o.data, out: run, resume, init: v.init ?? undefined, fold: 0, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, seed, precision,
-        // no warm-up after --init (finetune's default is 10 % of the run): in 200 steps it cost the MAE run
-        // 0.13 Dice (0.523 with it, 0.650 without; scratch 0.622)
-        warmupSteps: 0,
-        quiet: o.quiet, workers: o.workers, plan, log,
-      });
-    }
-    lap(`finetune ${v.label}`);
-    const pred = join(run, "pred");
-    const model = loadModel(run);
-    const bar = new Progress(`predict ${v.label}`, 0, { unit: "cases", silent: o.quiet });
-    await predictPaths(model, join(o.data, "test", "images"), pred + "/", { mirror: o.mirror ?? true, precision, onFile: (i, n) => { bar.total = n; bar.set(i); } });
-    bar.set(bar.total);
-    bar.finish();
-    model.net.dispose();
-    lap(`predict ${v.label}`);
-    const metrics = await evaluateFolder(pred, join(o.data, "test", "labels"), { out: join(run, "metrics.json"), quiet: true });
-    lap(`evaluate ${v.label}`);
-    runs.push({ label: v.label, run, metrics });
-  }
+  for (const v of variants) runs.push(await demoFinetune(c, v));
 
   let report: string | null = null;
   if (o.report !== false) {
-    head("report");
+    c.head("report");
     report = await writeDemoReport(runs, join(o.out, "report.html"));
-    lap("report");
+    c.lap("report");
   }
 
   say("\n" + metricsTables(runs[0].metrics));
@@ -139,7 +174,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 }
 
 /** Dice (and clDice/PQ) per category, one column per run: scratch vs SSL. */
-export function comparisonTable(runs: DemoRun[]): string {
+function comparisonTable(runs: DemoRun[]): string {
   const f = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(3));
   const head = ["Dice per category", ...runs.map((r) => r.label)];
   const rows = [...CATEGORY_NAMES].map((c) => [c, ...runs.map((r) => f(r.metrics.categories[c]?.dice.mean))]);

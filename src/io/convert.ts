@@ -5,7 +5,9 @@ import { DTYPES } from "./volume.ts";
 import { Progress } from "../util/progress.ts";
 
 /** Streams `input` into `output` slab by slab. */
-export async function convertVolume(input: string, output: string, o: { dtype?: DType; slabBytes?: number; write?: WriteOptions; quiet?: boolean; open?: OpenOptions } = {}): Promise<void> {
+export async function convertVolume(
+  input: string, output: string, o: { dtype?: DType; slabBytes?: number; write?: WriteOptions; quiet?: boolean; open?: OpenOptions } = {},
+): Promise<void> {
   const src = await openVolume(input, o.open);
   try {
     const h = src.header;

@@ -14,8 +14,8 @@ const MET_TO_DTYPE: Record<string, DType> = {
 };
 const DTYPE_TO_MET = Object.fromEntries(Object.entries(MET_TO_DTYPE).map(([k, v]) => [v, k])) as Record<DType, string>;
 
-/** Opens a .mha or .mhd for region and slab reads. */
-export async function openMetaImage(path: string): Promise<RawSource> {
+/** The first 64 KiB of `path`: where a MetaImage header ends. */
+async function readHead(path: string): Promise<Buffer> {
   let head: Buffer;
   checkIsFile(path, "MetaImage file");
   try {
@@ -29,6 +29,11 @@ export async function openMetaImage(path: string): Promise<RawSource> {
   } catch (err) {
     throw fsError(path, err);
   }
+  return head;
+}
+
+/** The header's `key = value` lines up to ElementDataFile (the last), and the byte after that line. */
+function headerFields(path: string, head: Buffer): { fields: Map<string, string>; dataOffset: number } {
   const fields = new Map<string, string>();
   let dataOffset = -1;
   let pos = 0;
@@ -50,6 +55,11 @@ export async function openMetaImage(path: string): Promise<RawSource> {
     }
   }
   if (dataOffset < 0) throw new Error(`${path}: not a MetaImage file (no ElementDataFile line in its header)`);
+  return { fields, dataOffset };
+}
+
+/** The volume header the fields describe (MetaIO's x, y, z order turned into z, y, x). */
+function headerOf(path: string, fields: Map<string, string>): VolumeHeader {
   const get = (key: string) => fields.get(key);
   const numbers = (key: string, n: number): number[] | undefined => {
     const v = get(key);
@@ -58,7 +68,6 @@ export async function openMetaImage(path: string): Promise<RawSource> {
     if (xs.length !== n || xs.some((x) => !Number.isFinite(x))) throw new Error(`${path}: ${key} is '${v}', expected ${n} numbers`);
     return xs;
   };
-  const truthy = (key: string) => /^(true|1)$/i.test(get(key) ?? "");
   const ndims = Number(get("NDims"));
   if (ndims !== 2 && ndims !== 3) throw new Error(`${path}: NDims is '${get("NDims")}', expected 2 or 3`);
   const dims = numbers("DimSize", ndims);
@@ -81,17 +90,25 @@ export async function openMetaImage(path: string): Promise<RawSource> {
     originUm: [offset[2], offset[1], offset[0]] as Vec3,
   };
   if (matrix) header.direction = ndims === 3 ? matrix : [matrix[0], matrix[1], 0, matrix[2], matrix[3], 0, 0, 0, 1];
-  const dataFile = get("ElementDataFile")!;
+  return header;
+}
+
+/** Opens a .mha or .mhd for region and slab reads. */
+export async function openMetaImage(path: string): Promise<RawSource> {
+  const { fields, dataOffset } = headerFields(path, await readHead(path));
+  const header = headerOf(path, fields);
+  const truthy = (key: string) => /^(true|1)$/i.test(fields.get(key) ?? "");
+  const dataFile = fields.get("ElementDataFile")!;
   if (dataFile === "LIST" || /%/.test(dataFile)) throw new Error(`${path}: ElementDataFile '${dataFile}' (a list of slice files) is not supported`);
   const local = dataFile === "LOCAL";
-  const headerOffset = Number(get("HeaderSize") ?? 0);
+  const headerOffset = Number(fields.get("HeaderSize") ?? 0);
   return RawSource.open({
     path,
     dataPath: local ? path : containedDataFile(path, dataFile),
     dataOffset: local ? dataOffset : headerOffset > 0 ? headerOffset : 0,
     compression: truthy("CompressedData") ? "zlib" : "none",
     bigEndian: truthy("BinaryDataByteOrderMSB") || truthy("ElementByteOrderMSB"),
-    fileDtype,
+    fileDtype: header.dtype,
     header,
     exactSize: local,
   });
@@ -149,7 +166,7 @@ export async function createMetaImage(path: string, h: VolumeHeader, opts: MetaI
  * challenge container) must not make lsmseg read any file it can reach. Absolute paths and `..` are refused,
  * and so is a name that leaves the folder through a symbolic link.
  */
-export function containedDataFile(headerPath: string, dataFile: string): string {
+function containedDataFile(headerPath: string, dataFile: string): string {
   const refuse = (why: string) => new Error(`${headerPath}: ElementDataFile '${dataFile}' ${why}; the data file must lie in the header's folder (or below it)`);
   if (isAbsolute(dataFile) || /^[A-Za-z]:[\\/]/.test(dataFile)) throw refuse("is an absolute path");
   if (dataFile.split(/[\\/]/).includes("..")) throw refuse("leaves the header's folder ('..')");

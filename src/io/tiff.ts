@@ -194,7 +194,11 @@ class TiffFile {
         case 4: case 13: out.push(this.u32(b, 4 * i)); break;
         case 9: out.push(this.le ? b.readInt32LE(4 * i) : b.readInt32BE(4 * i)); break;
         case 5: out.push(this.u32(b, 8 * i) / this.u32(b, 8 * i + 4)); break;
-        case 10: out.push((this.le ? b.readInt32LE(8 * i) : b.readInt32BE(8 * i)) / (this.le ? b.readInt32LE(8 * i + 4) : b.readInt32BE(8 * i + 4))); break;
+        case 10: {
+          const int32 = (at: number) => (this.le ? b.readInt32LE(at) : b.readInt32BE(at));
+          out.push(int32(8 * i) / int32(8 * i + 4));
+          break;
+        }
         case 11: out.push(this.le ? b.readFloatLE(4 * i) : b.readFloatBE(4 * i)); break;
         case 12: out.push(this.le ? b.readDoubleLE(8 * i) : b.readDoubleBE(8 * i)); break;
         case 16: case 18: out.push(this.u64(b, 8 * i)); break;
@@ -208,7 +212,10 @@ class TiffFile {
   private scratch = Buffer.alloc(0);
 
   /** Copies the wanted rows and columns of uncompressed segment `s` from the file into `outBytes`. */
-  private readDirect(p: Page, s: number, sy: number, sx: number, rows: number, y0: number, dy: number, x0: number, dx: number, outBytes: Uint8Array, at: number, size: number): void {
+  private readDirect(
+    p: Page, s: number, sy: number, sx: number, rows: number,
+    y0: number, dy: number, x0: number, dx: number, outBytes: Uint8Array, at: number, size: number,
+  ): void {
     const segY0 = sy * p.segHeight, segX0 = sx * p.segWidth;
     const ya = Math.max(y0, segY0), yb = Math.min(y0 + dy, segY0 + rows, p.height);
     const xa = Math.max(x0, segX0), xb = Math.min(x0 + dx, segX0 + p.segWidth, p.width);
@@ -501,8 +508,7 @@ export function tiffPlaneFiles(dir: string): string[] {
   try {
     names = readdirSync(dir);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw code === "ENOENT" ? new Error(`${dir}: folder not found`) : fsError(dir, err);
+    throw fsError(dir, err, "folder not found");
   }
   return names.filter((n) => /\.tiff?$/i.test(n) && !n.startsWith(".")).sort(collator.compare);
 }
@@ -735,7 +741,8 @@ class TiffSink implements VolumeSink {
         const name = join(this.tmp, `z${String(this.planes).padStart(Math.max(4, String(nz - 1).length), "0")}.tif`);
         const fd = openSync(name, "w");
         try {
-          new TiffWriter(fd, false, { ...this.header, shape: [1, ny, nx] }, this.opts).writePage(view, imagejDescription({ ...this.header, shape: [1, ny, nx] }));
+          const plane = { ...this.header, shape: [1, ny, nx] as Vec3 };
+          new TiffWriter(fd, false, plane, this.opts).writePage(view, imagejDescription({ ...this.header, shape: [1, ny, nx] }));
         } finally {
           closeSync(fd);
         }

@@ -96,19 +96,6 @@ export function bytesOf(data: VoxelArray): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/**
- * Copies `bytes` (little-endian unless `bigEndian`) into a new typed array of `dtype`. Always copies, so the
- * result owns an aligned buffer whatever the alignment of `bytes`.
- */
-export function voxelsFromBytes(bytes: Uint8Array, dtype: DType, bigEndian = false): VoxelArray {
-  const size = DTYPES[dtype].bytes;
-  const out = allocVoxels(dtype, bytes.byteLength / size);
-  const outBytes = bytesOf(out);
-  outBytes.set(bytes);
-  if (bigEndian && size > 1) swapBytes(outBytes, size);
-  return out;
-}
-
 /** Reverses the byte order of every `size`-byte element of `bytes`, in place. */
 export function swapBytes(bytes: Uint8Array, size: number): void {
   if (size === 2) {
@@ -132,11 +119,6 @@ export function checkBox(path: string, shape: Vec3, box: Box): void {
       throw new Error(`${path}: region start ${box.start.join(",")} size ${box.size.join("×")} does not fit the volume's shape ${shape.join("×")} (z,y,x)`);
     }
   }
-}
-
-/** The whole volume as a box. */
-export function fullBox(shape: Vec3): Box {
-  return { start: [0, 0, 0], size: [...shape] };
 }
 
 /** Copies the box `box` of `src` (shape `srcShape`) into a new array of the box's size. */

@@ -288,7 +288,9 @@ class ZarrSource implements VolumeSource {
     const chunks = this.arr.chunks.slice(-3);
     const ranges = box.start.map((s, a) => [Math.floor(s / chunks[a]), Math.floor((s + box.size[a] - 1) / chunks[a])]);
     const coords: number[][] = [];
-    for (let iz = ranges[0][0]; iz <= ranges[0][1]; iz++) for (let iy = ranges[1][0]; iy <= ranges[1][1]; iy++) for (let ix = ranges[2][0]; ix <= ranges[2][1]; ix++) coords.push([iz, iy, ix]);
+    for (let iz = ranges[0][0]; iz <= ranges[0][1]; iz++) {
+      for (let iy = ranges[1][0]; iy <= ranges[1][1]; iy++) for (let ix = ranges[2][0]; ix <= ranges[2][1]; ix++) coords.push([iz, iy, ix]);
+    }
     const out = voxelsInto(this.header.dtype, voxelCount(box.size), into);
     const leadChunks = this.lead.map((i, k) => Math.floor(i / this.arr.chunks[k]));
     const leadWithin = this.lead.map((i, k) => i % this.arr.chunks[k]);
@@ -564,7 +566,9 @@ class ZarrSink implements VolumeSink {
   private planes = 0;
 
   /** `tmp`: where to write (renamed to `path` on close); `labelDir`: a label group's folder under it. */
-  private constructor(readonly path: string, readonly header: VolumeHeader, private readonly opts: ZarrWriteOptions, tmp: string, private readonly dir: string) {
+  private constructor(
+    readonly path: string, readonly header: VolumeHeader, private readonly opts: ZarrWriteOptions, tmp: string, private readonly dir: string,
+  ) {
     this.tmp = tmp;
   }
 
@@ -582,7 +586,8 @@ class ZarrSink implements VolumeSink {
     let shape: Vec3 = [...header.shape];
     const maxLevels = opts.levels ?? 6;
     for (let k = 0; k < maxLevels; k++) {
-      const lw = new LevelWriter(join(dir, String(k)), shape, chunks.map((c, a) => Math.min(c, shape[a])) as Vec3, header.dtype, encode, meta, version, nearest);
+      const levelChunks = chunks.map((c, a) => Math.min(c, shape[a])) as Vec3;
+      const lw = new LevelWriter(join(dir, String(k)), shape, levelChunks, header.dtype, encode, meta, version, nearest);
       if (k > 0) sink.levels[k - 1].next = lw;
       sink.levels.push(lw);
       if (opts.levels === undefined && shape.every((n, a) => n <= chunks[a])) break;

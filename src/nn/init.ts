@@ -41,11 +41,6 @@ export function zeros_(t: Tensor): Tensor {
   return t;
 }
 
-export function constant_(t: Tensor, v: number): Tensor {
-  noGrad(() => t.fill_(v));
-  return t;
-}
-
 /** Normal(0, std) truncated to [a, b] by clamping (timm's trunc_normal_ redraws; with MONAI's a = -2, b = 2 and std 0.02 nothing is cut). */
 export function truncNormal_(t: Tensor, std: number, a = -2, b = 2): Tensor {
   noGrad(() => {

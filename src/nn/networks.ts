@@ -1,9 +1,9 @@
 // One entry point for the segmentation networks: a config (plain object, saved with checkpoints)
 // in, a network out. Pretraining and fine-tuning build the same network from the same config.
-import { type ResEncUNetConfig, RESENC_DEFAULTS, ResEncUNet } from "./resenc_unet.ts";
-import { type SwinUNETRConfig, SwinUNETR, swinUnetrConfig } from "./swin_unetr.ts";
-import { type UNETRConfig, UNETR, unetrConfig } from "./unetr.ts";
-import { type UNetConfig, UNET_DEFAULTS, UNet } from "./unet.ts";
+import { type ResEncUNetConfig, ResEncUNet } from "./resenc_unet.ts";
+import { type SwinUNETRConfig, SwinUNETR } from "./swin_unetr.ts";
+import { type UNETRConfig, UNETR } from "./unetr.ts";
+import { type UNetConfig, UNet } from "./unet.ts";
 
 export type NetworkConfig = UNetConfig | ResEncUNetConfig | UNETRConfig | SwinUNETRConfig;
 export type SegNetwork = UNet | ResEncUNet | UNETR | SwinUNETR;
@@ -21,10 +21,4 @@ export function buildNetwork(config: Partial<NetworkConfig> & { arch: NetworkCon
   if (config.arch === "unetr") return new UNETR(config as Partial<UNETRConfig>);
   if (config.arch === "swinunetr") return new SwinUNETR(config as Partial<SwinUNETRConfig>);
   throw new Error(`unknown network architecture '${(config as { arch: string }).arch}' (expected ${ARCHS.join(", ")})`);
-}
-
-export function defaultConfig(arch: NetworkConfig["arch"]): NetworkConfig {
-  if (arch === "unetr") return unetrConfig();
-  if (arch === "swinunetr") return swinUnetrConfig();
-  return arch === "unet" ? { ...UNET_DEFAULTS } : { ...RESENC_DEFAULTS };
 }

@@ -46,7 +46,10 @@ export async function casePictures(files: { image: string | null; truth: string;
   const overlays: Buffer[] = [];
   for (const p of files.predictions) {
     const pred = maskMip(check(await readVolume(p), p));
-    overlays.push(encodePngRgb(blend(gray, (i) => (pred[i] && truth[i] ? OVERLAY_COLORS.both : pred[i] ? OVERLAY_COLORS.predictionOnly : truth[i] ? OVERLAY_COLORS.truthOnly : null)), nx, ny));
+    const color = (i: number) => {
+      return pred[i] && truth[i] ? OVERLAY_COLORS.both : pred[i] ? OVERLAY_COLORS.predictionOnly : truth[i] ? OVERLAY_COLORS.truthOnly : null;
+    };
+    overlays.push(encodePngRgb(blend(gray, color), nx, ny));
   }
   return {
     width: nx, height: ny,

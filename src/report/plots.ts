@@ -26,7 +26,7 @@ export interface ChartOptions {
 }
 
 /** About `count` round tick values covering [lo, hi] (1, 2 or 5 × a power of ten apart). */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
+function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));

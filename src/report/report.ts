@@ -37,7 +37,7 @@ const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString("base64")
 const rgb = (c: readonly number[]) => `rgb(${c.join(",")})`;
 
 /** The report's path for `out` (a .html file, or report.html in a folder). */
-export function reportPath(out: string): string {
+function reportPath(out: string): string {
   return out.toLowerCase().endsWith(".html") || out.toLowerCase().endsWith(".htm") ? resolve(out) : resolve(out, "report.html");
 }
 
@@ -94,7 +94,9 @@ function curves(runs: RunFiles[]): string {
   const withLog = runs.filter((r) => r.log.length > 0);
   if (withLog.length === 0) return `<p class="note">No log.jsonl in ${runs.map((r) => escapeHtml(r.dir)).join(" or ")}: no curves.</p>`;
   const dash = (i: number) => (i === 0 ? "" : "6 3");
-  const loss: Series[] = runs.map((r, i) => ({ name: r.label, color: RUN_COLORS[i], points: r.log.map((e) => [e.epoch + 1, e.trainLoss] as [number, number]) }));
+  const loss: Series[] = runs.map((r, i) => ({
+    name: r.label, color: RUN_COLORS[i], points: r.log.map((e) => [e.epoch + 1, e.trainLoss] as [number, number]),
+  }));
   const mean: Series[] = runs.flatMap((r, i) => [
     { name: `${r.label}: mean`, color: RUN_COLORS[i], points: r.log.map((e) => [e.epoch + 1, e.pseudoDiceMean] as [number, number]) },
     { name: `${r.label}: EMA`, color: RUN_COLORS[i], dash: "2 3", points: r.log.map((e) => [e.epoch + 1, e.emaPseudoDice] as [number, number]) },
@@ -164,7 +166,7 @@ async function runDetails(runs: RunFiles[]): Promise<string> {
 }
 
 /** The report folder's files besides the page (for callers that copy or list them). */
-export function reportAssetsDir(out: string): string {
+function reportAssetsDir(out: string): string {
   const page = reportPath(out);
   return join(dirname(page), basename(page).replace(/\.html?$/i, "") + "_files");
 }

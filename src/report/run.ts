@@ -52,7 +52,9 @@ export function readRun(dir: string, label: string): RunFiles {
     throw new Error(`${metricsPath}: not a metrics.json of lsmseg evaluate (no "tool": "lsmseg evaluate" or no results)`);
   }
   const trainDir = [join(dir, "finetune"), dir].find((d) => existsSync(join(d, "log.jsonl")) || existsSync(join(d, "plan.json"))) ?? null;
-  const optional = (name: string) => (trainDir && existsSync(join(trainDir, name)) ? (readJson(join(trainDir, name)) as Record<string, unknown>) : null);
+  const optional = (name: string) => {
+    return trainDir && existsSync(join(trainDir, name)) ? (readJson(join(trainDir, name)) as Record<string, unknown>) : null;
+  };
   const log = trainDir ? readJsonl<EpochRecord>(join(trainDir, "log.jsonl")) : [];
   return { dir: resolve(dir), label, metricsPath, metrics, train: trainDir, plan: optional("plan.json"), config: optional("config.json"), log };
 }

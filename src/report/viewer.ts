@@ -10,7 +10,7 @@ import { writeFileAtomic } from "../util/atomic.ts";
 import { escapeHtml } from "./html.ts";
 
 /** Volumes larger than this along an axis are subsampled for the viewer (WebGL textures, report size). */
-export const VIEWER_MAX_SIDE = 256;
+const VIEWER_MAX_SIDE = 256;
 
 export interface ViewerLayer {
   label: string;
@@ -37,7 +37,9 @@ function subsample(vol: Volume, step: number): Volume {
   const shape: Vec3 = [Math.ceil(nz / step), Math.ceil(ny / step), Math.ceil(nx / step)];
   const out = makeVolume(vol.dtype, shape, vol.spacingUm.map((s) => s * step) as Vec3);
   let i = 0;
-  for (let z = 0; z < nz; z += step) for (let y = 0; y < ny; y += step) for (let x = 0; x < nx; x += step) out.data[i++] = vol.data[(z * ny + y) * nx + x];
+  for (let z = 0; z < nz; z += step) {
+    for (let y = 0; y < ny; y += step) for (let x = 0; x < nx; x += step) out.data[i++] = vol.data[(z * ny + y) * nx + x];
+  }
   return { ...vol, shape, spacingUm: out.spacingUm, data: out.data };
 }
 

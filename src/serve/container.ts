@@ -31,7 +31,7 @@ export interface ExportResult {
 }
 
 /** What of lsmseg the image needs to build and run (no tests, benchmarks or data): the compiled dist/, not src/. */
-export const SOURCE_PATHS = ["package.json", "package-lock.json", "binding.gyp", "bin", "dist", "native", "scripts"];
+const SOURCE_PATHS = ["package.json", "package-lock.json", "binding.gyp", "bin", "dist", "native", "scripts"];
 
 /** The checkpoint's name inside the tarball: what `lsmseg serve --model /opt/ml/model` looks for first. */
 export const MODEL_CHECKPOINT = "checkpoint_final.safetensors";

@@ -4,16 +4,17 @@
 // shape and geometry), answering 201. The model lives in a worker thread, loaded once; this thread only speaks
 // HTTP, so it answers /health and a second invoke ("busy", 409) while a case runs. Every answer is JSON.
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
-import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Worker } from "node:worker_threads";
+import { fsError } from "../util/fserror.ts";
 import { tsWorker } from "../util/workers.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
 
 /** Where the platform puts the input image and expects the output mask, relative to /input and /output. */
 export const INPUT_FOLDER = join("images", "light-sheet-3d-microscopy");
 export const OUTPUT_FILE = join("images", "isolated-biological-structure", "output.mha");
-export const INPUT_EXTENSIONS = [".mha", ".tif", ".tiff"];
+const INPUT_EXTENSIONS = [".mha", ".tif", ".tiff"];
 
 export interface ServeOptions {
   /** A fine-tuning run folder or checkpoint (in the container: /opt/ml/model). */
@@ -43,7 +44,7 @@ export interface InvokeServer {
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
 
 /** A failure with the HTTP status it is answered with. */
-export class InvokeError extends Error {
+class InvokeError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
@@ -54,17 +55,18 @@ export class InvokeError extends Error {
  * inside `root`: every input the server reads goes through here, so an input cannot make it read any file it
  * can reach. (A MetaImage's data file is held to its header's folder by the reader, io/metaimage.ts.)
  */
-export function resolveInside(root: string, path: string): string {
+function resolveInside(root: string, path: string): string {
   let realRoot: string, real: string;
   try {
     realRoot = realpathSync(root);
-  } catch {
-    throw new InvokeError(400, `the input folder ${root} does not exist`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InvokeError(400, code === "ENOENT" ? `the input folder ${root} does not exist` : `the input folder ${fsError(root, err).message}`);
   }
   try {
     real = realpathSync(resolve(root, path));
-  } catch {
-    throw new InvokeError(400, `${resolve(root, path)}: not found`);
+  } catch (err) {
+    throw new InvokeError(400, fsError(resolve(root, path), err, "not found").message);
   }
   const rel = relative(realRoot, real);
   if (rel === ".." || rel.startsWith(`..${"/"}`) || isAbsolute(rel)) throw new InvokeError(400, `${resolve(root, path)}: resolves to ${real}, outside the input folder ${root}`);
@@ -109,104 +111,146 @@ function send(res: ServerResponse, status: number, body: Record<string, unknown>
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers }).end(text);
 }
 
-/** Starts the server (listening at once) and the model thread (loading in the background). */
-export async function startServer(o: ServeOptions): Promise<InvokeServer> {
-  const log = o.log ?? (() => {});
-  const input = resolve(o.input), output = resolve(o.output);
-  const outputFile = join(output, OUTPUT_FILE);
-  let state: "loading" | "ready" | "failed" = "loading";
-  let loadError = "";
-  let model: Record<string, unknown> = {};
-  let busy: { since: string; image: string } | null = null;
+/** What the HTTP side knows of the model thread and the case it runs. */
+interface ServerState {
+  state: "loading" | "ready" | "failed";
+  loadError: string;
+  model: Record<string, unknown>;
+  busy: { since: string; image: string } | null;
+}
 
-  let nextId = 0;
-  const pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: InvokeError) => void }>();
-  const request = (msg: WithoutId<WorkerRequest>) => new Promise<Record<string, unknown>>((resolve, reject) => {
-    const id = nextId++;
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ ...msg, id });
-  });
-  const workerDied = (why: string) => {
-    state = "failed";
-    loadError = loadError || why;
-    for (const p of pending.values()) p.reject(new InvokeError(500, why));
-    pending.clear();
-  };
+/** The model thread: requests answered by id; when the thread dies, `onDied` hears why and every pending request fails. */
+class ModelThread {
+  readonly worker: Worker;
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: InvokeError) => void }>();
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume(); // the body, if any, carries nothing the contract needs
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    const route = `${req.method} ${path}`;
-    if (route === "GET /health") {
-      if (state === "ready") send(res, 200, { status: "ready", busy: busy !== null, ...model });
-      else if (state === "loading") send(res, 503, { status: "loading", message: "the model is loading" }, { "retry-after": "2" });
-      else send(res, 500, { status: "failed", error: loadError });
-      return;
-    }
-    if (route === "POST /invoke") {
-      void invoke(res);
-      return;
-    }
-    if (path === "/health" || path === "/invoke") send(res, 405, { error: `${req.method} ${path}: use ${path === "/health" ? "GET" : "POST"}` });
-    else send(res, 404, { error: `${path}: not found (GET /health, POST /invoke)` });
-  });
-
-  async function invoke(res: ServerResponse): Promise<void> {
-    if (state !== "ready") {
-      send(res, state === "loading" ? 503 : 500, { error: state === "loading" ? "the model is still loading; retry when GET /health answers 200" : `the model failed to load: ${loadError}` });
-      return;
-    }
-    if (busy) {
-      send(res, 409, { error: `busy: ${busy.image} is being predicted (since ${busy.since}); one case at a time, retry when it is done` }, { "retry-after": "5" });
-      return;
-    }
-    busy = { since: new Date().toISOString(), image: "?" };
-    try {
-      const { image, interfaces } = findInput(input);
-      busy.image = image;
-      log(`invoke: ${image}`);
-      await o.holdInvoke?.();
-      const result = await request({ type: "predict", input: image, output: outputFile, outputRoot: output, mirror: o.mirror ?? true, precision: o.precision });
-      log(`invoke: wrote ${outputFile} in ${(result.seconds as number).toFixed(1)} s`);
-      send(res, 201, { status: "done", input: image, output: outputFile, ...(interfaces.length ? { interfaces } : {}), ...result });
-    } catch (err) {
-      const status = err instanceof InvokeError ? err.status : 500;
-      log(`invoke: ${status} ${(err as Error).message}`);
-      send(res, status, { error: (err as Error).message });
-    } finally {
-      busy = null;
-    }
+  constructor(private readonly onDied: (why: string) => void) {
+    this.worker = tsWorker(new URL("./worker.ts", import.meta.url));
+    this.worker.on("message", (reply: WorkerReply) => {
+      const p = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.ok) p?.resolve(reply.result);
+      else p?.reject(new InvokeError(reply.status, reply.error));
+    });
+    this.worker.on("error", (err) => this.died(`the model thread failed: ${err.message}`));
+    this.worker.on("exit", (code) => this.died(`the model thread exited (code ${code})`));
   }
 
+  request(msg: WithoutId<WorkerRequest>): Promise<Record<string, unknown>> {
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...msg, id });
+    });
+  }
+
+  private died(why: string): void {
+    this.onDied(why);
+    for (const p of this.pending.values()) p.reject(new InvokeError(500, why));
+    this.pending.clear();
+  }
+}
+
+/** An invocation's surroundings: the options, the folders, the state, and (once the port is ours) the model thread. */
+interface InvokeContext {
+  o: ServeOptions;
+  log: (line: string) => void;
+  input: string;
+  output: string;
+  outputFile: string;
+  s: ServerState;
+  thread?: ModelThread;
+}
+
+/** GET /health, POST /invoke, and a 405 or 404 for anything else. */
+function route(c: InvokeContext, req: IncomingMessage, res: ServerResponse): void {
+  const { s } = c;
+  req.resume(); // the body, if any, carries nothing the contract needs
+  const path = new URL(req.url ?? "/", "http://localhost").pathname;
+  const request = `${req.method} ${path}`;
+  if (request === "GET /health") {
+    if (s.state === "ready") send(res, 200, { status: "ready", busy: s.busy !== null, ...s.model });
+    else if (s.state === "loading") send(res, 503, { status: "loading", message: "the model is loading" }, { "retry-after": "2" });
+    else send(res, 500, { status: "failed", error: s.loadError });
+    return;
+  }
+  if (request === "POST /invoke") {
+    void invoke(c, res);
+    return;
+  }
+  if (path === "/health" || path === "/invoke") send(res, 405, { error: `${req.method} ${path}: use ${path === "/health" ? "GET" : "POST"}` });
+  else send(res, 404, { error: `${path}: not found (GET /health, POST /invoke)` });
+}
+
+/** POST /invoke: one case at a time, predicted by the model thread. */
+async function invoke(c: InvokeContext, res: ServerResponse): Promise<void> {
+  const { s, o, log, outputFile } = c;
+  if (s.state !== "ready") {
+    const error = s.state === "loading" ? "the model is still loading; retry when GET /health answers 200" : `the model failed to load: ${s.loadError}`;
+    send(res, s.state === "loading" ? 503 : 500, { error });
+    return;
+  }
+  if (s.busy) {
+    send(res, 409, { error: `busy: ${s.busy.image} is being predicted (since ${s.busy.since}); one case at a time, retry when it is done` }, { "retry-after": "5" });
+    return;
+  }
+  s.busy = { since: new Date().toISOString(), image: "?" };
+  try {
+    const { image, interfaces } = findInput(c.input);
+    s.busy.image = image;
+    log(`invoke: ${image}`);
+    await o.holdInvoke?.();
+    const request = { type: "predict" as const, input: image, output: outputFile, outputRoot: c.output, mirror: o.mirror ?? true, precision: o.precision };
+    const result = await c.thread!.request(request);
+    log(`invoke: wrote ${outputFile} in ${(result.seconds as number).toFixed(1)} s`);
+    send(res, 201, { status: "done", input: image, output: outputFile, ...(interfaces.length ? { interfaces } : {}), ...result });
+  } catch (err) {
+    const status = err instanceof InvokeError ? err.status : 500;
+    log(`invoke: ${status} ${(err as Error).message}`);
+    send(res, status, { error: (err as Error).message });
+  } finally {
+    s.busy = null;
+  }
+}
+
+/** Listens on the options' host and port; a port in use or a bad address is an Error in words. */
+async function listen(server: Server, o: ServeOptions): Promise<void> {
   const where = `${o.host ?? "127.0.0.1"}:${o.port ?? 8080}`;
   await new Promise<void>((resolveListen, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${where}: ${LISTEN_PROBLEMS[err.code ?? ""] ?? err.message}`, { cause: err })));
     server.listen(o.port ?? 8080, o.host ?? "127.0.0.1", () => resolveListen());
   });
+}
+
+/** Starts the server (listening at once) and the model thread (loading in the background). */
+export async function startServer(o: ServeOptions): Promise<InvokeServer> {
+  const log = o.log ?? (() => {});
+  const input = resolve(o.input), output = resolve(o.output);
+  const s: ServerState = { state: "loading", loadError: "", model: {}, busy: null };
+  const c: InvokeContext = { o, log, input, output, outputFile: join(output, OUTPUT_FILE), s };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => route(c, req, res));
+  await listen(server, o);
   // the model thread starts once the port is ours: a server that cannot listen must exit, not wait on it
-  const worker: Worker = tsWorker(new URL("./worker.ts", import.meta.url));
-  worker.on("message", (reply: WorkerReply) => {
-    const p = pending.get(reply.id);
-    pending.delete(reply.id);
-    if (reply.ok) p?.resolve(reply.result);
-    else p?.reject(new InvokeError(reply.status, reply.error));
+  const thread = new ModelThread((why) => {
+    s.state = "failed";
+    s.loadError = s.loadError || why;
   });
-  worker.on("error", (err) => workerDied(`the model thread failed: ${err.message}`));
-  worker.on("exit", (code) => workerDied(`the model thread exited (code ${code})`));
+  c.thread = thread;
   const addr = server.address();
   if (!addr || typeof addr === "string") throw new Error("the server has no TCP address");
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   log(`listening on http://${host}:${addr.port} (GET /health, POST /invoke); loading ${o.model}`);
 
-  const ready = request({ type: "load", model: o.model }).then(
+  const ready = thread.request({ type: "load", model: o.model }).then(
     (info) => {
-      model = { model: info.checkpoint, step: info.step };
-      state = "ready";
+      s.model = { model: info.checkpoint, step: info.step };
+      s.state = "ready";
       log(`ready: ${String(info.checkpoint)} (step ${String(info.step)})`);
     },
     (err: Error) => {
-      state = "failed";
-      loadError = err.message;
+      s.state = "failed";
+      s.loadError = err.message;
       log(`the model failed to load: ${err.message}`);
       throw err;
     },
@@ -218,10 +262,10 @@ export async function startServer(o: ServeOptions): Promise<InvokeServer> {
     port: addr.port,
     ready,
     async close() {
-      worker.removeAllListeners("exit");
+      thread.worker.removeAllListeners("exit");
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections(); // keep-alive connections would hold close() open
-      await Promise.all([closed, worker.terminate()]);
+      await Promise.all([closed, thread.worker.terminate()]);
     },
   };
 }

@@ -42,7 +42,8 @@ async function handle(msg: WorkerRequest): Promise<Record<string, unknown>> {
   await writeVolume(msg.output, { ...header, dtype: "int8", data: new Int8Array(mask.buffer, mask.byteOffset, mask.length) }, { compress: true });
   let foreground = 0;
   for (const v of mask) foreground += v;
-  return { shape: vol.shape, spacingUm: vol.spacingUm, foregroundVoxels: foreground, mirror: msg.mirror, precision, seconds: (performance.now() - t0) / 1000 };
+  const seconds = (performance.now() - t0) / 1000;
+  return { shape: vol.shape, spacingUm: vol.spacingUm, foregroundVoxels: foreground, mirror: msg.mirror, precision, seconds };
 }
 
 parentPort?.on("message", (msg: WorkerRequest) => {

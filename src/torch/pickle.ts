@@ -55,7 +55,7 @@ export class TensorRef {
 }
 
 /** A numpy dtype (numpy.dtype('<f8')): only numeric and boolean kinds are understood. */
-export class NumpyDType {
+class NumpyDType {
   constructor(public descr: string) {}
 }
 
@@ -65,7 +65,7 @@ export class NumpyArray {
 }
 
 /** A name the allow-list resolved (a callable or class, used by REDUCE/NEWOBJ/BUILD). */
-export class PyGlobal {
+class PyGlobal {
   constructor(readonly module: string, readonly name: string) {}
   get qualname(): string {
     return `${this.module}.${this.name}`;
@@ -80,7 +80,7 @@ const STORAGE_DTYPE: Record<string, TorchDType> = {
   DoubleStorage: "float64", FloatStorage: "float32", HalfStorage: "float16", BFloat16Storage: "bfloat16", LongStorage: "int64",
   IntStorage: "int32", ShortStorage: "int16", CharStorage: "int8", ByteStorage: "uint8", BoolStorage: "bool", UntypedStorage: "uint8",
 };
-export const DTYPE_STORAGE: Record<TorchDType, string> = {
+const DTYPE_STORAGE: Record<TorchDType, string> = {
   float64: "DoubleStorage", float32: "FloatStorage", float16: "HalfStorage", bfloat16: "BFloat16Storage", int64: "LongStorage",
   int32: "IntStorage", int16: "ShortStorage", int8: "CharStorage", uint8: "ByteStorage", bool: "BoolStorage",
 };
@@ -254,167 +254,207 @@ function build(obj: PyValue, state: PyValue, where: string): void {
   throw new Error(`${where}: refuses to set the state of ${describe(obj)} (only state-dict classes are allowed)`);
 }
 
-/** Reads one pickle from `data`, resolving globals only from the allow-list. */
-export function unpickle(data: Uint8Array, o: UnpickleOptions): PyValue {
-  const where = o.source;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const stack: StackItem[] = [];
-  const memo = new Map<number, PyValue>();
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  let pos = 0;
-  const need = (n: number) => {
-    if (pos + n > data.length) throw new Error(`${where}: the pickle ends early (truncated file?)`);
-  };
-  const u8 = () => { need(1); return data[pos++]; };
-  const u16 = () => { need(2); const v = view.getUint16(pos, true); pos += 2; return v; };
-  const u32 = () => { need(4); const v = view.getUint32(pos, true); pos += 4; return v; };
-  const u64 = () => { need(8); const v = Number(view.getBigUint64(pos, true)); pos += 8; return v; };
-  const bytes = (n: number) => { need(n); const b = data.slice(pos, pos + n); pos += n; return b; };
-  const text = (n: number) => decoder.decode(bytes(n));
-  const line = () => {
-    const end = data.indexOf(0x0a, pos);
-    if (end < 0) throw new Error(`${where}: the pickle ends early (truncated file?)`);
-    const s = new TextDecoder("latin1").decode(data.subarray(pos, end));
-    pos = end + 1;
+/** The unpickler's state: the bytes and read position, the stack and the memo. */
+class Unpickler {
+  readonly where: string;
+  private readonly view: DataView;
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true });
+  pos = 0;
+  readonly stack: StackItem[] = [];
+  readonly memo = new Map<number, PyValue>();
+
+  constructor(readonly data: Uint8Array, readonly o: UnpickleOptions) {
+    this.where = o.source;
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  // --- reading the opcodes' arguments
+  need(n: number): void {
+    if (this.pos + n > this.data.length) throw new Error(`${this.where}: the pickle ends early (truncated file?)`);
+  }
+  u8(): number { this.need(1); return this.data[this.pos++]; }
+  u16(): number { this.need(2); const v = this.view.getUint16(this.pos, true); this.pos += 2; return v; }
+  u32(): number { this.need(4); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
+  u64(): number { this.need(8); const v = Number(this.view.getBigUint64(this.pos, true)); this.pos += 8; return v; }
+  i32(): number { this.need(4); const v = this.view.getInt32(this.pos, true); this.pos += 4; return v; }
+  f64be(): number { this.need(8); const v = this.view.getFloat64(this.pos, false); this.pos += 8; return v; }
+  bytes(n: number): Uint8Array { this.need(n); const b = this.data.slice(this.pos, this.pos + n); this.pos += n; return b; }
+  text(n: number): string { return this.decoder.decode(this.bytes(n)); }
+  line(): string {
+    const end = this.data.indexOf(0x0a, this.pos);
+    if (end < 0) throw new Error(`${this.where}: the pickle ends early (truncated file?)`);
+    const s = new TextDecoder("latin1").decode(this.data.subarray(this.pos, end));
+    this.pos = end + 1;
     return s;
-  };
-  const pop = (): PyValue => {
-    const v = stack.pop();
-    if (v === undefined || v === MARK) throw new Error(`${where}: malformed pickle (stack underflow at byte ${pos})`);
+  }
+
+  // --- the stack
+  push(v: StackItem): void { this.stack.push(v); }
+  pop(): PyValue {
+    const v = this.stack.pop();
+    if (v === undefined || v === MARK) throw new Error(`${this.where}: malformed pickle (stack underflow at byte ${this.pos})`);
     return v;
-  };
-  const top = (): PyValue => {
-    const v = stack[stack.length - 1];
-    if (v === undefined || v === MARK) throw new Error(`${where}: malformed pickle (empty stack at byte ${pos})`);
+  }
+  top(): PyValue {
+    const v = this.stack[this.stack.length - 1];
+    if (v === undefined || v === MARK) throw new Error(`${this.where}: malformed pickle (empty stack at byte ${this.pos})`);
     return v;
-  };
-  const popMark = (): PyValue[] => {
-    const i = stack.lastIndexOf(MARK);
-    if (i < 0) throw new Error(`${where}: malformed pickle (no MARK at byte ${pos})`);
-    const items = stack.splice(i) as PyValue[];
+  }
+  popMark(): PyValue[] {
+    const i = this.stack.lastIndexOf(MARK);
+    if (i < 0) throw new Error(`${this.where}: malformed pickle (no MARK at byte ${this.pos})`);
+    const items = this.stack.splice(i) as PyValue[];
     items.shift();
     return items;
-  };
-  const global = (module: string, name: string) => {
-    if (!allowed(module, name)) throw new Error(`${where}: refuses to unpickle ${module}.${name} (only state-dict classes are allowed)`);
+  }
+
+  // --- what the opcodes do to objects
+  global(module: string, name: string): PyValue {
+    if (!allowed(module, name)) throw new Error(`${this.where}: refuses to unpickle ${module}.${name} (only state-dict classes are allowed)`);
     if (module === "torch" && name in STORAGE_DTYPE) return new PyGlobal(module, name);
     if (module === "torch" && TORCH_DTYPES.has(name)) return { torchDtype: name };
     return new PyGlobal(module, name);
-  };
-  const setItems = (d: PyValue, kv: PyValue[]) => {
-    if (!(d instanceof PyDict)) throw new Error(`${where}: SETITEM on ${describe(d)} (only dicts take items)`);
+  }
+  setItems(d: PyValue, kv: PyValue[]): void {
+    if (!(d instanceof PyDict)) throw new Error(`${this.where}: SETITEM on ${describe(d)} (only dicts take items)`);
     for (let i = 0; i + 1 < kv.length; i += 2) d.map.set(asKey(kv[i]), kv[i + 1]);
-  };
-  const append = (l: PyValue, items: PyValue[]) => {
+  }
+  append(l: PyValue, items: PyValue[]): void {
     if (Array.isArray(l)) l.push(...items);
     else if (l instanceof PySet && !l.frozen) l.items.push(...items);
-    else throw new Error(`${where}: APPEND on ${describe(l)} (only lists take items)`);
-  };
+    else throw new Error(`${this.where}: APPEND on ${describe(l)} (only lists take items)`);
+  }
+}
 
-  for (;;) {
-    const op = u8();
-    switch (op) {
-      case 0x80: u8(); break; // PROTO
-      case 0x95: u64(); break; // FRAME
-      case 0x2e: { // STOP
-        const v = pop();
-        return v;
-      }
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: { need(4); stack.push(view.getInt32(pos, true)); pos += 4; break; } // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: case 0x8b: { // LONG1, LONG4
-        const n = op === 0x8a ? u8() : u32();
-        const b = bytes(n);
-        let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-        if (n > 0 && b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
-        stack.push(Number.isSafeInteger(Number(v)) ? Number(v) : v);
-        break;
-      }
-      case 0x47: { need(8); stack.push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT (big-endian)
-      case 0x58: stack.push(text(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(text(u8())); break; // SHORT_BINUNICODE
-      case 0x8d: stack.push(text(u64())); break; // BINUNICODE8
-      // py2 str: latin1 text, as pickle.Unpickler(encoding="latin1") reads it (torch.load does)
-      case 0x54: stack.push(new TextDecoder("latin1").decode(bytes(u32()))); break; // BINSTRING
-      case 0x55: stack.push(new TextDecoder("latin1").decode(bytes(u8()))); break; // SHORT_BINSTRING
-      case 0x42: stack.push(bytes(u32())); break; // BINBYTES
-      case 0x43: stack.push(bytes(u8())); break; // SHORT_BINBYTES
-      case 0x8e: case 0x96: stack.push(bytes(u64())); break; // BINBYTES8, BYTEARRAY8
-      case 0x29: stack.push(new PyTuple([])); break; // EMPTY_TUPLE
-      case 0x74: stack.push(new PyTuple(popMark())); break; // TUPLE
-      case 0x85: stack.push(new PyTuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(), a = pop(); stack.push(new PyTuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(), b = pop(), a = pop(); stack.push(new PyTuple([a, b, c])); break; } // TUPLE3
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x61: { const v = pop(); append(top(), [v]); break; } // APPEND
-      case 0x65: { const items = popMark(); append(top(), items); break; } // APPENDS
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
-      case 0x64: { const d = new PyDict(); setItems(d, popMark()); stack.push(d); break; } // DICT
-      case 0x73: { const v = pop(), k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
-      case 0x8f: stack.push(new PySet([])); break; // EMPTY_SET
-      case 0x90: { const items = popMark(); append(top(), items); break; } // ADDITEMS
-      case 0x91: stack.push(new PySet(popMark(), true)); break; // FROZENSET
-      case 0x63: { const module = line(); const name = line(); stack.push(global(module, name)); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
-        const name = pop(), module = pop();
-        if (typeof module !== "string" || typeof name !== "string") throw new Error(`${where}: malformed pickle (STACK_GLOBAL of non-strings)`);
-        stack.push(global(module, name));
-        break;
-      }
-      case 0x52: { // REDUCE
-        const args = pop(), fn = pop();
-        if (!(fn instanceof PyGlobal)) throw new Error(`${where}: refuses to call ${describe(fn)} (only state-dict classes are allowed)`);
-        if (!(args instanceof PyTuple)) throw new Error(`${where}: REDUCE of ${fn.qualname} without an argument tuple`);
-        stack.push(callGlobal(fn, args.items, o));
-        break;
-      }
-      case 0x81: case 0x92: { // NEWOBJ, NEWOBJ_EX: cls.__new__(cls, *args)
-        if (op === 0x92) pop(); // kwargs
-        const args = pop(), cls = pop();
-        if (!(cls instanceof PyGlobal) || cls.qualname !== "collections.OrderedDict") throw new Error(`${where}: refuses to construct ${describe(cls)} (only state-dict classes are allowed)`);
-        void args;
-        stack.push(new PyDict(true));
-        break;
-      }
-      case 0x62: { const state = pop(); build(top(), state, where); break; } // BUILD
-      case 0x51: { // BINPERSID
-        const pid = pop();
-        if (!o.persistentLoad) throw new Error(`${where}: the pickle refers to an external object (persistent id) but none can be resolved here`);
-        stack.push(o.persistentLoad(pid));
-        break;
-      }
-      case 0x68: stack.push(memoGet(memo, u8(), where)); break; // BINGET
-      case 0x6a: stack.push(memoGet(memo, u32(), where)); break; // LONG_BINGET
-      case 0x67: stack.push(memoGet(memo, Number(line()), where)); break; // GET
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x70: memo.set(Number(line()), top()); break; // PUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x69: { // INST: module\nname\n, then constructs; same allow-list
-        const module = line(), name = line();
-        const g = global(module, name);
-        const args = popMark();
-        stack.push(g instanceof PyGlobal ? callGlobal(g, args, o) : g);
-        break;
-      }
-      case 0x6f: case 0x82: case 0x83: case 0x84:
-        throw new Error(`${where}: refuses the pickle opcode ${op === 0x6f ? "OBJ" : "EXT"} (it constructs arbitrary objects)`);
-      case 0x49: case 0x4c: case 0x46: case 0x53: case 0x56: case 0x50:
-        throw new Error(`${where}: a text-mode (protocol 0) pickle opcode '${String.fromCharCode(op)}' at byte ${pos - 1}; torch.save writes binary pickles only`);
-      default:
-        throw new Error(`${where}: unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at byte ${pos - 1} (not a pickle, or a corrupt one)`);
+/** Stack, constant, number, string and bytes opcodes; false when `op` is none of them. */
+function scalarOp(u: Unpickler, op: number): boolean {
+  switch (op) {
+    case 0x80: u.u8(); return true; // PROTO
+    case 0x95: u.u64(); return true; // FRAME
+    case 0x28: u.push(MARK); return true; // MARK
+    case 0x30: u.pop(); return true; // POP
+    case 0x31: u.popMark(); return true; // POP_MARK
+    case 0x32: u.push(u.top()); return true; // DUP
+    case 0x4e: u.push(null); return true; // NONE
+    case 0x88: u.push(true); return true; // NEWTRUE
+    case 0x89: u.push(false); return true; // NEWFALSE
+    case 0x4a: u.push(u.i32()); return true; // BININT
+    case 0x4b: u.push(u.u8()); return true; // BININT1
+    case 0x4d: u.push(u.u16()); return true; // BININT2
+    case 0x8a: case 0x8b: { // LONG1, LONG4
+      const n = op === 0x8a ? u.u8() : u.u32();
+      const b = u.bytes(n);
+      let v = 0n;
+      for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+      if (n > 0 && b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+      u.push(Number.isSafeInteger(Number(v)) ? Number(v) : v);
+      return true;
     }
+    case 0x47: u.push(u.f64be()); return true; // BINFLOAT (big-endian)
+    case 0x58: u.push(u.text(u.u32())); return true; // BINUNICODE
+    case 0x8c: u.push(u.text(u.u8())); return true; // SHORT_BINUNICODE
+    case 0x8d: u.push(u.text(u.u64())); return true; // BINUNICODE8
+    // py2 str: latin1 text, as pickle.Unpickler(encoding="latin1") reads it (torch.load does)
+    case 0x54: u.push(new TextDecoder("latin1").decode(u.bytes(u.u32()))); return true; // BINSTRING
+    case 0x55: u.push(new TextDecoder("latin1").decode(u.bytes(u.u8()))); return true; // SHORT_BINSTRING
+    case 0x42: u.push(u.bytes(u.u32())); return true; // BINBYTES
+    case 0x43: u.push(u.bytes(u.u8())); return true; // SHORT_BINBYTES
+    case 0x8e: case 0x96: u.push(u.bytes(u.u64())); return true; // BINBYTES8, BYTEARRAY8
+    default: return false;
+  }
+}
+
+/** Tuple, list, dict and set opcodes; false when `op` is none of them. */
+function containerOp(u: Unpickler, op: number): boolean {
+  switch (op) {
+    case 0x29: u.push(new PyTuple([])); return true; // EMPTY_TUPLE
+    case 0x74: u.push(new PyTuple(u.popMark())); return true; // TUPLE
+    case 0x85: u.push(new PyTuple([u.pop()])); return true; // TUPLE1
+    case 0x86: { const b = u.pop(), a = u.pop(); u.push(new PyTuple([a, b])); return true; } // TUPLE2
+    case 0x87: { const c = u.pop(), b = u.pop(), a = u.pop(); u.push(new PyTuple([a, b, c])); return true; } // TUPLE3
+    case 0x5d: u.push([]); return true; // EMPTY_LIST
+    case 0x6c: u.push(u.popMark()); return true; // LIST
+    case 0x61: { const v = u.pop(); u.append(u.top(), [v]); return true; } // APPEND
+    case 0x65: { const items = u.popMark(); u.append(u.top(), items); return true; } // APPENDS
+    case 0x7d: u.push(new PyDict()); return true; // EMPTY_DICT
+    case 0x64: { const d = new PyDict(); u.setItems(d, u.popMark()); u.push(d); return true; } // DICT
+    case 0x73: { const v = u.pop(), k = u.pop(); u.setItems(u.top(), [k, v]); return true; } // SETITEM
+    case 0x75: { const kv = u.popMark(); u.setItems(u.top(), kv); return true; } // SETITEMS
+    case 0x8f: u.push(new PySet([])); return true; // EMPTY_SET
+    case 0x90: { const items = u.popMark(); u.append(u.top(), items); return true; } // ADDITEMS
+    case 0x91: u.push(new PySet(u.popMark(), true)); return true; // FROZENSET
+    default: return false;
+  }
+}
+
+/** Globals, calls, object construction, state, persistent ids and the memo; false when `op` is none of them. */
+function objectOp(u: Unpickler, op: number): boolean {
+  const { where, o } = u;
+  switch (op) {
+    case 0x63: { const module = u.line(); const name = u.line(); u.push(u.global(module, name)); return true; } // GLOBAL
+    case 0x93: { // STACK_GLOBAL
+      const name = u.pop(), module = u.pop();
+      if (typeof module !== "string" || typeof name !== "string") throw new Error(`${where}: malformed pickle (STACK_GLOBAL of non-strings)`);
+      u.push(u.global(module, name));
+      return true;
+    }
+    case 0x52: { // REDUCE
+      const args = u.pop(), fn = u.pop();
+      if (!(fn instanceof PyGlobal)) throw new Error(`${where}: refuses to call ${describe(fn)} (only state-dict classes are allowed)`);
+      if (!(args instanceof PyTuple)) throw new Error(`${where}: REDUCE of ${fn.qualname} without an argument tuple`);
+      u.push(callGlobal(fn, args.items, o));
+      return true;
+    }
+    case 0x81: case 0x92: { // NEWOBJ, NEWOBJ_EX: cls.__new__(cls, *args)
+      if (op === 0x92) u.pop(); // kwargs
+      u.pop(); // args
+      const cls = u.pop();
+      if (!(cls instanceof PyGlobal) || cls.qualname !== "collections.OrderedDict") {
+        throw new Error(`${where}: refuses to construct ${describe(cls)} (only state-dict classes are allowed)`);
+      }
+      u.push(new PyDict(true));
+      return true;
+    }
+    case 0x62: { const state = u.pop(); build(u.top(), state, where); return true; } // BUILD
+    case 0x51: { // BINPERSID
+      const pid = u.pop();
+      if (!o.persistentLoad) throw new Error(`${where}: the pickle refers to an external object (persistent id) but none can be resolved here`);
+      u.push(o.persistentLoad(pid));
+      return true;
+    }
+    case 0x68: u.push(memoGet(u.memo, u.u8(), where)); return true; // BINGET
+    case 0x6a: u.push(memoGet(u.memo, u.u32(), where)); return true; // LONG_BINGET
+    case 0x67: u.push(memoGet(u.memo, Number(u.line()), where)); return true; // GET
+    case 0x71: u.memo.set(u.u8(), u.top()); return true; // BINPUT
+    case 0x72: u.memo.set(u.u32(), u.top()); return true; // LONG_BINPUT
+    case 0x70: u.memo.set(Number(u.line()), u.top()); return true; // PUT
+    case 0x94: u.memo.set(u.memo.size, u.top()); return true; // MEMOIZE
+    case 0x69: { // INST: module\nname\n, then constructs; same allow-list
+      const module = u.line(), name = u.line();
+      const g = u.global(module, name);
+      const args = u.popMark();
+      u.push(g instanceof PyGlobal ? callGlobal(g, args, o) : g);
+      return true;
+    }
+    default: return false;
+  }
+}
+
+/** Reads one pickle from `data`, resolving globals only from the allow-list. */
+export function unpickle(data: Uint8Array, o: UnpickleOptions): PyValue {
+  const u = new Unpickler(data, o);
+  const where = u.where;
+  for (;;) {
+    const op = u.u8();
+    if (op === 0x2e) return u.pop(); // STOP
+    if (scalarOp(u, op) || containerOp(u, op) || objectOp(u, op)) continue;
+    if (op === 0x6f || (op >= 0x82 && op <= 0x84)) {
+      throw new Error(`${where}: refuses the pickle opcode ${op === 0x6f ? "OBJ" : "EXT"} (it constructs arbitrary objects)`);
+    }
+    if ([0x49, 0x4c, 0x46, 0x53, 0x56, 0x50].includes(op)) {
+      throw new Error(`${where}: a text-mode (protocol 0) pickle opcode '${String.fromCharCode(op)}' at byte ${u.pos - 1}; torch.save writes binary pickles only`);
+    }
+    throw new Error(`${where}: unknown pickle opcode 0x${op.toString(16).padStart(2, "0")} at byte ${u.pos - 1} (not a pickle, or a corrupt one)`);
   }
 }
 

@@ -19,15 +19,19 @@ const WORDS: Record<string, string> = {
   ENAMETOOLONG: "the name is too long",
 };
 
-/** What went wrong, in words: "permission denied", "the disk is full", … (the error's own message otherwise). */
-export function fsProblem(err: unknown): string {
+/**
+ * What went wrong, in words: "permission denied", "the disk is full", … (the error's own message otherwise);
+ * `notFound` says ENOENT where "file not found" is not the word (a folder, an input).
+ */
+export function fsProblem(err: unknown, notFound = WORDS.ENOENT): string {
   const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "ENOENT") return notFound;
   return (code && WORDS[code]) ?? (err instanceof Error ? err.message : String(err));
 }
 
 /** `${path}: <what went wrong>`, as an Error; the original error is its cause. */
-export function fsError(path: string, err: unknown): Error {
-  return new Error(`${path}: ${fsProblem(err)}`, { cause: err });
+export function fsError(path: string, err: unknown, notFound = WORDS.ENOENT): Error {
+  return new Error(`${path}: ${fsProblem(err, notFound)}`, { cause: err });
 }
 
 /** Throws, naming `path`, unless it is a file that exists (a folder is refused with its own message). */
@@ -39,4 +43,13 @@ export function checkIsFile(path: string, what = "file"): void {
     throw fsError(path, err);
   }
   if (st.isDirectory()) throw new Error(`${path}: is a folder, not a ${what}`);
+}
+
+/** Throws, naming `path`, unless something (a file or a folder) is there: ENOENT says `notFound`, others what happened. */
+export function checkExists(path: string, notFound = WORDS.ENOENT): void {
+  try {
+    statSync(path);
+  } catch (err) {
+    throw fsError(path, err, notFound);
+  }
 }

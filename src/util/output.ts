@@ -10,7 +10,7 @@ import { TEMP_PREFIX, makeDirs, tempPathFor } from "./atomic.ts";
 export { makeDirs };
 
 /** A temporary file or folder older than this is stale whoever made it (another machine's pid means nothing here). */
-export const STALE_TEMP_MS = 6 * 3600 * 1000;
+const STALE_TEMP_MS = 6 * 3600 * 1000;
 
 /** An output that exists and may not be replaced: a usage error (exit 2), nothing was written. */
 export class OutputExistsError extends Error {
@@ -30,7 +30,7 @@ function processAlive(pid: number): boolean {
  * Removes the temporary files and folders that earlier runs left beside `path` (`.lsmseg-tmp-<pid>-<n>-<name>`):
  * those whose process is gone, or that are older than STALE_TEMP_MS. Returns the paths removed.
  */
-export function removeStaleTemps(path: string, log?: (line: string) => void): string[] {
+function removeStaleTemps(path: string, log?: (line: string) => void): string[] {
   const name = basename(resolve(path));
   return removeStale(dirname(resolve(path)), (target) => target === name, log);
 }

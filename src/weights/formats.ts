@@ -14,6 +14,7 @@ import { PyDict, PyTuple, type PyValue, TensorRef } from "../torch/pickle.ts";
 import { readPth, stateDictOf } from "../torch/pth.ts";
 import { type KeyEntry, dnaKeys } from "./keymap.ts";
 import { networkFromNnUNetKwargs, planFromNnUNet } from "./nnunet.ts";
+import { checkExists, fsError } from "../util/fserror.ts";
 
 /** A source state dict under its own key names, read lazily (a .pth's tensors are decoded when loaded). */
 export interface SourceTensors {
@@ -92,7 +93,9 @@ function pthSource(file: string, pickPath: (root: PyValue) => PyValue | undefine
     shape: (k) => sd.get(k)!.shape,
     sameStorage: (a, b) => {
       const x = sd.get(a)!, y = sd.get(b)!;
-      return x.storage.key === y.storage.key && x.storageOffset === y.storageOffset && x.stride.join() === y.stride.join() && x.shape.join() === y.shape.join() ? true : null;
+      const same = x.storage.key === y.storage.key && x.storageOffset === y.storageOffset
+        && x.stride.join() === y.stride.join() && x.shape.join() === y.shape.join();
+      return same ? true : null;
     },
     load: (k) => pth.tensor(sd.get(k)!),
     dispose: () => {},
@@ -116,7 +119,7 @@ function safetensorsSource(file: string): { tensors: SourceTensors; metadata: Re
 
 /** A state dict from a file: .safetensors, or a .pth holding a state dict or {network_weights | state_dict | model: …}. */
 function openStateDict(file: string, key?: string): { tensors: SourceTensors; root: PyDict | null; metadata: Record<string, string> } {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  checkExists(file, "no such file");
   if (extname(file) === ".safetensors") return { ...safetensorsSource(file), root: null };
   const src = pthSource(file, (root) => {
     if (!(root instanceof PyDict)) return root;
@@ -130,7 +133,7 @@ const readJson = (path: string): unknown => {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw (err as NodeJS.ErrnoException).code ? fsError(path, err) : new Error(`${path}: ${(err as Error).message}`);
   }
 };
 
@@ -240,7 +243,10 @@ const nnssl: WeightFormat = {
 // ---------------------------------------------------------------------------------------------------------
 // any PyTorch state dict, with a key map file
 
-/** --key-map FILE.json: {"network": {...lsmseg config}, "patchSize": [z,y,x], "stateDictKey": "...", "keys": {"src": "lsmseg"}, "rules": [["regex", "replacement"]]} */
+/**
+ * --key-map FILE.json: {"network": {...lsmseg config}, "patchSize": [z,y,x], "stateDictKey": "...", "keys": {"src": "lsmseg"},
+ * "rules": [["regex", "replacement"]]}
+ */
 export interface KeyMapFile {
   network?: Partial<NetworkConfig>;
   plan?: Plan;
@@ -266,7 +272,7 @@ function readKeyMap(path: string | undefined): KeyMapFile {
 }
 
 /** A source key's lsmseg name under a key map file: an exact entry, else the first rule that matches, else itself. */
-export function renameByKeyMap(k: KeyMapFile): (key: string) => string {
+function renameByKeyMap(k: KeyMapFile): (key: string) => string {
   const rules = (k.rules ?? []).map(([re, to]) => [new RegExp(re), to] as const);
   return (key) => {
     if (k.keys && key in k.keys) return k.keys[key];
@@ -303,7 +309,7 @@ const pytorch: WeightFormat = {
 
 /** The state dict of a MONAI checkpoint: a bare state dict, or under state_dict / model / net (bundles, tutorials). */
 function openMonai(file: string): SourceTensors {
-  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  checkExists(file, "no such file");
   if (extname(file) === ".safetensors") return safetensorsSource(file).tensors;
   return pthSource(file, (root) => {
     if (!(root instanceof PyDict)) return root;
@@ -349,8 +355,13 @@ function monaiUnetr(where: string, shape: (k: string) => number[] | undefined, m
   return cfg;
 }
 
-/** The SwinUNETR config: the flags, else the shapes (feature size, input channels, classes, depths, heads from the bias tables, window, MLP ratio, v2). */
-function monaiSwin(where: string, keys: string[], shape: (k: string) => number[] | undefined, m: MonaiOptions, notes: string[], prefix: string): SwinUNETRConfig {
+/**
+ * The SwinUNETR config: the flags, else the shapes (feature size, input channels, classes, depths, heads from the
+ * bias tables, window, MLP ratio, v2).
+ */
+function monaiSwin(
+  where: string, keys: string[], shape: (k: string) => number[] | undefined, m: MonaiOptions, notes: string[], prefix: string,
+): SwinUNETRConfig {
   const pe = shape(`${prefix}patch_embed.proj.weight`);
   if (!pe) throw new Error(`${where}: no ${prefix}patch_embed.proj.weight: not a MONAI SwinUNETR state dict (is it a UNETR? pass --arch unetr)`);
   const depths = [1, 2, 3, 4].map((s) => {
@@ -399,7 +410,8 @@ const monai: WeightFormat = {
       // MONAI < 1.4's TransformerBlock had no cross-attention: its checkpoints lack these (unused) weights
       return { ...base, network, plan: plan(network, patch), notes, optional: (k) => /^vit\.blocks\.\d+\.(norm_cross_attn|cross_attn)\./.test(k) };
     }
-    // the self-supervised Swin encoder (research-contributions' model_swinvit.pt): module.patch_embed / layersN / norm → swinViT.*, as MONAI's load_from
+    // the self-supervised Swin encoder (research-contributions' model_swinvit.pt): module.patch_embed / layersN / norm
+    // → swinViT.*, as MONAI's load_from
     // (its blocks' MLP is mlp.fc1 / fc2 where MONAI's SwinUNETR has mlp.linear1 / linear2)
     if (!keys.some((k) => k.startsWith("swinViT.")) && keys.some((k) => k.startsWith("patch_embed."))) {
       const rename = (k: string) => (/^(patch_embed|layers\d)\./.test(k) ? `swinViT.${k.replace(/\.mlp\.fc([12])\./, ".mlp.linear$1.")}` : k);

@@ -17,7 +17,7 @@ export interface KeyEntry {
 const isOne = (s: number | number[]) => (Array.isArray(s) ? s.every((v) => v === 1) : s === 1);
 
 /** Which parts of an lsmseg network a dynamic_network_architectures U-Net can hold. */
-export function checkDnaCompatible(cfg: NetworkConfig, where: string): asserts cfg is UNetConfig | ResEncUNetConfig {
+function checkDnaCompatible(cfg: NetworkConfig, where: string): asserts cfg is UNetConfig | ResEncUNetConfig {
   if (cfg.arch !== "unet" && cfg.arch !== "resenc") throw new Error(`${where}: architecture '${cfg.arch}' has no key map to nnU-Net (only unet and resenc do)`);
   if (cfg.norm !== "instance") throw new Error(`${where}: norm '${cfg.norm}' has no key map to nnU-Net (its networks use affine InstanceNorm3d)`);
   if (cfg.arch === "unet" && !cfg.convBias) throw new Error(`${where}: a U-Net without conv biases: lsmseg's up-convolutions always have one, nnU-Net's follow conv_bias; no key map`);
@@ -39,7 +39,9 @@ function convNormKeys(out: KeyEntry[], prefix: string, conv: string, norm: strin
 }
 
 /** The decoder of dynamic_network_architectures' UNetDecoder after its copy of the encoder's keys. */
-function decoderKeys(out: KeyEntry[], encoder: KeyEntry[], nStages: number, convsPerStage: number, convBias: boolean, deepSupervision: boolean): void {
+function decoderKeys(
+  out: KeyEntry[], encoder: KeyEntry[], nStages: number, convsPerStage: number, convBias: boolean, deepSupervision: boolean,
+): void {
   for (const e of encoder) out.push({ target: `decoder.${e.target}`, lsmseg: e.lsmseg, alias: true });
   for (let j = 0; j < nStages - 1; j++) {
     for (let i = 0; i < convsPerStage; i++) convNormKeys(out, `decoder.stages.${j}.convs.${i}`, `dec.${j}.${3 * i}`, `dec.${j}.${3 * i + 1}`, convBias);
@@ -53,7 +55,7 @@ function decoderKeys(out: KeyEntry[], encoder: KeyEntry[], nStages: number, conv
 }
 
 /** lsmseg UNet ↔ dynamic_network_architectures PlainConvUNet (pool 'conv', InstanceNorm, LeakyReLU, no dropout). */
-export function plainConvUNetKeys(cfg: UNetConfig): KeyEntry[] {
+function plainConvUNetKeys(cfg: UNetConfig): KeyEntry[] {
   const encoder: KeyEntry[] = [];
   for (let s = 0; s < cfg.features.length; s++) {
     for (let i = 0; i < cfg.convsPerStage; i++) convNormKeys(encoder, `encoder.stages.${s}.0.convs.${i}`, `enc.${s}.${3 * i}`, `enc.${s}.${3 * i + 1}`, cfg.convBias);
@@ -64,7 +66,7 @@ export function plainConvUNetKeys(cfg: UNetConfig): KeyEntry[] {
 }
 
 /** lsmseg ResEncUNet ↔ dynamic_network_architectures ResidualEncoderUNet (BasicBlockD, stem of one conv). */
-export function residualEncoderUNetKeys(cfg: ResEncUNetConfig): KeyEntry[] {
+function residualEncoderUNetKeys(cfg: ResEncUNetConfig): KeyEntry[] {
   const encoder: KeyEntry[] = [];
   convNormKeys(encoder, "encoder.stem.convs.0", "encoder.stem.0", "encoder.stem.1", true);
   const f = cfg.features;

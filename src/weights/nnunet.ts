@@ -60,7 +60,8 @@ function networkOf(c: Json, inChannels: number, numClasses: number, where: strin
     const base = Number(c.UNet_base_num_features), cap = Number(c.unet_max_num_features);
     kw = {
       features_per_stage: strides.map((_, i) => Math.min(cap, base * 2 ** i)), kernel_sizes: c.conv_kernel_sizes, strides,
-      n_conv_per_stage: c.n_conv_per_stage_encoder, n_blocks_per_stage: c.n_conv_per_stage_encoder, n_conv_per_stage_decoder: c.n_conv_per_stage_decoder,
+      n_conv_per_stage: c.n_conv_per_stage_encoder, n_blocks_per_stage: c.n_conv_per_stage_encoder,
+      n_conv_per_stage_decoder: c.n_conv_per_stage_decoder,
       conv_bias: true, norm_op: "InstanceNorm3d", norm_op_kwargs: { eps: 1e-5, affine: true }, nonlin: "LeakyReLU", nonlin_kwargs: { inplace: true },
     };
   } else throw new Error(`${where}: the configuration names no architecture (neither architecture.network_class_name nor UNet_class_name)`);
@@ -124,6 +125,9 @@ export function planFromNnUNet(plansRaw: unknown, datasetRaw: unknown, configNam
     spacingUm: spacing.slice(0, 3) as [number, number, number],
     normalization: { scheme: "zscore", percentiles: [0, 100] },
     network,
-    fingerprint: { cases: Number(dataset.numTraining ?? 0), medianShape: median.map(Number), minShape: median.map(Number), maxVoxelsPerPatch: patchSize.reduce((a, b) => a * b, 1) },
+    fingerprint: {
+      cases: Number(dataset.numTraining ?? 0), medianShape: median.map(Number), minShape: median.map(Number),
+      maxVoxelsPerPatch: patchSize.reduce((a, b) => a * b, 1),
+    },
   };
 }

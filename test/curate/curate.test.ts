@@ -98,7 +98,9 @@ test("kill -9 part-way and --resume: the manifest and tiles of an uninterrupted 
   await curate({ inputs: raw, out: straight, patch: 16, stride: 8, workers: 0, quiet: true });
   const killed = join(dir, "killed");
   const cli = (extra: string[]) => [join(root, "bin", "lsmseg.js"), "curate", ...raw.flatMap((r) => ["--in", r]), "--out", killed, "--workers", "2", ...args, ...extra];
-  const child = spawn(process.execPath, cli([]), { stdio: "ignore", env: { ...process.env, LSMSEG_CURATE_DELAY_MS: "40" } });
+  // the killed run: curate() as the CLI calls it, each task slowed so that the kill lands part-way
+  const options = { inputs: raw, out: killed, workers: 2, patch: 16, stride: 8, quiet: true, tissue: { method: "otsu" }, taskDelayMs: 40 };
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, "test", "curate", "curate_child.ts"), JSON.stringify(options)], { cwd: root, stdio: "ignore" });
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   let linesAtKill = 0;
   while (child.exitCode === null) {

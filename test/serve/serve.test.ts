@@ -56,7 +56,8 @@ function stage(images: Record<string, string | Buffer>): void {
 /** Every file under `root`. */
 function filesUnder(root: string): string[] {
   if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name));
+  const entries = readdirSync(root, { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+  return entries.map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name));
 }
 
 const call = async (method: string, path: string) => {

@@ -25,7 +25,10 @@ T.setNumThreads(1);
 const dir = mkdtempSync(join(tmpdir(), "lsmseg-monai-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** MONAI's state dict of a fixture: the formula weights, and the buffers (relative_position_index) as lsmseg computes them (the parity test checks them against MONAI's). */
+/**
+ * MONAI's state dict of a fixture: the formula weights, and the buffers (relative_position_index) as lsmseg computes
+ * them (the parity test checks them against MONAI's).
+ */
 function monaiStateDict(fx: TransformerFixture, build: () => UNETR | SwinUNETR): [string, T.Tensor][] {
   const net = build();
   const own = net.stateDict();
@@ -79,7 +82,10 @@ for (const { proj, wrap, prefix } of UNETR_CASES) {
   test(`UNETR (${proj}${wrap ? `, under ${wrap}` : ""}${prefix ? `, ${prefix} prefixes` : ""}): import --format monai matches MONAI's output; export gives it back bit for bit`, async (t) => {
     const fx = loadFixture(`unetr_${proj}_parity.safetensors`);
     const c = fx.config as { img_size: number[]; num_heads: number; feature_size: number; hidden_size: number; out_channels: number };
-    const sd = monaiStateDict(fx, () => new UNETR({ imgSize: c.img_size as [number, number, number], featureSize: c.feature_size, hiddenSize: c.hidden_size, mlpDim: 48, numHeads: c.num_heads, projType: proj, numClasses: c.out_channels }));
+    const sd = monaiStateDict(fx, () => new UNETR({
+      imgSize: c.img_size as [number, number, number], featureSize: c.feature_size, hiddenSize: c.hidden_size, mlpDim: 48, numHeads: c.num_heads,
+      projType: proj, numClasses: c.out_channels,
+    }));
     const src = join(dir, `unetr-${proj}.pth`);
     writePth(src, sd, wrap, prefix);
     const out = join(dir, `unetr-${proj}`);
@@ -88,7 +94,10 @@ for (const { proj, wrap, prefix } of UNETR_CASES) {
     const model = loadModel(out);
     assert.ok(model.net instanceof UNETR);
     const cfg = model.net.config;
-    assert.deepEqual([cfg.featureSize, cfg.hiddenSize, cfg.mlpDim, cfg.numClasses, cfg.projType, cfg.qkvBias], [c.feature_size, c.hidden_size, 48, c.out_channels, proj, false]);
+    assert.deepEqual(
+      [cfg.featureSize, cfg.hiddenSize, cfg.mlpDim, cfg.numClasses, cfg.projType, cfg.qkvBias],
+      [c.feature_size, c.hidden_size, 48, c.out_channels, proj, false],
+    );
     assert.deepEqual(model.plan.patchSize, c.img_size);
     assert.equal(model.plan.normalization.scheme, "percentile-zscore");
     model.net.eval();
@@ -117,7 +126,10 @@ test("SwinUNETR (under net): import --format monai infers depths, heads and v2, 
   const model = loadModel(out);
   assert.ok(model.net instanceof SwinUNETR);
   const cfg = model.net.config;
-  assert.deepEqual([cfg.featureSize, cfg.depths, cfg.numHeads, cfg.windowSize, cfg.useV2, cfg.qkvBias, cfg.mlpRatio], [12, [2, 2, 2, 2], [3, 6, 12, 24], [3, 4, 3], true, true, 4]);
+  assert.deepEqual(
+    [cfg.featureSize, cfg.depths, cfg.numHeads, cfg.windowSize, cfg.useV2, cfg.qkvBias, cfg.mlpRatio],
+    [12, [2, 2, 2, 2], [3, 6, 12, 24], [3, 4, 3], true, true, 4],
+  );
   assert.deepEqual(model.plan.patchSize, [32, 64, 64]);
   model.net.eval();
   const e = T.noGrad(() => T.tidy(() => {
