@@ -90,7 +90,9 @@ export function defaultIndexPath(dir: string, fallbackDir: string): string {
  * The index of the unannotated (or curated) dataset in `dir`, from the cache at `path` where the files are
  * unchanged (same size and mtime), read afresh where not; the cache is rewritten when anything changed.
  */
-export async function buildIndex(dir: string, path: string, opts: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<IndexResult> {
+export async function buildIndex(
+  dir: string, path: string, opts: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<IndexResult> {
   const cases = unannotatedCases(dir);
   let cached = new Map<string, IndexEntry>();
   if (existsSync(path)) {

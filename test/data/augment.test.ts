@@ -112,7 +112,8 @@ test("Gaussian blur conserves the sum and matches a naive 3D convolution with re
   for (let z = 0; z < s[0]; z++) for (let y = 0; y < s[1]; y++) for (let x = 0; x < s[2]; x++) {
     let acc = 0;
     for (let a = -r[0]; a <= r[0]; a++) for (let b = -r[1]; b <= r[1]; b++) for (let c = -r[2]; c <= r[2]; c++) {
-      acc += k[0][a + r[0]] * k[1][b + r[1]] * k[2][c + r[2]] * v.image[idx(s, reflectIndex(z + a, s[0]), reflectIndex(y + b, s[1]), reflectIndex(x + c, s[2]))];
+      acc += k[0][a + r[0]] * k[1][b + r[1]] * k[2][c + r[2]]
+        * v.image[idx(s, reflectIndex(z + a, s[0]), reflectIndex(y + b, s[1]), reflectIndex(x + c, s[2]))];
     }
     assert.ok(Math.abs(out.image[idx(s, z, y, x)] - acc) < 1e-5);
   }
@@ -160,7 +161,10 @@ test("light-sheet artefacts: depth attenuation and stripes scale the intensity a
 
 test("augment: deterministic for a generator state, a plain crop without augmentation, labels binary, two views differ", () => {
   const v = randomSample([20, 20, 20], "augment");
-  const heavy = augmentConfig({ pRotation: 1, pScale: 1, pNoise: 1, pBlur: 1, pBrightness: 1, pContrast: 1, pLowRes: 1, pGammaInvert: 1, pGamma: 1, pStripes: 1, pDepthAttenuation: 1, pAnisotropicBlur: 1 });
+  const heavy = augmentConfig({
+    pRotation: 1, pScale: 1, pNoise: 1, pBlur: 1, pBrightness: 1, pContrast: 1, pLowRes: 1, pGammaInvert: 1, pGamma: 1,
+    pStripes: 1, pDepthAttenuation: 1, pAnisotropicBlur: 1,
+  });
   const opts = { patchSize: [8, 10, 12] as Vec3, center: [9.5, 9.5, 9.5] as Vec3, padValue: -3 };
   const a = augment(v, heavy, stream(4, "a"), opts);
   const b = augment(v, heavy, stream(4, "a"), opts);

@@ -35,7 +35,9 @@ function assertSameBatch(a: Batch, b: Batch): void {
   assert.deepEqual(a.labels, b.labels, `labels of batch ${a.index}`);
 }
 
-const heavy = augmentConfig({ pRotation: 0.5, pScale: 0.5, pNoise: 0.5, pBlur: 0.3, pStripes: 0.3, pDepthAttenuation: 0.3, pAnisotropicBlur: 0.3, pLowRes: 0.3 });
+const heavy = augmentConfig({
+  pRotation: 0.5, pScale: 0.5, pNoise: 0.5, pBlur: 0.3, pStripes: 0.3, pDepthAttenuation: 0.3, pAnisotropicBlur: 0.3, pLowRes: 0.3,
+});
 
 test("same seed: identical batches with 0 and 2 workers, and from startBatch k", async () => {
   const opts = { cases: annotated, patchSize: [16, 16, 16] as [number, number, number], batchSize: 3, seed: 11, augment: heavy };
@@ -58,7 +60,11 @@ test("sharding: rank r's batch k is global batch k·N + r; a resume with another
   const opts = { cases: annotated, patchSize: [16, 16, 16] as [number, number, number], batchSize: 2, seed: 9, workers: 0 };
   const single = await take(new PatchLoader(opts), 8);
   const ranks = await Promise.all([0, 1].map((rank) => take(new PatchLoader({ ...opts, shard: { rank, worldSize: 2 } }), 3)));
-  const same = (a: Batch, b: Batch) => { assert.deepEqual(a.caseIds, b.caseIds); assert.deepEqual(a.images, b.images); assert.deepEqual(a.labels, b.labels); };
+  const same = (a: Batch, b: Batch) => {
+    assert.deepEqual(a.caseIds, b.caseIds);
+    assert.deepEqual(a.images, b.images);
+    assert.deepEqual(a.labels, b.labels);
+  };
   for (let k = 0; k < 3; k++) for (const rank of [0, 1]) same(ranks[rank][k], single[2 * k + rank]);
   // 3 steps of 2 ranks consumed global batches 0…5; one process resumed at step 3 goes on with batch 6
   const resumed = await take(new PatchLoader({ ...opts, startBatch: 3, shard: { rank: 0, worldSize: 1, startGlobal: 6 } }), 2);
@@ -79,7 +85,9 @@ test("foreground oversampling: the last third of each batch is centred on foregr
   }
   assert.ok(withFg >= batches * B / 3, `${withFg} of ${batches * B} patches hold foreground`);
   // without oversampling, fewer patches hold foreground
-  const none = await take(new PatchLoader({ cases: annotated, patchSize: [P, P, P], batchSize: B, seed: 5, workers: 0, oversampleForeground: 0 }), batches);
+  const none = await take(
+    new PatchLoader({ cases: annotated, patchSize: [P, P, P], batchSize: B, seed: 5, workers: 0, oversampleForeground: 0 }), batches,
+  );
   const noneFg = none.reduce((s, b) => s + [0, 1, 2].filter((i) => b.labels!.subarray(i * n, (i + 1) * n).some((v) => v === 1)).length, 0);
   assert.ok(noneFg < withFg, `${noneFg} vs ${withFg}`);
 });
@@ -104,7 +112,8 @@ test("patches larger than the volume are padded with the volume's minimum", asyn
   assert.equal(b.images[0], vol.padValue);
   let found = false;
   for (let z0 = 0; z0 <= 8 && !found; z0++) for (let y0 = 0; y0 <= 4 && !found; y0++) for (let x0 = 0; x0 <= 8 && !found; x0++) {
-    found = b.images[(z0 * 32 + y0) * 40 + x0] === vol.image[0] && b.images[((z0 + 23) * 32 + y0 + 27) * 40 + x0 + 31] === vol.image[vol.image.length - 1];
+    found = b.images[(z0 * 32 + y0) * 40 + x0] === vol.image[0]
+      && b.images[((z0 + 23) * 32 + y0 + 27) * 40 + x0 + 31] === vol.image[vol.image.length - 1];
   }
   assert.ok(found);
 });

@@ -15,7 +15,9 @@ const rankScript = fileURLToPath(new URL("./ddp_rank.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "lsmseg-ddp-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function runRanks(world: number, args: string[], timeoutMs = 20000, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ codes: number[]; stderr: string[] }> {
+function runRanks(
+  world: number, args: string[], timeoutMs = 20000, extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ codes: number[]; stderr: string[] }> {
   return freePort().then((port) => Promise.all(Array.from({ length: world }, (_, rank) => new Promise<{ code: number; err: string }>((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, LSMSEG_DIST_TIMEOUT_MS: String(timeoutMs), ...extraEnv };
     if (world > 1) Object.assign(env, { WORLD_SIZE: String(world), RANK: String(rank), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) });

@@ -180,7 +180,8 @@ test("train() and eval() reach every module; Dropout and BatchNorm3d behave acco
       return { mean, biased: ss / vals.length, unbiased: ss / (vals.length - 1) };
     });
     const w = [2, 0.5], b = [1, -1];
-    const normalise = (mean: number[], variance: number[]) => xv.map((v, i) => ((v - mean[chan[i]]) / Math.sqrt(variance[chan[i]] + 1e-5)) * w[chan[i]] + b[chan[i]]);
+    const normalise = (mean: number[], variance: number[]) =>
+      xv.map((v, i) => ((v - mean[chan[i]]) / Math.sqrt(variance[chan[i]] + 1e-5)) * w[chan[i]] + b[chan[i]]);
     assertTensor(bn.forward(x), shape, normalise(stats.map((s) => s.mean), stats.map((s) => s.biased)), { rtol: 1e-4, atol: 1e-5 });
     const rm = stats.map((s) => 0.1 * s.mean);
     const rv = stats.map((s) => 0.9 + 0.1 * s.unbiased);
@@ -199,7 +200,10 @@ test("each layer's forward equals its functional op or a JS reference", () => {
   T.tidy(() => {
     const x = randomTensor([2, 4, 5, 6, 7], 1);
     const conv = new Conv3d(4, 6, [3, 1, 3], { stride: [1, 2, 1], padding: [1, 0, 2], dilation: [1, 1, 2], groups: 2 });
-    assertClose(conv.forward(x).toArray(), T.conv3d(x, conv.weight, conv.bias, { stride: [1, 2, 1], padding: [1, 0, 2], dilation: [1, 1, 2], groups: 2 }).toArray());
+    assertClose(
+      conv.forward(x).toArray(),
+      T.conv3d(x, conv.weight, conv.bias, { stride: [1, 2, 1], padding: [1, 0, 2], dilation: [1, 1, 2], groups: 2 }).toArray(),
+    );
     assert.equal(conv.weight.shape[1], 2, "grouped conv weight is [out, in / groups, ...]");
     const up = new ConvTranspose3d(4, 3, 2, { stride: 2 });
     const yu = up.forward(x);
@@ -370,7 +374,10 @@ test("keyGroups partition the keys: stem ⊂ encoder, encoder ∪ decoder = all,
     assert.ok(g.decoder.includes("head.weight") && g.decoder.includes("ds.0.weight") && g.decoder.includes("up.0.weight"));
     net.dispose();
   }
-  const [u, r] = [new UNet({ features: [4, 8], strides: [1, 2], kernelSizes: [3, 3] }), new ResEncUNet({ features: [4, 8], strides: [1, 2], kernelSizes: [3, 3], blocksPerStage: [1, 1] })];
+  const [u, r] = [
+    new UNet({ features: [4, 8], strides: [1, 2], kernelSizes: [3, 3] }),
+    new ResEncUNet({ features: [4, 8], strides: [1, 2], kernelSizes: [3, 3], blocksPerStage: [1, 1] }),
+  ];
   assert.deepEqual(u.keyGroups().stem, ["enc.0.0.weight", "enc.0.0.bias", "enc.0.1.weight", "enc.0.1.bias", "enc.0.3.weight", "enc.0.3.bias", "enc.0.4.weight", "enc.0.4.bias"]);
   assert.deepEqual(r.keyGroups().stem, ["encoder.stem.0.weight", "encoder.stem.0.bias", "encoder.stem.1.weight", "encoder.stem.1.bias"]);
   u.dispose();

@@ -62,7 +62,9 @@ function adamwStep(p0: number[], g: number[], s: AdamState, o: Required<AdamWOpt
 }
 
 /** The reference trajectory: parameters after steps 1..n (lr per step from lrAt when given). */
-function reference<S>(n: number, init: () => S, step: (p: number[], g: number[], s: S, t: number, lr?: number) => number[], lrAt?: (t: number) => number): number[][] {
+function reference<S>(
+  n: number, init: () => S, step: (p: number[], g: number[], s: S, t: number, lr?: number) => number[], lrAt?: (t: number) => number,
+): number[][] {
   return P0.map((p0, k) => {
     let p = p0.slice();
     const s = init();
@@ -76,7 +78,12 @@ const adamDefaults = (o: AdamWOptions): Required<AdamWOptions> => ({ betas: [0.9
 const sgdRef = (o: SGDOptions, n: number, lrAt?: (t: number) => number) =>
   reference<SgdState>(n, () => ({}), (p, g, s, t, lr) => sgdStep(p, g, s, { ...sgdDefaults(o), ...(lr === undefined ? {} : { lr }) }, t), lrAt);
 const adamRef = (o: AdamWOptions, n: number, lrAt?: (t: number) => number) =>
-  reference<AdamState>(n, () => ({ m: [0, 0, 0, 0, 0, 0], v: [0, 0, 0, 0, 0, 0], vmax: [0, 0, 0, 0, 0, 0] }), (p, g, s, t, lr) => adamwStep(p, g, s, { ...adamDefaults(o), ...(lr === undefined ? {} : { lr }) }, t), lrAt);
+  reference<AdamState>(
+    n,
+    () => ({ m: [0, 0, 0, 0, 0, 0], v: [0, 0, 0, 0, 0, 0], vmax: [0, 0, 0, 0, 0, 0] }),
+    (p, g, s, t, lr) => adamwStep(p, g, s, { ...adamDefaults(o), ...(lr === undefined ? {} : { lr }) }, t),
+    lrAt,
+  );
 
 function assertParams(params: T.Tensor[], expected: number[][], msg: string, rtol = 1e-12): void {
   params.forEach((p, k) => assertClose(p.toArray(), expected[k], { rtol, atol: 1e-14, msg: `${msg}, parameter ${k}` }));

@@ -110,7 +110,8 @@ test("ignore label: Dice + CE over the labelled voxels only (known answer); loss
     assert.equal(a.grad.maskedSelect(mask).abs().max().item(), 0, "no gradient at ignored voxels");
     assert.ok(a.grad.abs().sum().item() > 0);
     // the deep-supervised loss too, and without ignored voxels the ignore path equals the plain loss
-    const ds = (logits: T.Tensor) => segmentationLoss([logits, logits.slice(2, 0, 4, 2).slice(3, 0, 4, 2).slice(4, 0, 4, 2)], target, { ignore: true }).item();
+    const ds = (logits: T.Tensor) =>
+      segmentationLoss([logits, logits.slice(2, 0, 4, 2).slice(3, 0, 4, 2).slice(4, 0, 4, 2)], target, { ignore: true }).item();
     assert.ok(Math.abs(ds(base) - ds(changed)) < 1e-6);
     assert.ok(Math.abs(diceCeLoss(base, labels, { ignore: true }).item() - diceCeLoss(base, labels).item()) < 1e-6);
     // a batch with no labelled voxel: CE 0 (nnU-Net skips it), Dice 1 − smooth/smooth = 0

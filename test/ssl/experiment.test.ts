@@ -72,7 +72,8 @@ test("a fraction of labelled voxels: each volume keeps max(1, round(f·n)) of it
     const all = await annotatedCases(join(dir, "ds"), { labelMap: parseLabelMap(TRAILMAP_MAP) });
     const labelledPlanes = (v: { data: ArrayLike<number>; shape: number[] }) => {
       const plane = v.shape[1] * v.shape[2];
-      return Array.from({ length: v.shape[0] }, (_, z) => z).filter((z) => Array.from({ length: plane }, (_, i) => v.data[z * plane + i]).some((x) => x !== 2));
+      return Array.from({ length: v.shape[0] }, (_, z) => z)
+        .filter((z) => Array.from({ length: plane }, (_, i) => v.data[z * plane + i]).some((x) => x !== 2));
     };
     for (const [fraction, want] of [[0.1, 1], [0.5, 2], [1, 4]] as const) {
       const sub = await planeSubsetFolder(join(dir, `f${fraction}`), all, fraction, 0, null);

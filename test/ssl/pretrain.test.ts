@@ -36,7 +36,10 @@ for (const method of ["mae", "genesis", "simclr"]) {
   test(`${method}: the loss falls on tiny data`, async () => {
     // the contrastive loss needs more, smaller steps before it leaves log(2N − 1)
     const o = method === "simclr"
-      ? { ...base(method, join(dir, method)), steps: 48, logEvery: 8, plan: { baseFeatures: 4, patchSize: [16, 16, 16] as [number, number, number], batchSize: 8 } }
+      ? {
+        ...base(method, join(dir, method)), steps: 48, logEvery: 8,
+        plan: { baseFeatures: 4, patchSize: [16, 16, 16] as [number, number, number], batchSize: 8 },
+      }
       : { ...base(method, join(dir, method)), steps: 12, logEvery: 3 };
     const res = await pretrain(o);
     const losses = res.records.map((r) => r.loss);

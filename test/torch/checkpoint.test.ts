@@ -150,7 +150,9 @@ test("checkpoint round trip: model (with buffers), optimizer state, RNG state an
   trainStep(net, opt, 8);
   const path = tmpFile("roundtrip.ckpt.safetensors");
   const state = opt.stateDict();
-  T.saveCheckpoint(path, { step: 2, model: net.stateDict(), optimizer: state, network: { ...net.config }, extra: { plan: { patch: [8, 8, 8] }, epoch: 0 } });
+  T.saveCheckpoint(path, {
+    step: 2, model: net.stateDict(), optimizer: state, network: { ...net.config }, extra: { plan: { patch: [8, 8, 8] }, epoch: 0 },
+  });
   const drawnAfterSave = T.tidy(() => T.randn([6]).toArray());
 
   const meta = T.readCheckpointMeta(path);
@@ -357,7 +359,10 @@ test("saveCheckpoint never overwrites by accident, replaces atomically with over
   // the target is a directory: the rename fails after the temporary file was written, which must go too
   const asDir = join(sub, "a-dir.safetensors");
   mkdirSync(asDir);
-  assert.throws(() => T.saveCheckpoint(asDir, { step: 1, model: w, overwrite: true }), (err: Error) => err instanceof Error && err.message.includes(asDir));
+  assert.throws(
+    () => T.saveCheckpoint(asDir, { step: 1, model: w, overwrite: true }),
+    (err: Error) => err instanceof Error && err.message.includes(asDir),
+  );
   assert.deepEqual(readdirSync(sub).sort(), ["a-dir.safetensors", "ck.safetensors", "not-a-dir"]);
   assert.deepEqual(readdirSync(asDir), []);
   disposeAll(w.values());

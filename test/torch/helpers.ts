@@ -18,7 +18,9 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 /** Asserts a tensor's shape and values (closeness for floats, equality otherwise). */
-export function assertTensor(t: T.Tensor, shape: number[], expected: ArrayLike<number>, o: { rtol?: number; atol?: number; msg?: string } = {}): void {
+export function assertTensor(
+  t: T.Tensor, shape: number[], expected: ArrayLike<number>, o: { rtol?: number; atol?: number; msg?: string } = {},
+): void {
   assert.deepEqual(t.shape, shape, `${o.msg ?? ""} shape`);
   if (T.isFloating(t.dtype)) assertClose(t.toArray(), expected, o);
   else assert.deepEqual(t.toArray(), Array.from(expected), o.msg);
@@ -89,7 +91,9 @@ export function randomTensor(shape: number[], seed: number, o: { dtype?: T.DType
  * scalar checked is sum(f(inputs) · w) for a fixed random w, so every output element contributes.
  * Only the inputs listed in `wrt` (default: all) are differentiated.
  */
-export function checkGradients(f: (xs: T.Tensor[]) => T.Tensor, inputs: T.Tensor[], o: { eps?: number; rtol?: number; atol?: number; wrt?: number[]; msg?: string } = {}): void {
+export function checkGradients(
+  f: (xs: T.Tensor[]) => T.Tensor, inputs: T.Tensor[], o: { eps?: number; rtol?: number; atol?: number; wrt?: number[]; msg?: string } = {},
+): void {
   const eps = o.eps ?? 1e-6;
   const wrt = o.wrt ?? inputs.map((_, i) => i);
   T.tidy(() => {

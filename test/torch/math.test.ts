@@ -22,7 +22,9 @@ function broadcast(aShape: number[], bShape: number[]): { shape: number[]; ai: n
 }
 
 /** Reduces `dims` of a row-major array with `fn` over each group of values. */
-function reduceRef(data: number[], shape: number[], dims: number[], keepdim: boolean, fn: (v: number[]) => number): { shape: number[]; values: number[] } {
+function reduceRef(
+  data: number[], shape: number[], dims: number[], keepdim: boolean, fn: (v: number[]) => number,
+): { shape: number[]; values: number[] } {
   const dd = dims.map((d) => (d < 0 ? d + shape.length : d));
   const kept = shape.map((s, i) => (dd.includes(i) ? 1 : s));
   const groups: number[][] = Array.from({ length: numel(kept) }, () => []);
@@ -251,10 +253,18 @@ test("reductions over dims with keepdim agree with the JS reference", () => {
   assertClose([x.var().item()], [variance(1)(v)], { rtol: 1e-12 });
   assertClose([x.std(undefined, { correction: 0 }).item()], [Math.sqrt(variance(0)(v))], { rtol: 1e-12 });
   assertClose([x.norm().item()], [Math.sqrt(sum(v.map((a) => a * a)))], { rtol: 1e-12 });
-  assertClose([x.narrow(2, 0, 1).prod().item()], [reduceRef(v, shape, [0, 1, 2], false, (g) => g.filter((_, i) => i % 5 === 0).reduce((p, a) => p * a, 1)).values[0]], { rtol: 1e-12 });
+  assertClose(
+    [x.narrow(2, 0, 1).prod().item()],
+    [reduceRef(v, shape, [0, 1, 2], false, (g) => g.filter((_, i) => i % 5 === 0).reduce((p, a) => p * a, 1)).values[0]],
+    { rtol: 1e-12 },
+  );
   // cumsum along a dimension
   const c = x.cumsum(1);
-  assertTensor(c, shape, build(shape, ([a, b, k]) => { let s = 0; for (let j = 0; j <= b; j++) s += v[ravel([a, j, k], shape)]; return s; }), { rtol: 1e-12, atol: 1e-12 });
+  assertTensor(c, shape, build(shape, ([a, b, k]) => {
+    let s = 0;
+    for (let j = 0; j <= b; j++) s += v[ravel([a, j, k], shape)];
+    return s;
+  }), { rtol: 1e-12, atol: 1e-12 });
   // sums of integers stay integers (int64)
   const ints = T.tensor([1, 2, 3, 4], [2, 2], { dtype: "int32" });
   assert.equal(ints.sum().dtype, "int64");
@@ -282,6 +292,9 @@ test("matmul agrees with the triple loop, with batch broadcasting and vectors", 
   // linear(x, W, b) = x Wᵀ + b and einsum agree with the same loop
   const W = uniform(5 * 6, 5), bias = uniform(5, 6);
   const Wt = build([6, 5], ([i, j]) => W[j * 6 + i]);
-  assertTensor(T.linear(f64(av, [4, 6]), f64(W, [5, 6]), f64(bias, [5])), [4, 5], mm(av, Wt, 4, 6, 5).map((s, i) => s + bias[i % 5]), { rtol: 1e-12, atol: 1e-12 });
+  assertTensor(
+    T.linear(f64(av, [4, 6]), f64(W, [5, 6]), f64(bias, [5])), [4, 5], mm(av, Wt, 4, 6, 5).map((s, i) => s + bias[i % 5]),
+    { rtol: 1e-12, atol: 1e-12 },
+  );
   assertTensor(T.einsum("ik,kj->ij", [f64(av, [4, 6]), f64(bv, [6, 5])]), [4, 5], mm(av, bv, 4, 6, 5), { rtol: 1e-12, atol: 1e-12 });
 });

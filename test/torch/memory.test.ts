@@ -159,7 +159,8 @@ test("1,000 training steps of a small conv net keep live tensors constant and gr
   ];
   const x = T.randn([2, 1, 8, 8, 8], { generator: g });
   // a learnable target: the class is the sign pattern of the smoothed input
-  const target = T.tidy(() => T.avgPool3d(x, 3, { stride: 1, padding: 1 }).gt(0.05).long().add(T.avgPool3d(x, 3, { stride: 1, padding: 1 }).gt(-0.05).long()).squeeze(1));
+  const target = T.tidy(() => T.avgPool3d(x, 3, { stride: 1, padding: 1 }).gt(0.05).long()
+    .add(T.avgPool3d(x, 3, { stride: 1, padding: 1 }).gt(-0.05).long()).squeeze(1));
   const lr = 0.1;
   const step = (): number => T.tidy(() => {
     const [w1, b1, w2, b2] = params;

@@ -35,7 +35,9 @@ function conv3dRef(x: number[], xs: number[], w: number[], ws: number[], bias: n
 }
 
 /** Naive transposed convolution: every input voxel scatters its kernel-weighted value. w: [Cin, Cout/g, kD, kH, kW]. */
-function convTranspose3dRef(x: number[], xs: number[], w: number[], ws: number[], bias: number[] | null, s: V3, p: V3, op: V3, d: V3, groups: number) {
+function convTranspose3dRef(
+  x: number[], xs: number[], w: number[], ws: number[], bias: number[] | null, s: V3, p: V3, op: V3, d: V3, groups: number,
+) {
   const [B, Cin, ...inSp] = xs;
   const [, opg, ...k] = ws;
   const Cout = opg * groups;
@@ -78,7 +80,10 @@ test("conv3d matches the naive loop for stride, padding, dilation and groups", (
   });
   // scalar options expand to all three dims
   const x = rnd([1, 1, 5, 5, 5], 1), w = rnd([1, 1, 3, 3, 3], 2);
-  assertTensor(T.conv3d(x.t, w.t, null, { stride: 2, padding: 1 }), [1, 1, 3, 3, 3], conv3dRef(x.v, [1, 1, 5, 5, 5], w.v, [1, 1, 3, 3, 3], null, [2, 2, 2], [1, 1, 1], [1, 1, 1], 1).values, TIGHT);
+  assertTensor(
+    T.conv3d(x.t, w.t, null, { stride: 2, padding: 1 }), [1, 1, 3, 3, 3],
+    conv3dRef(x.v, [1, 1, 5, 5, 5], w.v, [1, 1, 3, 3, 3], null, [2, 2, 2], [1, 1, 1], [1, 1, 1], 1).values, TIGHT,
+  );
 });
 
 test("convTranspose3d matches the naive scatter for stride, padding, output padding, dilation and groups", () => {
@@ -156,11 +161,13 @@ test("interpolate nearest and trilinear match the naive formulas", () => {
   const xs = [1, 2, 3, 4, 5];
   const x = rnd(xs, 800);
   const inSp = xs.slice(2);
-  const sample = (outSp: number[], coord: (o: number, axis: number) => number[] /* [i0, i1, lambda] */) => build([1, 2, ...outSp], ([b, c, od, oh, ow]) => {
+  const sample = (
+    outSp: number[], coord: (o: number, axis: number) => number[] /* [i0, i1, lambda] */,
+  ) => build([1, 2, ...outSp], ([b, c, od, oh, ow]) => {
     const [d0, d1, ld] = coord(od, 0), [h0, h1, lh] = coord(oh, 1), [w0, w1, lw] = coord(ow, 2);
     let acc = 0;
-    for (const [dd, wd] of [[d0, 1 - ld], [d1, ld]]) for (const [hh, wh] of [[h0, 1 - lh], [h1, lh]]) for (const [ww, www] of [[w0, 1 - lw], [w1, lw]]) {
-      acc += wd * wh * www * x.v[ravel([b, c, dd, hh, ww], xs)];
+    for (const [dd, wd] of [[d0, 1 - ld], [d1, ld]]) for (const [hh, wh] of [[h0, 1 - lh], [h1, lh]]) {
+      for (const [ww, www] of [[w0, 1 - lw], [w1, lw]]) acc += wd * wh * www * x.v[ravel([b, c, dd, hh, ww], xs)];
     }
     return acc;
   });
@@ -195,7 +202,8 @@ test("affineGrid + gridSample: identity reproduces the input, a translation shif
   const xs = [2, 2, 3, 4, 5];
   const x = rnd(xs, 900);
   const [B, , D, H, W] = xs;
-  const theta = (tx: number, ty: number, tz: number) => f64(Array.from({ length: B }, () => [1, 0, 0, tx, 0, 1, 0, ty, 0, 0, 1, tz]).flat(), [B, 3, 4]);
+  const theta = (tx: number, ty: number, tz: number) =>
+    f64(Array.from({ length: B }, () => [1, 0, 0, tx, 0, 1, 0, ty, 0, 0, 1, tz]).flat(), [B, 3, 4]);
   for (const alignCorners of [true, false]) {
     const grid = T.affineGrid(theta(0, 0, 0), xs, alignCorners);
     assert.deepEqual(grid.shape, [B, D, H, W, 3]);
@@ -211,7 +219,8 @@ test("affineGrid + gridSample: identity reproduces the input, a translation shif
   // an arbitrary grid against trilinear sampling with zero padding (alignCorners true)
   const gs = [B, 2, 3, 2, 3];
   const g = rnd(gs, 901, -1.2, 1.2);
-  const at = (b: number, c: number, d: number, h: number, w: number) => (d < 0 || h < 0 || w < 0 || d >= D || h >= H || w >= W ? 0 : x.v[ravel([b, c, d, h, w], xs)]);
+  const at = (b: number, c: number, d: number, h: number, w: number) =>
+    (d < 0 || h < 0 || w < 0 || d >= D || h >= H || w >= W ? 0 : x.v[ravel([b, c, d, h, w], xs)]);
   const gref = build([B, 2, 2, 3, 2], ([b, c, i, j, k]) => {
     const base = ravel([b, i, j, k, 0], gs);
     const [px, py, pz] = [((g.v[base] + 1) / 2) * (W - 1), ((g.v[base + 1] + 1) / 2) * (H - 1), ((g.v[base + 2] + 1) / 2) * (D - 1)];
@@ -227,7 +236,10 @@ test("affineGrid + gridSample: identity reproduces the input, a translation shif
 });
 
 /** mean and biased variance of a list. */
-const moments = (v: number[]) => { const m = v.reduce((s, a) => s + a, 0) / v.length; return [m, v.reduce((s, a) => s + (a - m) ** 2, 0) / v.length]; };
+const moments = (v: number[]) => {
+  const m = v.reduce((s, a) => s + a, 0) / v.length;
+  return [m, v.reduce((s, a) => s + (a - m) ** 2, 0) / v.length];
+};
 
 test("instanceNorm, groupNorm and layerNorm match their formulas", () => {
   const xs = [2, 4, 3, 2, 3];
@@ -282,14 +294,21 @@ test("batchNorm normalises with batch statistics in training, updates running st
   });
   const cnt = N * S;
   const y = T.batchNorm(x.t, runningMean, runningVar, w.t, b.t, true, momentum, eps);
-  assertTensor(y, xs, x.v.map((a, i) => { const c = Math.floor(i / S) % C; const [m, v] = perChannel[c]; return ((a - m) / Math.sqrt(v + eps)) * w.v[c] + b.v[c]; }), { rtol: 1e-9, atol: 1e-10 });
+  assertTensor(y, xs, x.v.map((a, i) => {
+    const c = Math.floor(i / S) % C;
+    const [m, v] = perChannel[c];
+    return ((a - m) / Math.sqrt(v + eps)) * w.v[c] + b.v[c];
+  }), { rtol: 1e-9, atol: 1e-10 });
   // running stats: (1 − momentum)·old + momentum·batch, with the UNBIASED batch variance
   assertClose(runningMean.toArray(), rm0.map((m, c) => (1 - momentum) * m + momentum * perChannel[c][0]), TIGHT);
   assertClose(runningVar.toArray(), rv0.map((v, c) => (1 - momentum) * v + (momentum * perChannel[c][1] * cnt) / (cnt - 1)), TIGHT);
   // eval uses the running statistics and leaves them alone
   const rm = runningMean.toArray(), rv = runningVar.toArray();
   const ye = T.batchNorm(x.t, runningMean, runningVar, w.t, b.t, false, momentum, eps);
-  assertTensor(ye, xs, x.v.map((a, i) => { const c = Math.floor(i / S) % C; return ((a - rm[c]) / Math.sqrt(rv[c] + eps)) * w.v[c] + b.v[c]; }), { rtol: 1e-9, atol: 1e-10 });
+  assertTensor(ye, xs, x.v.map((a, i) => {
+    const c = Math.floor(i / S) % C;
+    return ((a - rm[c]) / Math.sqrt(rv[c] + eps)) * w.v[c] + b.v[c];
+  }), { rtol: 1e-9, atol: 1e-10 });
   assert.deepEqual(runningMean.toArray(), rm);
   assert.deepEqual(runningVar.toArray(), rv);
 });
@@ -356,7 +375,11 @@ test("crossEntropy matches PyTorch's formula with class weights, ignore index an
   const tv2 = tv.map((v) => Math.max(v, 0));
   const r = terms(null, 2, 0, tv2);
   assert.ok(r.some((t) => t.ignored));
-  assertClose([T.crossEntropy(x.t, long(tv2, target.shape), { ignoreIndex: 2 }).item()], [r.reduce((a, t) => a + t.loss, 0) / r.filter((t) => !t.ignored).length], TIGHT);
+  assertClose(
+    [T.crossEntropy(x.t, long(tv2, target.shape), { ignoreIndex: 2 }).item()],
+    [r.reduce((a, t) => a + t.loss, 0) / r.filter((t) => !t.ignored).length],
+    TIGHT,
+  );
   // the plain 2-D case: [N, C] with [N]
   const logits = f64([2, 0, 0, 0, 3, 1], [2, 3]);
   const lse0 = Math.log(Math.exp(2) + 2), lse1 = Math.log(1 + Math.exp(3) + Math.exp(1));

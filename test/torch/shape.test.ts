@@ -67,7 +67,10 @@ test("narrow, slice (with step) and select pick the right sub-blocks", () => {
   assertTensor(x.select(2, -1), [4, 5], build([4, 5], ([a, b]) => ravel([a, b, 5], shape)));
   // narrow is a view: writing through it changes the base
   x.narrow(0, 3, 1).zero_();
-  assert.equal(x.sum().item(), (numel(shape) * (numel(shape) - 1)) / 2 - build([5, 6], ([b, c]) => ravel([3, b, c], shape)).reduce((s, v) => s + v, 0));
+  assert.equal(
+    x.sum().item(),
+    (numel(shape) * (numel(shape) - 1)) / 2 - build([5, 6], ([b, c]) => ravel([3, b, c], shape)).reduce((s, v) => s + v, 0),
+  );
 });
 
 test("indexSelect, gather, scatter and scatterAdd follow their index formulas", () => {
