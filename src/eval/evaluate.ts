@@ -4,7 +4,7 @@
 // overall, and held-out vs seen types when a dataset.json marks roles; the extra metrics (Betti errors,
 // HD95) per case and group under `extra` when asked for, apart from the challenge's. Cases run in a pool of worker threads.
 import { existsSync, readdirSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { IGNORE_LABEL, type LabelMap, applyLabelMap, countIgnored, labelMapOfDatasetJson } from "../data/labels.ts";
 import { isVolumeEntry, readVolume, type Vec3 } from "../io/index.ts";
@@ -270,7 +270,7 @@ export interface EvaluateOptions {
   out?: string;
   /** dataset.json with extra structure types and roles; found beside the labels when not given. */
   dataset?: string;
-  /** Worker threads; 1 evaluates in this thread. Default: the cores, at most 8 and at most the cases. */
+  /** Worker threads; 1 evaluates in this thread. Default: the idle cores, at most 8, and at least 4 cases each. */
   workers?: number;
   quiet?: boolean;
   /** Compute the extra metrics (Betti errors, HD95) as well; default false (they cost more than the challenge's). */
@@ -280,12 +280,19 @@ export interface EvaluateOptions {
 }
 
 /**
- * Worker threads for `cases` cases when none are asked for: one per core, at most 8, and at least 4 cases per
- * worker. A worker takes about 0.35 s to start (tsx compiles the modules in it), which a handful of cases does
- * not repay: 6 cases of 200³ took 2.05 s in one thread and 2.35 s with 2 workers; 24 cases 9.4 s and 7.5 s.
+ * Worker threads for `cases` cases when none are asked for: one per idle core, at most 8, and at least 4 cases
+ * per worker. The first figures (6 cases of 200³: 2.05 s in one thread, 2.35 s with 2 workers; 24 cases 9.4 s
+ * and 7.5 s) were taken when a worker took about 0.35 s to start under tsx. Compiled workers start in tens of
+ * ms, but on a busy machine a second thread only competes for the same cores: with the load average at 23 on
+ * 2 cores, 48 cases of 64³ took 2.4–4.1 s in one thread and 3.8–5.1 s with 2 workers (whole processes, dist/).
  */
-export function defaultEvalWorkers(cases: number, cores = availableParallelism()): number {
-  return Math.max(1, Math.min(cores, 8, Math.floor(cases / 4)));
+export function defaultEvalWorkers(cases: number, cores = availableParallelism(), idle = cores): number {
+  return Math.max(1, Math.min(cores, idle, 8, Math.floor(cases / 4)));
+}
+
+/** The cores not busy with other work, by the 1-minute load average (at least 1). */
+export function idleCores(cores = availableParallelism(), load1 = loadavg()[0]): number {
+  return Math.max(1, Math.round(cores - load1));
 }
 
 /** Evaluates every ground-truth case in `gtDir` against the prediction of the same case name in `predDir`. */
@@ -310,7 +317,7 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
   const extraMetrics = opts.extra ?? false;
   const labelMap = opts.labelMap ?? dataset?.labelMap ?? undefined;
   const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics, ...(labelMap ? { labelMap } : {}) }));
-  const workers = Math.max(1, Math.min(opts.workers ?? defaultEvalWorkers(tasks.length), tasks.length));
+  const workers = Math.max(1, Math.min(opts.workers ?? defaultEvalWorkers(tasks.length, availableParallelism(), idleCores()), tasks.length));
   const progress = new Progress("evaluate", tasks.length, { unit: "cases", silent: opts.quiet });
   let results: CaseResult[];
   if (workers === 1) {
