@@ -171,24 +171,6 @@ class Worklist {
   remove(i: number): void {
     this.bits[i >>> 5] &= ~(1 << (i & 31));
   }
-  /** Calls visit(i) for every voxel on the list, in ascending order; the list must not change meanwhile. */
-  forEach(visit: (i: number) => void): void {
-    const { bits, words } = this;
-    for (let s = 0; s < words.length; s++) {
-      for (let ws = words[s]; ws !== 0;) {
-        const lowWord = ws & -ws;
-        ws ^= lowWord;
-        const w = (s << 5) + 31 - Math.clz32(lowWord);
-        let b = bits[w];
-        if (b === 0) { words[s] &= ~lowWord; continue; }
-        for (; b !== 0;) {
-          const low = b & -b;
-          b ^= low;
-          visit((w << 5) + 31 - Math.clz32(low));
-        }
-      }
-    }
-  }
 }
 
 /** Surface voxels (foreground with a 6-neighbour in the background) onto the worklist, marked IN_SURFACE. */
@@ -239,19 +221,9 @@ function joinSurface(vox: Uint8Array, list: Worklist, q: number): void {
  * number deleted.
  */
 function thinBorder(g: Grid, list: Worklist, j: number, off: number, candidates: Int32Array): number {
+  const ncand = borderCandidates(g, list, j, off, candidates);
   const { vox, sP, sR } = g;
   const notCandidate = 2 << j;
-  const [low, high] = eulerTables();
-  let ncand = 0;
-  list.forEach((i) => {
-    if ((vox[i + off] & FG) !== 0 || (vox[i] & notCandidate) !== 0) return;
-    const nb = neighbourhood(vox, i, sP, sR);
-    // the bit now means "not a candidate", or for a candidate "neighbourhood unchanged since this test":
-    // any deletion around clears it
-    vox[i] |= notCandidate;
-    if (isEndpoint(nb) || !isEulerInvariant(nb, low, high) || !isSimplePoint(nb)) return;
-    candidates[ncand++] = i;
-  });
   let deleted = 0;
   for (let c = 0; c < ncand; c++) {
     const i = candidates[c];
@@ -261,6 +233,40 @@ function thinBorder(g: Grid, list: Worklist, j: number, off: number, candidates:
     deleted++;
   }
   return deleted;
+}
+
+/**
+ * The simple, Euler-invariant, non-end border points for direction j, in ascending order (the worklist's
+ * walk), into `candidates`; returns how many.
+ */
+function borderCandidates(g: Grid, list: Worklist, j: number, off: number, candidates: Int32Array): number {
+  const { vox, sP, sR } = g;
+  const { bits, words } = list;
+  const notCandidate = 2 << j;
+  const [low, high] = eulerTables();
+  let ncand = 0;
+  for (let s = 0; s < words.length; s++) {
+    for (let ws = words[s]; ws !== 0;) {
+      const lowWord = ws & -ws;
+      ws ^= lowWord;
+      const w = (s << 5) + 31 - Math.clz32(lowWord);
+      let b = bits[w];
+      if (b === 0) { words[s] &= ~lowWord; continue; } // emptied since: off the second bitmap
+      while (b !== 0) {
+        const lowBit = b & -b;
+        b ^= lowBit;
+        const i = (w << 5) + 31 - Math.clz32(lowBit);
+        if ((vox[i + off] & FG) !== 0 || (vox[i] & notCandidate) !== 0) continue;
+        const nb = neighbourhood(vox, i, sP, sR);
+        // the bit now means "not a candidate", or for a candidate "neighbourhood unchanged since this test":
+        // any deletion around clears it
+        vox[i] |= notCandidate;
+        if (isEndpoint(nb) || !isEulerInvariant(nb, low, high) || !isSimplePoint(nb)) continue;
+        candidates[ncand++] = i;
+      }
+    }
+  }
+  return ncand;
 }
 
 /** The voxels (indices into the unpadded volume, ascending) still foreground in the grid. */
