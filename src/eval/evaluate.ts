@@ -45,7 +45,9 @@ export interface CaseResult extends CaseMetrics {
  * ignores voxels both masks set to background there, so every metric sees labelled voxels only (Dice is then
  * exactly the Dice over the labelled voxels). Without a map the volumes are scored as they are.
  */
-function scoredMasks(pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelMap | undefined): { pred: ArrayLike<number>; gt: ArrayLike<number>; ignored: number } {
+function scoredMasks(
+  pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelMap | undefined,
+): { pred: ArrayLike<number>; gt: ArrayLike<number>; ignored: number } {
   if (!map) return { pred, gt, ignored: 0 };
   const g = applyLabelMap(gt, map);
   const ignored = countIgnored(g);
@@ -59,7 +61,9 @@ function scoredMasks(pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelM
 }
 
 /** Scores one prediction against its ground truth; the structure (and so the metrics) comes from the ground truth's file name. */
-export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean; labelMap?: LabelMap } = {}): Promise<CaseResult> {
+export async function evaluateCase(
+  predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean; labelMap?: LabelMap } = {},
+): Promise<CaseResult> {
   const t0 = performance.now();
   const s = structureOf(gtPath, opts.table);
   const [pred, gt] = await Promise.all([readVolume(predPath), readVolume(gtPath)]);
@@ -125,7 +129,9 @@ function summarize(cases: CaseResult[]): GroupSummary {
   if (con.length) out.cldice = metricStats(con.map((c) => c.cldice!));
   if (iso.length) out.panoptic_quality = metricStats(iso.map((c) => c.panoptic_quality!));
   const extra = cases.map((c) => c.extra).filter((e): e is ExtraMetrics => e !== undefined);
-  if (extra.length) out.extra = Object.fromEntries(EXTRA_METRICS.map((k) => [k, metricStats(extra.map((e) => e[k]))])) as Record<ExtraMetricName, MetricStats>;
+  if (extra.length) {
+    out.extra = Object.fromEntries(EXTRA_METRICS.map((k) => [k, metricStats(extra.map((e) => e[k]))])) as Record<ExtraMetricName, MetricStats>;
+  }
   return out;
 }
 
@@ -168,6 +174,9 @@ export const METRICS_NOTE = [
 /** Added to the notes when some ground truth ignores voxels (sparse annotation): not the challenge's setting. */
 export const SPARSE_NOTE = "sparse annotation: the cases with labelledVoxels and ignoredVoxels have ground-truth voxels marked ignore (not labelled) by the label map; only their labelled voxels are scored (prediction and ground truth are set to background at ignored voxels before every metric), so their scores are not the challenge's full-volume scores.";
 
+/** The cases of held-out (or seen) structure types, in MetricsJson.roles. */
+export interface RoleGroup { cases: number; structures: string[]; aggregates: Record<string, number> }
+
 export interface MetricsJson {
   tool: "lsmseg evaluate";
   note: string[];
@@ -179,7 +188,7 @@ export interface MetricsJson {
   structures: Record<string, GroupSummary & { category: Category; density: Density; role?: string }>;
   overall: GroupSummary;
   /** Held-out structure types (role "heldOut" in dataset.json) vs the others, when roles are known. */
-  roles?: { heldOut: { cases: number; structures: string[]; aggregates: Record<string, number> }; seen: { cases: number; structures: string[]; aggregates: Record<string, number> } };
+  roles?: { heldOut: RoleGroup; seen: RoleGroup };
   results: CaseResult[];
   /** Predictions with no ground truth of the same case name (not scored). */
   unmatchedPredictions: string[];
@@ -316,7 +325,9 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
   const unmatchedPredictions = [...preds.keys()].filter((p) => !gts.has(p)).map((p) => preds.get(p)!);
   const extraMetrics = opts.extra ?? false;
   const labelMap = opts.labelMap ?? dataset?.labelMap ?? undefined;
-  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics, ...(labelMap ? { labelMap } : {}) }));
+  const tasks: CaseTask[] = cases.map((c) => ({
+    pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics, ...(labelMap ? { labelMap } : {}),
+  }));
   const workers = Math.max(1, Math.min(opts.workers ?? defaultEvalWorkers(tasks.length, availableParallelism(), idleCores()), tasks.length));
   const progress = new Progress("evaluate", tasks.length, { unit: "cases", silent: opts.quiet });
   let results: CaseResult[];
