@@ -15,7 +15,7 @@ clDice for contiguous structures, panoptic quality for isolated ones, chosen by 
 structure type and, when dataset.json marks held-out types, held-out vs seen.
   --out FILE       metrics.json to write (default: DIR/metrics.json of --pred)
   --dataset FILE   dataset.json with extra structure types and roles (default: found beside --gt)
-  --workers N      worker threads (default: the cores, at most 8, and at least 4 cases each)
+  --workers N      worker threads (default: the idle cores, at most 8, and at least 4 cases each)
   --extra          also compute metrics that are not the challenge's (Betti-0/Betti-1 errors, HD95),
                    written under "extra" in metrics.json and printed as a table (about 2-3 s more per 200³ case)
   --json           print metrics.json to stdout instead of the table

@@ -2,6 +2,8 @@
 // instances for panoptic quality: 26-connectivity by default, labels 1..count numbered in raster order of
 // each component's first voxel (as scipy.ndimage.label and skimage.measure.label number them).
 
+import { asBinary, wordsOf } from "./binary.ts";
+
 export type Shape3 = readonly [number, number, number];
 
 export interface Components {
@@ -22,33 +24,56 @@ function previousRows(connectivity: 6 | 18 | 26): Array<[number, number, number]
   return [[-1, -1, 1], [-1, 0, 1], [-1, 1, 1], [0, -1, 1]];
 }
 
+/** Connected components as runs along x: each row's runs, and the component (1..count) of each run. */
+export interface ComponentRuns {
+  /** Row r = z·ny + y holds runs rowFirst[r] .. rowFirst[r + 1] − 1, in order along x. */
+  rowFirst: Int32Array;
+  /** Run k covers x = runStart[k] .. runEnd[k] − 1 of its row. */
+  runStart: Int32Array;
+  runEnd: Int32Array;
+  /** The component label of each run, numbered in raster order of each component's first voxel. */
+  runLabel: Int32Array;
+  count: number;
+  /** Voxels per label; sizes[0] is the background's. */
+  sizes: Int32Array;
+}
+
 /**
  * Connected components by runs: each row's foreground is cut into runs along x, a run is joined
- * (union-find) with the runs it touches in the earlier rows, and labels are written per run. The work
+ * (union-find) with the runs it touches in the earlier rows, and labels are given per run. The work
  * grows with the runs and the foreground, not with the volume.
  */
-export function labelComponents(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26 = 26): Components {
+export function componentRuns(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26 = 26): ComponentRuns {
   const { rowFirst, runStart, runEnd, runLabel, nlabels, find } = joinRuns(mask, shape, connectivity);
   const [nz, ny, nx] = shape;
-  const n = nz * ny * nx;
+  const nruns = rowFirst[nz * ny];
   // resolve and renumber in raster order of each component's first voxel, which starts its first run
-  const labels = new Int32Array(n);
   const remap = new Int32Array(nlabels);
   const sizes = new Int32Array(nlabels);
   let count = 0, foreground = 0;
+  for (let k = 0; k < nruns; k++) {
+    const root = find(runLabel[k]);
+    if (remap[root] === 0) remap[root] = ++count;
+    const l = remap[root];
+    runLabel[k] = l;
+    sizes[l] += runEnd[k] - runStart[k];
+    foreground += runEnd[k] - runStart[k];
+  }
+  sizes[0] = nz * ny * nx - foreground;
+  const runs = (a: Int32Array) => a.subarray(0, nruns);
+  return { rowFirst, runStart: runs(runStart), runEnd: runs(runEnd), runLabel: runs(runLabel), count, sizes: sizes.slice(0, count + 1) };
+}
+
+/** Connected components, labelled voxel by voxel (see componentRuns). */
+export function labelComponents(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 | 26 = 26): Components {
+  const { rowFirst, runStart, runEnd, runLabel, count, sizes } = componentRuns(mask, shape, connectivity);
+  const [nz, ny, nx] = shape;
+  const labels = new Int32Array(nz * ny * nx);
   for (let r = 0; r < nz * ny; r++) {
     const base = r * nx;
-    for (let k = rowFirst[r]; k < rowFirst[r + 1]; k++) {
-      const root = find(runLabel[k]);
-      if (remap[root] === 0) remap[root] = ++count;
-      const l = remap[root];
-      labels.fill(l, base + runStart[k], base + runEnd[k]);
-      sizes[l] += runEnd[k] - runStart[k];
-      foreground += runEnd[k] - runStart[k];
-    }
+    for (let k = rowFirst[r]; k < rowFirst[r + 1]; k++) labels.fill(runLabel[k], base + runStart[k], base + runEnd[k]);
   }
-  sizes[0] = n - foreground;
-  return { labels, count, sizes: sizes.slice(0, count + 1) };
+  return { labels, count, sizes };
 }
 
 /** The number of connected components, without labelling the voxels. */
@@ -64,6 +89,7 @@ function joinRuns(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 |
   const [nz, ny, nx] = shape;
   const n = nz * ny * nx;
   if (mask.length !== n) throw new Error(`mask holds ${mask.length} voxels, shape ${shape.join("×")} needs ${n}`);
+  const m = asBinary(mask), words = wordsOf(m);
   // runs in raster order: row r = z·ny + y holds runs rowFirst[r] .. rowFirst[r + 1] − 1
   const rowFirst = new Int32Array(nz * ny + 1);
   let cap = 1 << 12, nruns = 0;
@@ -85,9 +111,11 @@ function joinRuns(mask: ArrayLike<number>, shape: Shape3, connectivity: 6 | 18 |
         cursor[k] = zz >= 0 && yy >= 0 && yy < ny ? rowFirst[zz * ny + yy] : -1;
       }
       for (let x = 0; x < nx;) {
-        if (!(mask[base + x] > 0)) { x++; continue; }
+        const i = base + x;
+        if ((i & 3) === 0 && x + 4 <= nx && words[i >>> 2] === 0) { x += 4; continue; } // four background voxels
+        if (m[i] === 0) { x++; continue; }
         const s = x;
-        while (x < nx && mask[base + x] > 0) x++;
+        while (x < nx && m[base + x] !== 0) x++;
         if (nruns === cap) {
           cap *= 2;
           const grow = (a: Int32Array) => { const b = new Int32Array(cap); b.set(a); return b; };

@@ -4,7 +4,7 @@
 // overall, and held-out vs seen types when a dataset.json marks roles; the extra metrics (Betti errors,
 // HD95) per case and group under `extra` when asked for, apart from the challenge's. Cases run in a pool of worker threads.
 import { existsSync, readdirSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { IGNORE_LABEL, type LabelMap, applyLabelMap, countIgnored, labelMapOfDatasetJson } from "../data/labels.ts";
 import { isVolumeEntry, readVolume, type Vec3 } from "../io/index.ts";
@@ -45,7 +45,9 @@ export interface CaseResult extends CaseMetrics {
  * ignores voxels both masks set to background there, so every metric sees labelled voxels only (Dice is then
  * exactly the Dice over the labelled voxels). Without a map the volumes are scored as they are.
  */
-function scoredMasks(pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelMap | undefined): { pred: ArrayLike<number>; gt: ArrayLike<number>; ignored: number } {
+function scoredMasks(
+  pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelMap | undefined,
+): { pred: ArrayLike<number>; gt: ArrayLike<number>; ignored: number } {
   if (!map) return { pred, gt, ignored: 0 };
   const g = applyLabelMap(gt, map);
   const ignored = countIgnored(g);
@@ -59,7 +61,9 @@ function scoredMasks(pred: ArrayLike<number>, gt: ArrayLike<number>, map: LabelM
 }
 
 /** Scores one prediction against its ground truth; the structure (and so the metrics) comes from the ground truth's file name. */
-export async function evaluateCase(predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean; labelMap?: LabelMap } = {}): Promise<CaseResult> {
+export async function evaluateCase(
+  predPath: string, gtPath: string, opts: { table?: Record<string, StructureInfo>; extra?: boolean; labelMap?: LabelMap } = {},
+): Promise<CaseResult> {
   const t0 = performance.now();
   const s = structureOf(gtPath, opts.table);
   const [pred, gt] = await Promise.all([readVolume(predPath), readVolume(gtPath)]);
@@ -125,7 +129,9 @@ function summarize(cases: CaseResult[]): GroupSummary {
   if (con.length) out.cldice = metricStats(con.map((c) => c.cldice!));
   if (iso.length) out.panoptic_quality = metricStats(iso.map((c) => c.panoptic_quality!));
   const extra = cases.map((c) => c.extra).filter((e): e is ExtraMetrics => e !== undefined);
-  if (extra.length) out.extra = Object.fromEntries(EXTRA_METRICS.map((k) => [k, metricStats(extra.map((e) => e[k]))])) as Record<ExtraMetricName, MetricStats>;
+  if (extra.length) {
+    out.extra = Object.fromEntries(EXTRA_METRICS.map((k) => [k, metricStats(extra.map((e) => e[k]))])) as Record<ExtraMetricName, MetricStats>;
+  }
   return out;
 }
 
@@ -168,6 +174,9 @@ export const METRICS_NOTE = [
 /** Added to the notes when some ground truth ignores voxels (sparse annotation): not the challenge's setting. */
 export const SPARSE_NOTE = "sparse annotation: the cases with labelledVoxels and ignoredVoxels have ground-truth voxels marked ignore (not labelled) by the label map; only their labelled voxels are scored (prediction and ground truth are set to background at ignored voxels before every metric), so their scores are not the challenge's full-volume scores.";
 
+/** The cases of held-out (or seen) structure types, in MetricsJson.roles. */
+export interface RoleGroup { cases: number; structures: string[]; aggregates: Record<string, number> }
+
 export interface MetricsJson {
   tool: "lsmseg evaluate";
   note: string[];
@@ -179,7 +188,7 @@ export interface MetricsJson {
   structures: Record<string, GroupSummary & { category: Category; density: Density; role?: string }>;
   overall: GroupSummary;
   /** Held-out structure types (role "heldOut" in dataset.json) vs the others, when roles are known. */
-  roles?: { heldOut: { cases: number; structures: string[]; aggregates: Record<string, number> }; seen: { cases: number; structures: string[]; aggregates: Record<string, number> } };
+  roles?: { heldOut: RoleGroup; seen: RoleGroup };
   results: CaseResult[];
   /** Predictions with no ground truth of the same case name (not scored). */
   unmatchedPredictions: string[];
@@ -270,7 +279,7 @@ export interface EvaluateOptions {
   out?: string;
   /** dataset.json with extra structure types and roles; found beside the labels when not given. */
   dataset?: string;
-  /** Worker threads; 1 evaluates in this thread. Default: the cores, at most 8 and at most the cases. */
+  /** Worker threads; 1 evaluates in this thread. Default: the idle cores, at most 8, and at least 4 cases each. */
   workers?: number;
   quiet?: boolean;
   /** Compute the extra metrics (Betti errors, HD95) as well; default false (they cost more than the challenge's). */
@@ -280,12 +289,19 @@ export interface EvaluateOptions {
 }
 
 /**
- * Worker threads for `cases` cases when none are asked for: one per core, at most 8, and at least 4 cases per
- * worker. A worker takes about 0.35 s to start (tsx compiles the modules in it), which a handful of cases does
- * not repay: 6 cases of 200³ took 2.05 s in one thread and 2.35 s with 2 workers; 24 cases 9.4 s and 7.5 s.
+ * Worker threads for `cases` cases when none are asked for: one per idle core, at most 8, and at least 4 cases
+ * per worker. The first figures (6 cases of 200³: 2.05 s in one thread, 2.35 s with 2 workers; 24 cases 9.4 s
+ * and 7.5 s) were taken when a worker took about 0.35 s to start under tsx. Compiled workers start in tens of
+ * ms, but on a busy machine a second thread only competes for the same cores: with the load average at 23 on
+ * 2 cores, 48 cases of 64³ took 2.4–4.1 s in one thread and 3.8–5.1 s with 2 workers (whole processes, dist/).
  */
-export function defaultEvalWorkers(cases: number, cores = availableParallelism()): number {
-  return Math.max(1, Math.min(cores, 8, Math.floor(cases / 4)));
+export function defaultEvalWorkers(cases: number, cores = availableParallelism(), idle = cores): number {
+  return Math.max(1, Math.min(cores, idle, 8, Math.floor(cases / 4)));
+}
+
+/** The cores not busy with other work, by the 1-minute load average (at least 1). */
+export function idleCores(cores = availableParallelism(), load1 = loadavg()[0]): number {
+  return Math.max(1, Math.round(cores - load1));
 }
 
 /** Evaluates every ground-truth case in `gtDir` against the prediction of the same case name in `predDir`. */
@@ -309,8 +325,10 @@ export async function evaluateFolder(predDir: string, gtDir: string, opts: Evalu
   const unmatchedPredictions = [...preds.keys()].filter((p) => !gts.has(p)).map((p) => preds.get(p)!);
   const extraMetrics = opts.extra ?? false;
   const labelMap = opts.labelMap ?? dataset?.labelMap ?? undefined;
-  const tasks: CaseTask[] = cases.map((c) => ({ pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics, ...(labelMap ? { labelMap } : {}) }));
-  const workers = Math.max(1, Math.min(opts.workers ?? defaultEvalWorkers(tasks.length), tasks.length));
+  const tasks: CaseTask[] = cases.map((c) => ({
+    pred: preds.get(c)!, gt: gts.get(c)!, table, extra: extraMetrics, ...(labelMap ? { labelMap } : {}),
+  }));
+  const workers = Math.max(1, Math.min(opts.workers ?? defaultEvalWorkers(tasks.length, availableParallelism(), idleCores()), tasks.length));
   const progress = new Progress("evaluate", tasks.length, { unit: "cases", silent: opts.quiet });
   let results: CaseResult[];
   if (workers === 1) {

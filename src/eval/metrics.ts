@@ -11,8 +11,9 @@
 // Extras, not part of the 2026 challenge's scores or aggregates (`extra` in CaseMetrics):
 //   Betti errors    |β0(P) − β0(G)| and |β1(P) − β1(G)|, as the 2024–2025 editions scored (topology.ts)
 //   HD95            the larger directed 95th-percentile surface distance, MONAI's definition (surface.ts)
-import { labelComponents, type Shape3 } from "./components.ts";
-import { skeletonize3d } from "./skeleton.ts";
+import { asBinary, countOnes } from "./binary.ts";
+import { componentRuns, type ComponentRuns, type Shape3 } from "./components.ts";
+import { skeletonVoxels } from "./skeleton.ts";
 import { hausdorff95, type SurfaceDistanceResult } from "./surface.ts";
 import { bettiNumbers, type Betti } from "./topology.ts";
 import type { Category } from "../dataset/index.ts";
@@ -21,13 +22,6 @@ export type Mask = ArrayLike<number>;
 
 /** The challenge's matching threshold on IoU (NaiveThresholdMatching(matching_threshold=0.3), with ≥). */
 export const PQ_IOU_THRESHOLD = 0.3;
-
-/** 0/1 per voxel: value > 0. */
-export function binarize(mask: Mask): Uint8Array {
-  const out = new Uint8Array(mask.length);
-  for (let i = 0; i < mask.length; i++) out[i] = mask[i] > 0 ? 1 : 0;
-  return out;
-}
 
 function checkShape(pred: Mask, gt: Mask, shape: Shape3): void {
   const n = shape[0] * shape[1] * shape[2];
@@ -46,6 +40,11 @@ export function dice(pred: Mask, gt: Mask): number {
     if (b) g++;
     if (a && b) both++;
   }
+  return diceOfCounts(p, g, both);
+}
+
+/** Dice from the voxel counts of the prediction, the ground truth and their intersection. */
+function diceOfCounts(p: number, g: number, both: number): number {
   if (p === 0 && g === 0) return 1;
   if (p === 0 || g === 0) return 0;
   return (2 * both) / (p + g);
@@ -64,13 +63,11 @@ export interface ClDiceResult {
 /** Centerline Dice (Shit et al. 2021) with scikit-image's 3D skeleton, as panoptica's cldice computes it. */
 export function clDice(pred: Mask, gt: Mask, shape: Shape3): ClDiceResult {
   checkShape(pred, gt, shape);
-  const skelGt = skeletonize3d(gt, shape);
-  const skelPred = skeletonize3d(pred, shape);
-  let sg = 0, sgInP = 0, sp = 0, spInG = 0;
-  for (let i = 0; i < skelGt.length; i++) {
-    if (skelGt[i]) { sg++; if (pred[i] > 0) sgInP++; }
-    if (skelPred[i]) { sp++; if (gt[i] > 0) spInG++; }
-  }
+  const skelGt = skeletonVoxels(gt, shape), skelPred = skeletonVoxels(pred, shape);
+  const sg = skelGt.length, sp = skelPred.length;
+  let sgInP = 0, spInG = 0;
+  for (let k = 0; k < sg; k++) if (pred[skelGt[k]] > 0) sgInP++;
+  for (let k = 0; k < sp; k++) if (gt[skelPred[k]] > 0) spInG++;
   // no guard: 0/0 is NaN, as numpy gives it in the challenge's code
   const tprec = sgInP / sg;
   const tsens = spInG / sp;
@@ -102,30 +99,32 @@ export interface PanopticResult {
 /**
  * Every (gt, pred) instance pair that shares a voxel, with its IoU and Dice, sorted as panoptica sorts
  * them: by decreasing IoU; ties keep panoptica's order of increasing pred label, then gt label.
- * One pass over the voxels counts the overlaps in a hash map keyed by the pair.
+ * The overlaps come from the two labellings' runs, row by row, counted in a hash map keyed by the pair.
  */
-export function overlappingPairs(gtLabels: Int32Array, gtSizes: Int32Array, predLabels: Int32Array, predSizes: Int32Array): InstancePair[] {
-  const stride = gtSizes.length; // gt labels are 1..stride-1
+export function overlappingPairs(gt: ComponentRuns, pred: ComponentRuns): InstancePair[] {
+  const stride = gt.sizes.length; // gt labels are 1..stride-1
   const counts = new Map<number, number>();
-  let lastKey = -1, run = 0;
-  for (let i = 0; i < gtLabels.length; i++) {
-    const g = gtLabels[i];
-    if (g === 0) continue;
-    const p = predLabels[i];
-    if (p === 0) continue;
-    const key = p * stride + g;
-    if (key === lastKey) { run++; continue; }
-    if (run > 0) counts.set(lastKey, (counts.get(lastKey) ?? 0) + run);
-    lastKey = key;
-    run = 1;
+  const rows = gt.rowFirst.length - 1;
+  for (let r = 0; r < rows; r++) {
+    let a = gt.rowFirst[r], b = pred.rowFirst[r];
+    const aEnd = gt.rowFirst[r + 1], bEnd = pred.rowFirst[r + 1];
+    while (a < aEnd && b < bEnd) {
+      const overlap = Math.min(gt.runEnd[a], pred.runEnd[b]) - Math.max(gt.runStart[a], pred.runStart[b]);
+      if (overlap > 0) {
+        const key = pred.runLabel[b] * stride + gt.runLabel[a];
+        counts.set(key, (counts.get(key) ?? 0) + overlap);
+      }
+      // the run that ends first overlaps nothing further
+      if (gt.runEnd[a] <= pred.runEnd[b]) a++;
+      else b++;
+    }
   }
-  if (run > 0) counts.set(lastKey, (counts.get(lastKey) ?? 0) + run);
-  const keys = Array.from(counts.keys()).sort((a, b) => a - b);
+  const keys = Array.from(counts.keys()).sort((x, y) => x - y);
   const pairs: InstancePair[] = keys.map((key) => {
     const g = key % stride, p = Math.floor(key / stride);
     const inter = counts.get(key)!;
-    const a = gtSizes[g], b = predSizes[p];
-    return { gt: g, pred: p, intersection: inter, iou: inter / (a + b - inter), dice: (2 * inter) / (a + b) };
+    const sa = gt.sizes[g], sb = pred.sizes[p];
+    return { gt: g, pred: p, intersection: inter, iou: inter / (sa + sb - inter), dice: (2 * inter) / (sa + sb) };
   });
   // Array.prototype.sort is stable: equal IoUs stay in key order, as Python's sorted(reverse=True) keeps them
   return pairs.sort((x, y) => y.iou - x.iou);
@@ -134,9 +133,9 @@ export function overlappingPairs(gtLabels: Int32Array, gtSizes: Int32Array, pred
 /** Panoptic quality with Dice as the segmentation quality (panoptica's pq_dsc), as the challenge scores it. */
 export function panopticQuality(pred: Mask, gt: Mask, shape: Shape3, iouThreshold = PQ_IOU_THRESHOLD): PanopticResult {
   checkShape(pred, gt, shape);
-  const P = labelComponents(pred, shape, 26);
-  const G = labelComponents(gt, shape, 26);
-  const pairs = overlappingPairs(G.labels, G.sizes, P.labels, P.sizes);
+  const P = componentRuns(pred, shape, 26);
+  const G = componentRuns(gt, shape, 26);
+  const pairs = overlappingPairs(G, P);
   const gtTaken = new Uint8Array(G.count + 1), predTaken = new Uint8Array(P.count + 1);
   const matches: InstancePair[] = [];
   for (const pair of pairs) {
@@ -210,13 +209,14 @@ export interface CaseMetrics {
  * The challenge's metrics for one case of a category: Dice with clDice (contiguous) or PQ (isolated); with
  * `extra`, also the extra metrics (spacing z, y, x in µm for HD95).
  */
-export function caseMetrics(pred: Mask, gt: Mask, shape: Shape3, category: Category, opts: { extra?: boolean; spacingUm?: readonly [number, number, number] } = {}): CaseMetrics {
+export function caseMetrics(
+  pred: Mask, gt: Mask, shape: Shape3, category: Category, opts: { extra?: boolean; spacingUm?: readonly [number, number, number] } = {},
+): CaseMetrics {
   checkShape(pred, gt, shape);
-  const p = binarize(pred), g = binarize(gt);
-  let pv = 0, gv = 0, both = 0;
-  for (let i = 0; i < p.length; i++) { pv += p[i]; gv += g[i]; both += p[i] & g[i]; }
+  const p = asBinary(pred), g = asBinary(gt);
+  const pv = countOnes(p), gv = countOnes(g), both = countOnes(p, g);
   const details: CaseMetrics["details"] = { predVoxels: pv, gtVoxels: gv, intersectionVoxels: both };
-  const result: CaseMetrics = { dice: dice(p, g), details };
+  const result: CaseMetrics = { dice: diceOfCounts(pv, gv, both), details };
   if (category === "contiguous") {
     const { clDice: cl, ...rest } = clDice(p, g, shape);
     result.cldice = cl;

@@ -7,6 +7,7 @@
 //
 // For speed, a voxel's 3×3×3 neighbourhood is one 27-bit integer (bit k = neighbour k in scikit-image's
 // order, k = (dz+1)·9 + (dx+1)·3 + (dy+1)), and each pass walks only the surface voxels (see skeletonize3d).
+import { asBinary, countOnes } from "./binary.ts";
 import type { Shape3 } from "./components.ts";
 
 // Column δG26 of Table 2 of Lee et al. (1994), at odd indices of a 256-entry table.
@@ -105,8 +106,189 @@ export function isDeletable(nb: number): boolean {
 }
 
 /**
- * The skeleton (0/1 per voxel) of a binary volume (value > 0 is foreground), exactly as scikit-image's
- * skeletonize_3d computes it (its output divided by 255).
+ * The padded copy the thinning works on, one byte per voxel with a background margin of one voxel (zero
+ * boundary conditions without bounds checks): bit FG is the foreground; bit 1 + d says "not a candidate for
+ * border direction d with the present neighbourhood"; IN_SURFACE marks voxels on the worklist. One array
+ * keeps a neighbourhood's reads in few cache lines. The byte length is a multiple of 4 (read as words).
+ */
+interface Grid {
+  vox: Uint8Array;
+  /** Padded voxels, and the strides of the padded planes and rows. */
+  size: number;
+  sP: number;
+  sR: number;
+  shape: Shape3;
+  foreground: number;
+}
+
+const FG = 1, IN_SURFACE = 0x80, KEEP_ON_CHANGE = FG | IN_SURFACE;
+
+function paddedGrid(mask: ArrayLike<number>, shape: Shape3): Grid {
+  const [nz, ny, nx] = shape;
+  if (mask.length !== nz * ny * nx) throw new Error(`mask holds ${mask.length} voxels, shape ${shape.join("×")} needs ${nz * ny * nx}`);
+  const m = asBinary(mask);
+  const R = ny + 2, C = nx + 2, sP = R * C, size = (nz + 2) * sP;
+  const vox = new Uint8Array((size + 3) & ~3);
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) {
+    const src = (z * ny + y) * nx;
+    vox.set(m.subarray(src, src + nx), ((z + 1) * R + y + 1) * C + 1);
+  }
+  return { vox, size, sP, sR: C, shape, foreground: countOnes(m) };
+}
+
+/** The foreground bits of the three voxels b − 1, b, b + 1 of a row, at neighbourhood bits 0, 3 and 6. */
+function row3(vox: Uint8Array, b: number): number {
+  return (vox[b - 1] & FG) | ((vox[b] & FG) << 3) | ((vox[b + 1] & FG) << 6);
+}
+
+/**
+ * The 3×3×3 neighbourhood of padded voxel i: bit (dp+1)·9 + (dc+1)·3 + (dr+1), as scikit-image's
+ * get_neighborhood orders it (c is the padded array's fastest axis).
+ */
+function neighbourhood(vox: Uint8Array, i: number, sP: number, sR: number): number {
+  return row3(vox, i - sP - sR) | (row3(vox, i - sP) << 1) | (row3(vox, i - sP + sR) << 2)
+    | (row3(vox, i - sR) << 9) | (row3(vox, i) << 10) | (row3(vox, i + sR) << 11)
+    | (row3(vox, i + sP - sR) << 18) | (row3(vox, i + sP) << 19) | (row3(vox, i + sP + sR) << 20);
+}
+
+/**
+ * The worklist: a bitmap of the surface voxels (bit i of word i >>> 5), walked in ascending index, the raster
+ * order in which scikit-image visits voxels; voxels join and leave it without any sorting. A second bitmap
+ * marks the words that may be non-zero, so that a sparse surface costs little to walk.
+ */
+class Worklist {
+  readonly bits: Int32Array;
+  readonly words: Int32Array;
+  constructor(size: number) {
+    this.bits = new Int32Array((size + 31) >>> 5);
+    this.words = new Int32Array((this.bits.length + 31) >>> 5);
+  }
+  add(i: number): void {
+    const w = i >>> 5;
+    this.bits[w] |= 1 << (i & 31);
+    this.words[w >>> 5] |= 1 << (w & 31);
+  }
+  remove(i: number): void {
+    this.bits[i >>> 5] &= ~(1 << (i & 31));
+  }
+}
+
+/** Surface voxels (foreground with a 6-neighbour in the background) onto the worklist, marked IN_SURFACE. */
+function surfaceWorklist(g: Grid): Worklist {
+  const { vox, size, sP, sR } = g;
+  const list = new Worklist(size);
+  const words = new Uint32Array(vox.buffer, vox.byteOffset, vox.length >>> 2);
+  for (let w = sP >>> 2; w < words.length; w++) {
+    if ((words[w] & 0x01010101) === 0) continue; // four background voxels (only 0 and 1 so far)
+    for (let i = w * 4, end = Math.min(i + 4, size - sP); i < end; i++) {
+      if (vox[i] === 0) continue;
+      if ((vox[i + 1] & vox[i - 1] & vox[i + sR] & vox[i - sR] & vox[i + sP] & vox[i - sP] & FG) === 0) {
+        vox[i] |= IN_SURFACE;
+        list.add(i);
+      }
+    }
+  }
+  return list;
+}
+
+/** Deletes padded voxel i: off the worklist, its neighbours' verdicts stale, its face neighbours on the surface. */
+function deleteVoxel(g: Grid, list: Worklist, i: number): void {
+  const { vox, sP, sR } = g;
+  vox[i] = 0;
+  list.remove(i);
+  for (let dp = -sP; dp <= sP; dp += sP) for (let dr = -sR; dr <= sR; dr += sR) {
+    const b = i + dp + dr;
+    vox[b - 1] &= KEEP_ON_CHANGE;
+    vox[b] &= KEEP_ON_CHANGE;
+    vox[b + 1] &= KEEP_ON_CHANGE;
+  }
+  joinSurface(vox, list, i + 1);
+  joinSurface(vox, list, i - 1);
+  joinSurface(vox, list, i + sR);
+  joinSurface(vox, list, i - sR);
+  joinSurface(vox, list, i + sP);
+  joinSurface(vox, list, i - sP);
+}
+
+/** A face neighbour of a deleted voxel is on the surface now (if it is foreground and not there yet). */
+function joinSurface(vox: Uint8Array, list: Worklist, q: number): void {
+  if (vox[q] === FG) { vox[q] |= IN_SURFACE; list.add(q); }
+}
+
+/**
+ * One sub-iteration for border direction j (whose background neighbour is at offset `off`): collect the
+ * simple, Euler-invariant, non-end border points, then re-check and delete them one by one. Returns the
+ * number deleted.
+ */
+function thinBorder(g: Grid, list: Worklist, j: number, off: number, candidates: Int32Array): number {
+  const ncand = borderCandidates(g, list, j, off, candidates);
+  const { vox, sP, sR } = g;
+  const notCandidate = 2 << j;
+  let deleted = 0;
+  for (let c = 0; c < ncand; c++) {
+    const i = candidates[c];
+    // re-checked as scikit-image does, unless no neighbour was deleted since the test above
+    if ((vox[i] & notCandidate) === 0 && !isSimplePoint(neighbourhood(vox, i, sP, sR))) continue;
+    deleteVoxel(g, list, i);
+    deleted++;
+  }
+  return deleted;
+}
+
+/**
+ * The simple, Euler-invariant, non-end border points for direction j, in ascending order (the worklist's
+ * walk), into `candidates`; returns how many.
+ */
+function borderCandidates(g: Grid, list: Worklist, j: number, off: number, candidates: Int32Array): number {
+  const { vox, sP, sR } = g;
+  const { bits, words } = list;
+  const notCandidate = 2 << j;
+  const [low, high] = eulerTables();
+  let ncand = 0;
+  for (let s = 0; s < words.length; s++) {
+    for (let ws = words[s]; ws !== 0;) {
+      const lowWord = ws & -ws;
+      ws ^= lowWord;
+      const w = (s << 5) + 31 - Math.clz32(lowWord);
+      let b = bits[w];
+      if (b === 0) { words[s] &= ~lowWord; continue; } // emptied since: off the second bitmap
+      while (b !== 0) {
+        const lowBit = b & -b;
+        b ^= lowBit;
+        const i = (w << 5) + 31 - Math.clz32(lowBit);
+        if ((vox[i + off] & FG) !== 0 || (vox[i] & notCandidate) !== 0) continue;
+        const nb = neighbourhood(vox, i, sP, sR);
+        // the bit now means "not a candidate", or for a candidate "neighbourhood unchanged since this test":
+        // any deletion around clears it
+        vox[i] |= notCandidate;
+        if (isEndpoint(nb) || !isEulerInvariant(nb, low, high) || !isSimplePoint(nb)) continue;
+        candidates[ncand++] = i;
+      }
+    }
+  }
+  return ncand;
+}
+
+/** The voxels (indices into the unpadded volume, ascending) still foreground in the grid. */
+function remainingVoxels(g: Grid): Int32Array {
+  const { vox, sP, sR } = g;
+  const [, ny, nx] = g.shape;
+  const words = new Uint32Array(vox.buffer, vox.byteOffset, vox.length >>> 2);
+  const found: number[] = [];
+  for (let w = 0; w < words.length; w++) {
+    if ((words[w] & 0x01010101) === 0) continue;
+    for (let i = w * 4; i < w * 4 + 4; i++) {
+      if ((vox[i] & FG) === 0) continue;
+      const z = Math.floor(i / sP) - 1, y = Math.floor((i % sP) / sR) - 1, x = (i % sR) - 1;
+      found.push((z * ny + y) * nx + x);
+    }
+  }
+  return Int32Array.from(found);
+}
+
+/**
+ * The skeleton of a binary volume (value > 0 is foreground) as the indices of its voxels, ascending: exactly
+ * scikit-image's skeletonize_3d.
  *
  * scikit-image scans the whole volume in every sub-iteration; only voxels on the surface (foreground with
  * a 6-neighbour in the background) can be border points, and a voxel's verdict depends only on its
@@ -114,100 +296,26 @@ export function isDeletable(nb: number): boolean {
  * voxel and border direction that it was found not to be a candidate, until a neighbour is deleted: the
  * same candidates in the same order as scikit-image's scan, hence the same skeleton.
  */
-export function skeletonize3d(mask: ArrayLike<number>, shape: Shape3): Uint8Array {
-  const [nz, ny, nx] = shape;
-  if (mask.length !== nz * ny * nx) throw new Error(`mask holds ${mask.length} voxels, shape ${shape.join("×")} needs ${nz * ny * nx}`);
-  // One byte per voxel of a padded copy (zero boundary conditions without bounds checks): bit 0 is the
-  // foreground; bit 1 + d says "not a candidate for border direction d with the present neighbourhood";
-  // IN_SURFACE marks voxels on the worklist. One array keeps a neighbourhood's reads in few cache lines.
-  const FG = 1, IN_SURFACE = 0x80, KEEP_ON_CHANGE = FG | IN_SURFACE;
-  const P = nz + 2, R = ny + 2, C = nx + 2;
-  const sP = R * C, sR = C;
-  const vox = new Uint8Array(P * sP);
-  let nfg = 0;
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) {
-    const src = (z * ny + y) * nx, dst = ((z + 1) * R + y + 1) * C + 1;
-    for (let x = 0; x < nx; x++) if (mask[src + x] > 0) { vox[dst + x] = FG; nfg++; }
-  }
-  // neighbourhood bit (dp+1)·9 + (dc+1)·3 + (dr+1), as scikit-image's get_neighborhood orders it (c is
-  // the padded array's fastest axis); rowOffsets[(dp+1)·3 + (dr+1)] is the row (dp, dr) at dc = 0
-  const rowOffsets = new Int32Array(9);
-  for (let dp = -1; dp <= 1; dp++) for (let dr = -1; dr <= 1; dr++) rowOffsets[(dp + 1) * 3 + dr + 1] = dp * sP + dr * sR;
-  const neighbourhood = (i: number): number => {
-    let nb = 0;
-    for (let row = 0; row < 9; row++) {
-      const b = i + rowOffsets[row], bit = (row - (row % 3)) * 3 + (row % 3);
-      nb |= ((vox[b - 1] & FG) << bit) | ((vox[b] & FG) << (bit + 3)) | ((vox[b + 1] & FG) << (bit + 6));
-    }
-    return nb;
-  };
-  const faceOffsets = [1, -1, sR, -sR, sP, -sP];
-  // the worklist: a bitmap of the surface voxels (bit i of word i >>> 5), walked in ascending index, the
-  // raster order in which scikit-image visits voxels; voxels join and leave it without any sorting
-  const surface = new Int32Array((vox.length + 31) >>> 5);
-  let firstWord = surface.length, lastWord = -1;
-  for (let i = sP; i < vox.length - sP; i++) {
-    if (vox[i] === 0) continue;
-    if ((vox[i + 1] & vox[i - 1] & vox[i + sR] & vox[i - sR] & vox[i + sP] & vox[i - sP] & FG) === 0) {
-      surface[i >>> 5] |= 1 << (i & 31);
-      vox[i] |= IN_SURFACE;
-      firstWord = Math.min(firstWord, i >>> 5);
-      lastWord = i >>> 5;
-    }
-  }
-  const candidates = new Int32Array(nfg);
-  const [eulerLowHalf, eulerHighHalf] = eulerTables();
+export function skeletonVoxels(mask: ArrayLike<number>, shape: Shape3): Int32Array {
+  const g = paddedGrid(mask, shape);
+  const list = surfaceWorklist(g);
+  const candidates = new Int32Array(g.foreground);
   const borders = [4, 3, 2, 1, 5, 6];
-  const numBorders = P === 3 ? 4 : 6;
+  const numBorders = shape[0] === 1 ? 4 : 6;
   // the neighbour that must be background for a border point of each type: N, S, E, W, U, B
-  const borderOffset = [0, -1, 1, sR, -sR, sP, -sP];
-  let unchanged = 0;
-  while (unchanged < numBorders) {
+  const borderOffset = [0, -1, 1, g.sR, -g.sR, g.sP, -g.sP];
+  for (let unchanged = 0; unchanged < numBorders;) {
     unchanged = 0;
-    for (let j = 0; j < numBorders; j++) {
-      const off = borderOffset[borders[j]], notCandidate = 2 << j;
-      let ncand = 0;
-      for (let word = firstWord; word <= lastWord; word++) {
-        for (let bits = surface[word]; bits !== 0;) {
-          const low = bits & -bits;
-          bits ^= low;
-          const i = (word << 5) + 31 - Math.clz32(low);
-          if ((vox[i + off] & FG) !== 0 || (vox[i] & notCandidate) !== 0) continue;
-          const nb = neighbourhood(i);
-          if (isEndpoint(nb) || !isEulerInvariant(nb, eulerLowHalf, eulerHighHalf) || !isSimplePoint(nb)) { vox[i] |= notCandidate; continue; }
-          // the bit now means "neighbourhood unchanged since this test": any deletion around clears it
-          vox[i] |= notCandidate;
-          candidates[ncand++] = i;
-        }
-      }
-      let deleted = 0;
-      for (let c = 0; c < ncand; c++) {
-        const i = candidates[c];
-        // re-checked as scikit-image does, unless no neighbour was deleted since the test above
-        if ((vox[i] & notCandidate) === 0 && !isSimplePoint(neighbourhood(i))) continue;
-        vox[i] = 0;
-        surface[i >>> 5] &= ~(1 << (i & 31));
-        deleted++;
-        // the neighbours' verdicts are stale; face neighbours are on the surface now
-        for (let row = 0; row < 9; row++) {
-          const b = i + rowOffsets[row];
-          vox[b - 1] &= KEEP_ON_CHANGE;
-          vox[b] &= KEEP_ON_CHANGE;
-          vox[b + 1] &= KEEP_ON_CHANGE;
-        }
-        for (const o of faceOffsets) {
-          const q = i + o;
-          if (vox[q] === FG) { vox[q] |= IN_SURFACE; surface[q >>> 5] |= 1 << (q & 31); }
-        }
-      }
-      if (deleted === 0) unchanged++;
-    }
+    for (let j = 0; j < numBorders; j++) if (thinBorder(g, list, j, borderOffset[borders[j]], candidates) === 0) unchanged++;
   }
-  const out = new Uint8Array(nz * ny * nx);
-  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) {
-    const src = ((z + 1) * R + y + 1) * C + 1, dst = (z * ny + y) * nx;
-    for (let x = 0; x < nx; x++) out[dst + x] = vox[src + x] & FG;
-  }
+  return remainingVoxels(g);
+}
+
+/** The skeleton (0/1 per voxel) of a binary volume (value > 0 is foreground), as scikit-image's skeletonize_3d (divided by 255). */
+export function skeletonize3d(mask: ArrayLike<number>, shape: Shape3): Uint8Array {
+  const voxels = skeletonVoxels(mask, shape);
+  const out = new Uint8Array(shape[0] * shape[1] * shape[2]);
+  for (let k = 0; k < voxels.length; k++) out[voxels[k]] = 1;
   return out;
 }
 

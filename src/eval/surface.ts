@@ -25,7 +25,9 @@ export function surfaceVoxels(mask: ArrayLike<number>, shape: Shape3): Uint8Arra
     for (let x = 0; x < nx; x++) {
       const i = row + x;
       if (!(mask[i] > 0)) continue;
-      if (edgeRow || x === 0 || x === nx - 1 || !(mask[i - 1] > 0) || !(mask[i + 1] > 0) || !(mask[i - nx] > 0) || !(mask[i + nx] > 0) || !(mask[i - sz] > 0) || !(mask[i + sz] > 0)) out[i] = 1;
+      if (edgeRow || x === 0 || x === nx - 1) { out[i] = 1; continue; }
+      const inside = mask[i - 1] > 0 && mask[i + 1] > 0 && mask[i - nx] > 0 && mask[i + nx] > 0 && mask[i - sz] > 0 && mask[i + sz] > 0;
+      if (!inside) out[i] = 1;
     }
   }
   return out;
@@ -77,7 +79,9 @@ function edtPass(f: Float64Array, shape: Shape3, axis: 0 | 1 | 2, w: number, lin
  * with sites[i] = 1; Infinity without sites. With `queries`, only the voxels with queries[i] = 1 are
  * guaranteed (the last pass skips the z-lines without one).
  */
-export function squaredDistanceTransform(sites: ArrayLike<number>, shape: Shape3, spacing: readonly [number, number, number] = [1, 1, 1], queries?: Uint8Array): Float64Array {
+export function squaredDistanceTransform(
+  sites: ArrayLike<number>, shape: Shape3, spacing: readonly [number, number, number] = [1, 1, 1], queries?: Uint8Array,
+): Float64Array {
   const [nz, ny, nx] = shape;
   const f = new Float64Array(nz * ny * nx);
   for (let i = 0; i < f.length; i++) f[i] = sites[i] > 0 ? 0 : Infinity;
@@ -117,7 +121,9 @@ export interface SurfaceDistanceResult {
 }
 
 /** HD95 between the surfaces of a prediction and a ground truth (see the head of this file). */
-export function hausdorff95(pred: ArrayLike<number>, gt: ArrayLike<number>, shape: Shape3, spacingUm: readonly [number, number, number] = [1, 1, 1]): SurfaceDistanceResult {
+export function hausdorff95(
+  pred: ArrayLike<number>, gt: ArrayLike<number>, shape: Shape3, spacingUm: readonly [number, number, number] = [1, 1, 1],
+): SurfaceDistanceResult {
   const bp = boundingBox(pred, shape), bg = boundingBox(gt, shape);
   if (!bp || !bg) {
     return { hd95Voxels: NaN, hd95Um: NaN, predToGtUm: NaN, gtToPredUm: NaN, predSurfaceVoxels: 0, gtSurfaceVoxels: 0 };
@@ -125,7 +131,7 @@ export function hausdorff95(pred: ArrayLike<number>, gt: ArrayLike<number>, shap
   // every surface voxel lies in the union of the two boxes, and so does every nearest surface voxel: the
   // distances are the same in that box, with one voxel of background margin so that the volume's own
   // border (outside counts as background) stays a border
-  const box = [Math.min(bp[0], bg[0]), Math.max(bp[1], bg[1]), Math.min(bp[2], bg[2]), Math.max(bp[3], bg[3]), Math.min(bp[4], bg[4]), Math.max(bp[5], bg[5])];
+  const box = [0, 1, 2, 3, 4, 5].map((k) => (k % 2 === 0 ? Math.min(bp[k], bg[k]) : Math.max(bp[k], bg[k])));
   const P = cropPadded(pred, shape, box, 1), G = cropPadded(gt, shape, box, 1);
   const sp = surfaceVoxels(P.data, P.shape), sg = surfaceVoxels(G.data, G.shape);
   const count = (s: Uint8Array) => { let n = 0; for (let i = 0; i < s.length; i++) n += s[i]; return n; };

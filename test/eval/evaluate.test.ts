@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { caseNameOf, structureOf, structureTable } from "../../src/dataset/index.ts";
-import { challengeAggregates, defaultEvalWorkers, evaluateFolder, metricStats, type CaseResult } from "../../src/eval/evaluate.ts";
+import { challengeAggregates, defaultEvalWorkers, evaluateFolder, idleCores, metricStats, type CaseResult } from "../../src/eval/evaluate.ts";
 import { caseMetrics } from "../../src/eval/metrics.ts";
 import { makeVolume, readVolume, writeVolume } from "../../src/io/index.ts";
 import { synthDataset } from "../../src/synth/index.ts";
@@ -146,4 +146,13 @@ test("default worker threads: one per core, at most 8, at least 4 cases each", (
   assert.equal(defaultEvalWorkers(30, 16), 7);
   assert.equal(defaultEvalWorkers(100, 16), 8);
   assert.equal(defaultEvalWorkers(100, 2), 2);
+});
+
+test("default worker threads on a busy machine: no more than the idle cores, and always one", () => {
+  assert.equal(idleCores(2, 23.4), 1);
+  assert.equal(idleCores(16, 3.4), 13);
+  assert.equal(idleCores(2, 0.2), 2);
+  assert.equal(defaultEvalWorkers(48, 2, idleCores(2, 23.4)), 1);
+  assert.equal(defaultEvalWorkers(48, 16, idleCores(16, 3.4)), 8);
+  assert.equal(defaultEvalWorkers(48, 16, idleCores(16, 10.6)), 5);
 });

@@ -129,7 +129,10 @@ interface BettiJson { b0: number; b1: number; b2: number; euler: number }
 const fixtures = join(import.meta.dirname, "../../fixtures/eval");
 const expected = JSON.parse(readFileSync(join(fixtures, "extra_expected.json"), "utf8")) as {
   anisotropic_spacing_um: [number, number, number];
-  cases: Record<string, { betti_pred: BettiJson; betti_gt: BettiJson; betti0_error: number; betti1_error: number; hd95_voxels: number | null; hd95_anisotropic_um: number | null }>;
+  cases: Record<string, {
+    betti_pred: BettiJson; betti_gt: BettiJson; betti0_error: number; betti1_error: number;
+    hd95_voxels: number | null; hd95_anisotropic_um: number | null;
+  }>;
   skeleton_masks: Record<string, BettiJson>;
 };
 const close = (got: number, want: number | null, what: string) => {

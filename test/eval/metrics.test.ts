@@ -178,7 +178,10 @@ test("PQ agrees with a brute-force reference on random volumes", () => {
 // ---------------------------------------------------------------- the challenge's computation in Python
 
 interface Expected {
-  cases: Record<string, { dice: number; cldice?: number | null; tprec?: number | null; tsens?: number | null; panoptic_quality?: number | null; panoptic?: { sq: number | null; rq: number | null; tp: number; fp: number; fn: number; n_pred: number; n_ref: number } }>;
+  cases: Record<string, {
+    dice: number; cldice?: number | null; tprec?: number | null; tsens?: number | null; panoptic_quality?: number | null;
+    panoptic?: { sq: number | null; rq: number | null; tp: number; fp: number; fn: number; n_pred: number; n_ref: number };
+  }>;
   aggregates: Record<string, number | null>;
 }
 const fixtureDir = join(import.meta.dirname, "../../fixtures/eval/metrics");
@@ -192,7 +195,8 @@ for (const [name, want] of Object.entries(expected.cases)) {
     if (want.panoptic) {
       close(r.panoptic_quality!, num(want.panoptic_quality), "panoptic_quality");
       const d = r.details.panoptic!;
-      assert.deepEqual([d.tp, d.fp, d.fn, d.predInstances, d.gtInstances], [want.panoptic.tp, want.panoptic.fp, want.panoptic.fn, want.panoptic.n_pred, want.panoptic.n_ref]);
+      const w = want.panoptic;
+      assert.deepEqual([d.tp, d.fp, d.fn, d.predInstances, d.gtInstances], [w.tp, w.fp, w.fn, w.n_pred, w.n_ref]);
       close(d.sq, num(want.panoptic.sq), "sq");
       close(d.rq, num(want.panoptic.rq), "rq");
     } else {

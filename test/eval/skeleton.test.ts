@@ -8,7 +8,10 @@ import { labelComponents } from "../../src/eval/components.ts";
 import { floodFill } from "./reference.ts";
 import { isDeletable, isSimplePoint, skeletonize3d, skeletonLength } from "../../src/eval/skeleton.ts";
 
-interface Case { name: string; shape: [number, number, number]; mask: string; skeleton: string; skeletonVoxels: number; components: number; labels: string | null; sizes: number[] }
+interface Case {
+  name: string; shape: [number, number, number]; mask: string; skeleton: string; skeletonVoxels: number;
+  components: number; labels: string | null; sizes: number[];
+}
 const { cases } = JSON.parse(readFileSync(join(import.meta.dirname, "../../fixtures/eval/skeleton_cases.json"), "utf8")) as { cases: Case[] };
 
 function unpack(b64: string, n: number): Uint8Array {
@@ -71,7 +74,9 @@ function referenceSkeleton(mask: Uint8Array, shape: [number, number, number]): U
   const img = mask.slice();
   const nb = (z: number, y: number, x: number) => {
     let v = 0;
-    for (let dz = -1; dz <= 1; dz++) for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) v |= at(z + dz, y + dy, x + dx) << ((dz + 1) * 9 + (dx + 1) * 3 + dy + 1);
+    for (let dz = -1; dz <= 1; dz++) for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) {
+      v |= at(z + dz, y + dy, x + dx) << ((dz + 1) * 9 + (dx + 1) * 3 + dy + 1);
+    }
     return v;
   };
   // border directions in scikit-image's order, as the neighbour (dz, dy, dx) that must be background
@@ -99,7 +104,9 @@ function randomBlobs(shape: [number, number, number], seed: number, boxes: numbe
   const m = new Uint8Array(nz * ny * nx);
   for (let b = 0; b < boxes; b++) {
     const z0 = rand(nz), y0 = rand(ny), x0 = rand(nx), dz = 1 + rand(6), dy = 1 + rand(6), dx = 1 + rand(8);
-    for (let z = z0; z < Math.min(nz, z0 + dz); z++) for (let y = y0; y < Math.min(ny, y0 + dy); y++) for (let x = x0; x < Math.min(nx, x0 + dx); x++) m[(z * ny + y) * nx + x] = 1;
+    for (let z = z0; z < Math.min(nz, z0 + dz); z++) for (let y = y0; y < Math.min(ny, y0 + dy); y++) {
+      for (let x = x0; x < Math.min(nx, x0 + dx); x++) m[(z * ny + y) * nx + x] = 1;
+    }
   }
   return m;
 }
