@@ -2,6 +2,7 @@
 import { loadModel } from "../seg/model.ts";
 import { checkPredictionOutputs, predictPaths } from "../seg/predict.ts";
 import { ProcessGroup, defaultPrecision, distOptionsFromEnv } from "../torch/index.ts";
+import { OptionError } from "../util/option_error.ts";
 import { Progress } from "../util/progress.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, OVERWRITE_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optNum, parseFlags } from "./args.ts";
 
@@ -25,6 +26,10 @@ ${OVERWRITE_HELP}
 ${LAUNCH_HELP}
                         (a folder's volumes are dealt out to the ranks; one volume is split into z-slabs,
                         the same result bit for bit)`;
+
+/** The flag of each option the library's messages name (OptionError). */
+const FLAGS: Record<string, string> = { maxMemoryBytes: "--max-memory-mb", probabilities: "--probabilities", batchSize: "--batch", step: "--step" };
+const flagOf = (option: string) => FLAGS[option] ?? option;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
@@ -53,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   model.net.to(device);
   let bar: Progress | null = null;
   const written = await predictPaths(model, v.in, v.out, {
+    onWarning: (w) => console.warn(w.messageWith(flagOf)),
     mirror: !v["no-tta"], step, batchSize, threshold, probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
     // the budget is the machine's: the ranks on it share it
@@ -60,6 +66,8 @@ export async function run(argv: string[]): Promise<number> {
     shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },
+  }).catch((err: unknown) => {
+    throw err instanceof OptionError ? new Error(err.messageWith(flagOf), { cause: err }) : err;
   });
   (bar as Progress | null)?.finish();
   group?.destroy();
