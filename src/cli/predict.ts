@@ -13,7 +13,11 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --out FILE|DIR        the mask (uint8 {0,1}, the input's format, shape and geometry); a folder for many inputs
   --no-tta              skip mirror averaging (8 flips; on by default)
   --step F              window step as a fraction of the patch (default 0.5)
-  --batch N             windows per forward pass (default 2)
+  --batch N             windows per batch (default 2)
+  --batches-per-forward K
+                        run K batches in one forward pass (default 1): faster where memory allows; the same
+                        result bit for bit only where the network's kernels ignore the batch size (so on
+                        our CPU's bf16 U-Net; check with your own before relying on it)
   --threshold P         foreground when p(foreground) > P instead of argmax
   --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
   --precision bf16|fp32 default bf16 where the CPU has it
@@ -34,7 +38,7 @@ const flagOf = (option: string) => FLAGS[option] ?? option;
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
-    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" }, overwrite: { type: "boolean" },
+    batch: { type: "string" }, "batches-per-forward": { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" }, overwrite: { type: "boolean" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -44,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   // every number is checked before a rank starts or the model loads
   const step = optNum("step", v.step, { above: 0, max: 1 });
   const batchSize = intFlag("batch", v.batch, 2, { min: 1 });
+  const batchesPerForward = intFlag("batches-per-forward", v["batches-per-forward"], 1, { min: 1 });
   const threshold = optNum("threshold", v.threshold, { min: 0, max: 1 });
   const maxMemoryMb = intFlag("max-memory-mb", v["max-memory-mb"], 4096, { min: 1 });
   // the outputs are checked once, before the ranks start (a rank would find its peers' masks)
@@ -59,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
   let bar: Progress | null = null;
   const written = await predictPaths(model, v.in, v.out, {
     onWarning: (w) => console.warn(w.messageWith(flagOf)),
-    mirror: !v["no-tta"], step, batchSize, threshold, probabilities: v.probabilities,
+    mirror: !v["no-tta"], step, batchSize, batchesPerForward, threshold, probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
     // the budget is the machine's: the ranks on it share it
     maxMemoryBytes: Math.floor((maxMemoryMb * 2 ** 20) / Math.max(1, Number(process.env.LOCAL_WORLD_SIZE ?? 1))),

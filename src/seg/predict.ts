@@ -26,7 +26,7 @@ export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions
   return noGrad(() => tidy(() => {
     const x = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, d, h, w], "float32");
     const logits = slidingWindow((b: Tensor) => net.forward(b) as Tensor, x, {
-      patchSize: plan.patchSize, numClasses: plan.network.numClasses, step: o.step, batchSize: o.batchSize,
+      patchSize: plan.patchSize, numClasses: plan.network.numClasses, step: o.step, batchSize: o.batchSize, batchesPerForward: o.batchesPerForward,
       mirror: o.mirror ?? true, precision: o.precision, device: o.device, onProgress: o.onProgress,
     });
     const needProb = o.threshold !== undefined || o.probabilities;

@@ -269,6 +269,7 @@ function planJob(model: LoadedModel, input: string, output: string, source: Volu
     run: windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device),
     mirrors: (o.mirror ?? true) ? MIRROR_AXES : [[]],
     batchSize: o.batchSize ?? 2,
+    batchesPerForward: o.batchesPerForward,
   };
   return {
     input, source, model, o, patch, numClasses, grid: windowGrid(header.shape, patch, o.step ?? 0.5), windows, rank, world, budget,

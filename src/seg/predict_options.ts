@@ -5,6 +5,8 @@ export interface PredictOptions {
   mirror?: boolean;
   step?: number;
   batchSize?: number;
+  /** Batches run together in one forward pass (default 1; sliding_window.ts's WindowRun). */
+  batchesPerForward?: number;
   precision?: "bf16" | "fp32";
   /** Where the network runs ("cpu", "cuda", "cuda:N"; the model must be there: LoadedModel's net.to(device)). */
   device?: string;

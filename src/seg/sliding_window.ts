@@ -64,6 +64,8 @@ export interface SlidingWindowOptions {
   /** Step as a fraction of the patch (0.5 = half-overlapping windows). */
   step?: number;
   batchSize?: number;
+  /** Batches of windows run together in one forward pass (default 1; see WindowRun). */
+  batchesPerForward?: number;
   /** Average the predictions of the 8 axis flips (test-time augmentation). */
   mirror?: boolean;
   precision?: "bf16" | "fp32";
@@ -171,29 +173,35 @@ export class BlockAccumulator implements WindowAccumulator {
   }
 }
 
-/** How windows run: the network (windowRunner), the mirror configurations, windows per forward pass. */
+/** How windows run: the network (windowRunner), the mirror configurations, windows per batch. */
 export interface WindowRun {
   run: (x: Tensor) => Tensor;
   mirrors: number[][];
   batchSize: number;
+  /** Batches run together in one forward pass (default 1). Each window's logits keep their bits only where the
+   *  network's kernels do not depend on the batch's size (so for the anchor U-Net on our CPU, bf16: batches of 2
+   *  run 1, 2 or 4 at a time; not promised elsewhere, hence not the default). */
+  batchesPerForward?: number;
 }
 
 /**
  * Runs the batches starting at `batchStarts` (indices into `boxes`, multiples of the batch size) and adds each
  * window's logits to `acc`; `patchOf` gives a window's input [C, pD, pH, pW]. A batch always holds the same
  * windows, boxes[i, i + batch), whichever accumulator it feeds: no operation mixes the samples of a batch, and
- * the same composition keeps every window's logits their bits. `onBatch` gets the number of windows run.
+ * the same composition keeps every window's logits their bits. `onBatch` gets each batch's number of windows.
  */
 export function runWindows(w: WindowRun, boxes: Triple[], batchStarts: Iterable<number>, patchOf: (start: Triple) => Tensor,
   acc: WindowAccumulator, onBatch?: (windows: number) => void): void {
+  const starts = [...batchStarts], group = Math.max(1, w.batchesPerForward ?? 1);
   noGrad(() => {
-    for (const i of batchStarts) {
-      const chunk = boxes.slice(i, i + w.batchSize);
+    for (let g = 0; g < starts.length; g += group) {
+      const batches = starts.slice(g, g + group).map((i) => boxes.slice(i, i + w.batchSize));
+      const chunk = batches.flat();
       tidy(() => {
         const out = mirroredLogits(w.run, stack(chunk.map(patchOf)), w.mirrors);
         chunk.forEach((start, k) => acc.add(out.select(0, k), start));
       });
-      onBatch?.(chunk.length);
+      for (const b of batches) onBatch?.(b.length);
     }
   });
 }
@@ -218,7 +226,8 @@ export function slidingWindow(net: (x: Tensor) => Tensor, image: Tensor, o: Slid
   const batchSize = o.batchSize ?? 2;
   const weight = gaussianImportance(p);
   const acc = new VolumeAccumulator(weight, o.numClasses, grid);
-  const w = { run: windowRunner(net, o.precision, o.device), mirrors: o.mirror ? MIRROR_AXES : [[]], batchSize };
+  const w: WindowRun = { run: windowRunner(net, o.precision, o.device), mirrors: o.mirror ? MIRROR_AXES : [[]], batchSize };
+  w.batchesPerForward = o.batchesPerForward;
   const patchOf = (start: Triple) => boxOf(vol, 1, start, start.map((v, i) => v + p[i]));
   let done = 0;
   runWindows(w, boxes, allBatches(boxes.length, batchSize), patchOf, acc, (n) => o.onProgress?.((done += n), boxes.length));

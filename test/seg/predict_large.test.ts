@@ -12,6 +12,7 @@ import { finetune } from "../../src/seg/finetune.ts";
 import { type LoadedModel, loadModel } from "../../src/seg/model.ts";
 import { predictFile, predictVolume } from "../../src/seg/predict.ts";
 import { blockGrid, inMemoryBytes, planBlocks, predictLarge, streamingNormalization } from "../../src/seg/predict_large.ts";
+import { windowGrid } from "../../src/seg/sliding_window.ts";
 import { synthDataset } from "../../src/synth/index.ts";
 import * as T from "../../src/torch/index.ts";
 
@@ -135,4 +136,24 @@ test("block planning: full planes when they fit, else a patch deep and narrower 
   assert.deepEqual(
     planBlocks([2000, 1000, 1000], [128, 128, 128], { budget: exact, inputBytes: 2, numClasses: 2 }), { shape: [196, 1000, 1000], bytes: exact },
   );
+});
+
+test("progress counts the windows run, up to exactly the total it announces (a batch shared by blocks counts each time)", async () => {
+  const blockShape: [number, number, number] = [40, 28, 24], batchSize = 2;
+  const calls: Array<[number, number]> = [];
+  await predictLarge(model, input, join(dir, "progress.nii.gz"), {
+    mirror: false, precision: "fp32", batchSize, blockShape, onProgress: (done, total) => { calls.push([done, total]); },
+  });
+  // the obvious count: per block, the batches holding a window that overlaps it, each with its windows
+  const p = model.plan.patchSize, grid = windowGrid(vol.shape, p as [number, number, number]);
+  let want = 0;
+  for (const block of blockGrid(vol.shape, blockShape)) {
+    const lo = block.map(([a], i) => a + grid.padBefore[i]), hi = block.map(([, e], i) => e + grid.padBefore[i]);
+    const hits = new Set<number>();
+    grid.boxes.forEach((w, k) => { if (w.every((v, i) => v < hi[i] && v + p[i] > lo[i])) hits.add(Math.floor(k / batchSize)); });
+    for (const b of hits) want += Math.min(batchSize, grid.boxes.length - b * batchSize);
+  }
+  assert.ok(want > grid.boxes.length, "some batches run for several blocks");
+  assert.ok(calls.every(([d, t], i) => t === want && d <= t && (i === 0 || d > calls[i - 1][0])), "monotone, never past the total");
+  assert.deepEqual(calls[calls.length - 1], [want, want]);
 });

@@ -70,3 +70,19 @@ test("a network that returns a constant per window gives the importance-weighted
     assert.ok(Math.abs(mid - want) < 1e-5, `x=12 gives ${mid}, want ${want}`);
   });
 });
+
+test("batches run several per forward pass give the same result bit for bit, with the windows of whole batches", () => {
+  T.tidy(() => {
+    const img = T.randn([1, 20, 40, 37]);
+    const sizes: number[] = [];
+    // a network that treats each sample alone (a per-window affine map and a sum over the window)
+    const net = (x: T.Tensor) => { sizes.push(x.shape[0]); return T.cat([x.mul(2).add(1), x.sum([1, 2, 3, 4], true).expand(x.shape)], 1); };
+    const o = { patchSize: [16, 16, 16] as [number, number, number], numClasses: 2, batchSize: 3, precision: "fp32" as const };
+    const one = slidingWindow(net, img, o);
+    const perForward1 = sizes.splice(0);
+    const grouped = slidingWindow(net, img, { ...o, batchesPerForward: 2 });
+    assert.deepEqual(sizes, perForward1.reduce<number[]>((acc, n, i) => (i % 2 ? [...acc.slice(0, -1), acc[acc.length - 1] + n] : [...acc, n]), []));
+    const bytes = (t: T.Tensor) => { const a = t.data() as Float32Array; return Buffer.from(a.buffer, a.byteOffset, a.byteLength); };
+    assert.ok(bytes(one).equals(bytes(grouped)), "bit for bit");
+  });
+});
