@@ -2,7 +2,7 @@
 // (patch 64, step 0.5, Gaussian σ = patch/8, batch 2, bf16, no mirroring), against the PyTorch peer doing the same
 // work, with the shared method (bench/common.ts), and the GFLOP/s reached beside the machine's matrix-product rate.
 // Usage: npm run bench -- predict [--reps 5] [--size 128] [--patch 64] [--batch 2] [--precision bf16] [--mirror]
-//   [--batches-per-forward K] (ours only: K batches of windows in one forward pass; the peer keeps its batch)
+//   [--batches-per-forward K] (ours only: K batches of windows in one forward pass, default ours; the peer keeps its batch)
 //   [--device cpu|cuda[:N]] [--features 16,32,64,128] (the peer runs on the same device, with the same channels)
 import * as T from "../src/torch/index.ts";
 import { UNet, anchorUNetConfig } from "../src/nn/index.ts";
@@ -12,14 +12,14 @@ import { unetForwardFlops } from "./flops.ts";
 
 const { values, reps } = benchArgs("predict", {
   size: { type: "string", default: "128" }, patch: { type: "string", default: "64" }, batch: { type: "string", default: "2" },
-  threads: { type: "string", default: "2" }, "batches-per-forward": { type: "string", default: "1" }, mirror: { type: "boolean", default: false }, precision: { type: "string", default: "bf16" },
+  threads: { type: "string", default: "2" }, "batches-per-forward": { type: "string" }, mirror: { type: "boolean", default: false }, precision: { type: "string", default: "bf16" },
   ...DEVICE_OPTIONS,
 });
 const { device, features, peerArgs, unet, net: netName } = deviceArgs("predict", values);
 const s = Number(values.size), p = Number(values.patch), batch = Number(values.batch);
 T.setNumThreads(Number(values.threads));
 const precision = values.precision === "fp32" ? "fp32" : "bf16";
-const batchesPerForward = Number(values["batches-per-forward"]);
+const batchesPerForward = values["batches-per-forward"] === undefined ? undefined : Number(values["batches-per-forward"]);
 
 /** Window starts along one axis, as sliding_window.py places them (step 0.5 of the patch). */
 function starts(n: number): number {

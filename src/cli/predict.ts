@@ -15,9 +15,9 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --step F              window step as a fraction of the patch (default 0.5)
   --batch N             windows per batch (default 2)
   --batches-per-forward K
-                        run K batches in one forward pass (default 1): faster where memory allows; the same
-                        result bit for bit only where the network's kernels ignore the batch size (so on
-                        our CPU's bf16 U-Net; check with your own before relying on it)
+                        run K batches in one forward pass (default: up to 2^21 voxels a forward, e.g. 4 at
+                        patch 64, batch 2); the same result as K = 1 where the kernels ignore the batch size
+                        (so for the U-Net on CPU, fp32 and bf16)
   --threshold P         foreground when p(foreground) > P instead of argmax
   --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
   --precision bf16|fp32 default bf16 where the CPU has it
@@ -48,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   // every number is checked before a rank starts or the model loads
   const step = optNum("step", v.step, { above: 0, max: 1 });
   const batchSize = intFlag("batch", v.batch, 2, { min: 1 });
-  const batchesPerForward = intFlag("batches-per-forward", v["batches-per-forward"], 1, { min: 1 });
+  const batchesPerForward = v["batches-per-forward"] === undefined ? undefined : intFlag("batches-per-forward", v["batches-per-forward"], 1, { min: 1 });
   const threshold = optNum("threshold", v.threshold, { min: 0, max: 1 });
   const maxMemoryMb = intFlag("max-memory-mb", v["max-memory-mb"], 4096, { min: 1 });
   // the outputs are checked once, before the ranks start (a rank would find its peers' masks)

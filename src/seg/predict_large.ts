@@ -34,7 +34,8 @@ import { OptionError } from "../util/option_error.ts";
 import type { LoadedModel } from "./model.ts";
 import { DEFAULT_MAX_MEMORY_BYTES, type PredictOptions, SHARD_WAIT_MS } from "./predict_options.ts";
 import {
-  BlockAccumulator, MIRROR_AXES, boxOf, type Triple, type WindowGrid, type WindowRun, gaussianImportance, runWindows, windowGrid, windowRunner,
+  BlockAccumulator, MIRROR_AXES, type Triple, type WindowGrid, type WindowRun,
+  boxOf, defaultBatchesPerForward, gaussianImportance, runWindows, windowGrid, windowRunner,
 } from "./sliding_window.ts";
 
 export interface LargePredictOptions extends PredictOptions {
@@ -269,7 +270,7 @@ function planJob(model: LoadedModel, input: string, output: string, source: Volu
     run: windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device),
     mirrors: (o.mirror ?? true) ? MIRROR_AXES : [[]],
     batchSize: o.batchSize ?? 2,
-    batchesPerForward: o.batchesPerForward,
+    batchesPerForward: o.batchesPerForward ?? defaultBatchesPerForward(patch, o.batchSize ?? 2),
   };
   return {
     input, source, model, o, patch, numClasses, grid: windowGrid(header.shape, patch, o.step ?? 0.5), windows, rank, world, budget,

@@ -5,7 +5,7 @@ export interface PredictOptions {
   mirror?: boolean;
   step?: number;
   batchSize?: number;
-  /** Batches run together in one forward pass (default 1; sliding_window.ts's WindowRun). */
+  /** Batches run together in one forward pass (default: sliding_window.ts's defaultBatchesPerForward). */
   batchesPerForward?: number;
   precision?: "bf16" | "fp32";
   /** Where the network runs ("cpu", "cuda", "cuda:N"; the model must be there: LoadedModel's net.to(device)). */
