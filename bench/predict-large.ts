@@ -68,7 +68,8 @@ if (inMemoryS !== null) console.log(`in memory (predictVolume, same model and se
 rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify({
   bench: "predict-large", machine: machine(), shape, rawMB: round(voxels * 2 / 2 ** 20, 1), maxMemoryMb: budgetMb, step, batchSize, precision, blocks, batches, seconds: round(s, 2),
-  voxelsPerS: Math.round(voxels / s), inMemorySeconds: inMemoryS === null ? null : round(inMemoryS, 2), peakRssGiB: round(gib(peak), 3), rssBeforeGiB: round(gib(rssBefore), 3),
+  voxelsPerS: Math.round(voxels / s), inMemorySeconds: inMemoryS === null ? null : round(inMemoryS, 2),
+  peakRssGiB: round(gib(peak), 3), rssBeforeGiB: round(gib(rssBefore), 3),
   load: { before: loadBefore, after: load() },
   inMemoryGiB: round(gib(inMemoryBytes({ dtype: "uint16", shape, spacingUm: [1, 1, 1] }, 2)), 3),
 }));

@@ -2,6 +2,7 @@
 import { loadModel } from "../seg/model.ts";
 import { checkPredictionOutputs, predictPaths } from "../seg/predict.ts";
 import { ProcessGroup, defaultPrecision, distOptionsFromEnv } from "../torch/index.ts";
+import { OptionError } from "../util/option_error.ts";
 import { Progress } from "../util/progress.ts";
 import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, OVERWRITE_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optNum, parseFlags } from "./args.ts";
 
@@ -12,7 +13,11 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
   --out FILE|DIR        the mask (uint8 {0,1}, the input's format, shape and geometry); a folder for many inputs
   --no-tta              skip mirror averaging (8 flips; on by default)
   --step F              window step as a fraction of the patch (default 0.5)
-  --batch N             windows per forward pass (default 2)
+  --batch N             windows per batch (default 2)
+  --batches-per-forward K
+                        run K batches in one forward pass (default: up to 2^21 voxels a forward, e.g. 4 at
+                        patch 64, batch 2); the same result as K = 1 where the kernels ignore the batch size
+                        (so for the U-Net on CPU, fp32 and bf16)
   --threshold P         foreground when p(foreground) > P instead of argmax
   --probabilities       also write <name>_prob.<ext> (float32 foreground probability)
   --precision bf16|fp32 default bf16 where the CPU has it
@@ -26,10 +31,14 @@ ${LAUNCH_HELP}
                         (a folder's volumes are dealt out to the ranks; one volume is split into z-slabs,
                         the same result bit for bit)`;
 
+/** The flag of each option the library's messages name (OptionError). */
+const FLAGS: Record<string, string> = { maxMemoryBytes: "--max-memory-mb", probabilities: "--probabilities", batchSize: "--batch", step: "--step" };
+const flagOf = (option: string) => FLAGS[option] ?? option;
+
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
     model: { type: "string" }, in: { type: "string" }, out: { type: "string" }, "no-tta": { type: "boolean" }, step: { type: "string" },
-    batch: { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" }, overwrite: { type: "boolean" },
+    batch: { type: "string" }, "batches-per-forward": { type: "string" }, threshold: { type: "string" }, probabilities: { type: "boolean" }, precision: { type: "string" }, device: { type: "string" }, "max-memory-mb": { type: "string" }, quiet: { type: "boolean" }, overwrite: { type: "boolean" },
     ...LAUNCH_FLAGS,
   }, HELP);
   if (!parsed) return 0;
@@ -39,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   // every number is checked before a rank starts or the model loads
   const step = optNum("step", v.step, { above: 0, max: 1 });
   const batchSize = intFlag("batch", v.batch, 2, { min: 1 });
+  const batchesPerForward = v["batches-per-forward"] === undefined ? undefined : intFlag("batches-per-forward", v["batches-per-forward"], 1, { min: 1 });
   const threshold = optNum("threshold", v.threshold, { min: 0, max: 1 });
   const maxMemoryMb = intFlag("max-memory-mb", v["max-memory-mb"], 4096, { min: 1 });
   // the outputs are checked once, before the ranks start (a rank would find its peers' masks)
@@ -53,13 +63,16 @@ export async function run(argv: string[]): Promise<number> {
   model.net.to(device);
   let bar: Progress | null = null;
   const written = await predictPaths(model, v.in, v.out, {
-    mirror: !v["no-tta"], step, batchSize, threshold, probabilities: v.probabilities,
+    onWarning: (w) => console.warn(w.messageWith(flagOf)),
+    mirror: !v["no-tta"], step, batchSize, batchesPerForward, threshold, probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
     // the budget is the machine's: the ranks on it share it
     maxMemoryBytes: Math.floor((maxMemoryMb * 2 ** 20) / Math.max(1, Number(process.env.LOCAL_WORLD_SIZE ?? 1))),
     shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },
+  }).catch((err: unknown) => {
+    throw err instanceof OptionError ? new Error(err.messageWith(flagOf), { cause: err }) : err;
   });
   (bar as Progress | null)?.finish();
   group?.destroy();

@@ -5,4 +5,5 @@ export * from "./model.ts";
 export * from "./plan.ts";
 export * from "./predict.ts";
 export * from "./predict_large.ts";
+export * from "./predict_options.ts";
 export * from "./sliding_window.ts";

@@ -6,6 +6,7 @@ import { swinUnetrConfig } from "../nn/swin_unetr.ts";
 import { unetrConfig } from "../nn/unetr.ts";
 import type { Triple } from "../nn/layers.ts";
 import { gpuMemoryBytes } from "../torch/index.ts";
+import { OptionError } from "../util/option_error.ts";
 
 export interface NormalizationPlan {
   /**
@@ -24,7 +25,9 @@ export interface Plan {
   normalization: NormalizationPlan;
   network: NetworkConfig;
   /** What the plan was made from, for the record. */
-  fingerprint: { cases: number; medianShape: number[]; minShape: number[]; maxVoxelsPerPatch: number; gpuMemoryBytes?: number; estimatedBytes?: number };
+  fingerprint: {
+    cases: number; medianShape: number[]; minShape: number[]; maxVoxelsPerPatch: number; gpuMemoryBytes?: number; estimatedBytes?: number;
+  };
 }
 
 export interface PlanOptions {
@@ -89,7 +92,10 @@ function networkFor(patch: number[], o: PlanOptions): NetworkConfig {
       ? { arch: "resenc", ...common, blocksPerStage: [1, 3, 4, 6, 6, 6].slice(0, stages), convsPerStageDecoder: 1 }
       : arch === "unetr"
         // The position embeddings are made for the patch: prediction slides the same window.
-        ? unetrConfig({ numClasses: common.numClasses, imgSize: patch as [number, number, number], featureSize: o.baseFeatures ?? 16, hiddenSize: hidden, mlpDim: 4 * hidden, numHeads: o.transformer?.numHeads ?? 12 })
+        ? unetrConfig({
+          numClasses: common.numClasses, imgSize: patch as [number, number, number], featureSize: o.baseFeatures ?? 16,
+          hiddenSize: hidden, mlpDim: 4 * hidden, numHeads: o.transformer?.numHeads ?? 12,
+        })
         : swinUnetrConfig({ numClasses: common.numClasses, featureSize: o.baseFeatures ?? 24 });
 }
 
@@ -125,7 +131,7 @@ export function makePlan(shapes: number[][], spacings: number[][], o: PlanOption
   }
   // SwinUNETR halves five times (patch embedding 2, four mergings): its patch edges are multiples of 32.
   if (o.arch === "swinunetr") {
-    if (o.patchSize && patch.some((v) => v % 32 !== 0)) throw new Error(`--patch ${patch.join("×")}: SwinUNETR needs every edge a multiple of 32`);
+    if (o.patchSize && patch.some((v) => v % 32 !== 0)) throw new OptionError("patchSize", (n) => `${n("patchSize")} ${patch.join("×")}: SwinUNETR needs every edge a multiple of 32`);
     patch = patch.map((v) => Math.max(32, Math.floor(v / 32) * 32));
   }
   return {
@@ -162,7 +168,9 @@ export function convLayers(net: NetworkConfig, patch: readonly number[]): ConvLa
     sizes.push(size);
     const voxels = size[0] * size[1] * size[2];
     const convs = net.arch === "unet" ? net.convsPerStage : 2 * (net.blocksPerStage[s] ?? 1) + (s === 0 ? 1 : 0);
-    for (let i = 0; i < convs; i++) layers.push({ cin: i === 0 ? (s === 0 ? net.inChannels : net.features[s - 1]) : c, cout: c, kernel: k3(net.kernelSizes[s]), voxels });
+    for (let i = 0; i < convs; i++) {
+      layers.push({ cin: i === 0 ? (s === 0 ? net.inChannels : net.features[s - 1]) : c, cout: c, kernel: k3(net.kernelSizes[s]), voxels });
+    }
   });
   for (let s = net.features.length - 2; s >= 0; s--) {
     const voxels = sizes[s][0] * sizes[s][1] * sizes[s][2];
@@ -190,7 +198,9 @@ export const usableGpuBytes = (totalBytes: number): number => Math.max(0, (total
  * edge that is largest relative to the median until the estimate at batch 2 (or the batch asked for) fits; then the
  * largest batch that fits, at most what covers 5 % of the dataset's voxels and at least 2.
  */
-function planForGpu(medianShape: number[], cases: number, totalBytes: number, o: PlanOptions): { patch: number[]; batchSize: number; estimatedBytes: number } {
+function planForGpu(
+  medianShape: number[], cases: number, totalBytes: number, o: PlanOptions,
+): { patch: number[]; batchSize: number; estimatedBytes: number } {
   const budget = usableGpuBytes(totalBytes);
   const precision = o.precision ?? "bf16";
   const minBatch = o.batchSize ?? 2;
@@ -263,11 +273,13 @@ export function trainingBytesLowerBound(plan: Plan): number {
 
 /**
  * Refuses a plan whose training step cannot fit in `availableBytes` (the machine's memory on the CPU), before
- * anything is allocated: the numbers and the flags to change are in the message.
+ * anything is allocated: the numbers and the options to change are in the message (an OptionError: a CLI names its flags).
  */
 export function checkTrainingMemory(plan: Plan, availableBytes: number): void {
   const need = trainingBytesLowerBound(plan);
   if (need <= availableBytes) return;
   const gb = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 1 : 0)} GB`;
-  throw new Error(`patch ${plan.patchSize.join("×")} with batch ${plan.batchSize} and ${plan.network.features[0]} features needs at least ${gb(need)} for one training step, but this machine has ${gb(availableBytes)}; choose a smaller --patch, --batch or --features`);
+  const what = `patch ${plan.patchSize.join("×")} with batch ${plan.batchSize} and ${plan.network.features[0]} features`;
+  throw new OptionError("patchSize", (n) =>
+    `${what} needs at least ${gb(need)} for one training step, but this machine has ${gb(availableBytes)}; choose a smaller ${n("patchSize")}, ${n("batchSize")} or ${n("features")}`);
 }

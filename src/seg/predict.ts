@@ -9,33 +9,9 @@ import { type Volume, formatOf, listVolumes, prepareVolumeOutput, readVolume, wr
 import { prepareOutput } from "../util/output.ts";
 import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
 import type { LoadedModel } from "./model.ts";
-import { SHARD_WAIT_MS, needsOutOfCore, predictLarge } from "./predict_large.ts";
+import { type PredictOptions, SHARD_WAIT_MS } from "./predict_options.ts";
+import { needsOutOfCore, predictLarge } from "./predict_large.ts";
 import { slidingWindow } from "./sliding_window.ts";
-
-export interface PredictOptions {
-  mirror?: boolean;
-  step?: number;
-  batchSize?: number;
-  precision?: "bf16" | "fp32";
-  /** Where the network runs ("cpu", "cuda", "cuda:N"; the model must be there: LoadedModel's net.to(device)). */
-  device?: string;
-  /** Foreground probability threshold; undefined = argmax over classes. */
-  threshold?: number;
-  /** Also return the foreground probability map (float32). */
-  probabilities?: boolean;
-  onProgress?: (done: number, total: number) => void;
-  /** predictFile streams volumes whose in-memory prediction would need more than this (default 4 GiB): see predict_large.ts. */
-  maxMemoryBytes?: number;
-  /** This process's part of a multi-process prediction (`lsmseg predict --nproc N`); see predictPaths. */
-  shard?: PredictShard;
-}
-
-/** One rank of a multi-process prediction: its rank, the number of ranks, and a barrier over them. */
-export interface PredictShard {
-  rank: number;
-  worldSize: number;
-  barrier: (timeoutMs?: number) => void;
-}
 
 export interface Prediction {
   mask: Uint8Array;
@@ -50,7 +26,7 @@ export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions
   return noGrad(() => tidy(() => {
     const x = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, d, h, w], "float32");
     const logits = slidingWindow((b: Tensor) => net.forward(b) as Tensor, x, {
-      patchSize: plan.patchSize, numClasses: plan.network.numClasses, step: o.step, batchSize: o.batchSize,
+      patchSize: plan.patchSize, numClasses: plan.network.numClasses, step: o.step, batchSize: o.batchSize, batchesPerForward: o.batchesPerForward,
       mirror: o.mirror ?? true, precision: o.precision, device: o.device, onProgress: o.onProgress,
     });
     const needProb = o.threshold !== undefined || o.probabilities;
@@ -88,7 +64,7 @@ export function warnNonFinite(path: string, data: ArrayLike<number>): void {
 /** Predicts one file and writes the mask (uint8 {0,1}) with the input's geometry; optionally the probabilities. */
 export async function predictFile(model: LoadedModel, input: string, output: string, o: PredictOptions = {}): Promise<void> {
   if (o.shard && o.shard.worldSize > 1) return predictLarge(model, input, output, o);
-  if (await needsOutOfCore(model, input, o.maxMemoryBytes)) return predictLarge(model, input, output, { ...o, maxMemoryBytes: o.maxMemoryBytes });
+  if (await needsOutOfCore(model, input, o.maxMemoryBytes)) return predictLarge(model, input, output, o);
   let vol: Volume;
   try {
     vol = await readVolume(input);
@@ -136,7 +112,9 @@ export function checkPredictionOutputs(input: string, output: string, o: { overw
  * split into z-slabs dealt out the same way (predict_large.ts), with the result of one process bit for bit;
  * every rank returns the full list of outputs once all are written.
  */
-export async function predictPaths(model: LoadedModel, input: string, output: string, o: PredictOptions & { onFile?: (i: number, n: number, path: string) => void } = {}): Promise<string[]> {
+export async function predictPaths(
+  model: LoadedModel, input: string, output: string, o: PredictOptions & { onFile?: (i: number, n: number, path: string) => void } = {},
+): Promise<string[]> {
   const { inputs, outputs, toFolder } = predictionTargets(input, output);
   if (toFolder) mkdirSync(output, { recursive: true });
   const shard = o.shard && o.shard.worldSize > 1 ? o.shard : null;

@@ -28,16 +28,17 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { clipBounds, nonFiniteOf, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, formatOf, openVolume } from "../io/index.ts";
-import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, stack, tidy, zeros } from "../torch/index.ts";
+import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, tidy, zeros } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
+import { OptionError } from "../util/option_error.ts";
 import type { LoadedModel } from "./model.ts";
-import type { PredictOptions } from "./predict.ts";
-import { MIRROR_AXES, type Triple, gaussianImportance, mirroredLogits, windowRunner, windowStarts } from "./sliding_window.ts";
+import { DEFAULT_MAX_MEMORY_BYTES, type PredictOptions, SHARD_WAIT_MS } from "./predict_options.ts";
+import {
+  BlockAccumulator, MIRROR_AXES, type Triple, type WindowGrid, type WindowRun,
+  boxOf, defaultBatchesPerForward, gaussianImportance, runWindows, windowGrid, windowRunner,
+} from "./sliding_window.ts";
 
 export interface LargePredictOptions extends PredictOptions {
-  /** Memory budget for one slab's volume-sized arrays and tensors (default 4 GiB); the network's own working
-   *  memory for a batch of windows (a few hundred MB for nnU-Net's widths at 128³) comes on top. */
-  maxMemoryBytes?: number;
   /** Voxels sampled for the percentiles (default 100,000, as normalize's default). */
   maxSamples?: number;
   /** Called after each block with (blocks done, blocks in all). */
@@ -45,10 +46,6 @@ export interface LargePredictOptions extends PredictOptions {
   /** The output block's size instead of the one planned from the budget (tests, tuning). */
   blockShape?: Triple;
 }
-
-export const DEFAULT_MAX_MEMORY_BYTES = 4096 * 2 ** 20;
-/** How long a rank of a multi-process prediction waits at a barrier for its peers' share of the work. */
-export const SHARD_WAIT_MS = 24 * 3600_000;
 
 /** Bytes per voxel that in-memory prediction holds: raw, normalised, tensor, logits, weights, argmax, mask. */
 function bytesPerVoxel(header: VolumeHeader, numClasses: number): number {
@@ -91,7 +88,9 @@ export async function streamingNonFinite(source: VolumeSource, slabBytes = 256 <
 }
 
 /** normalizationOf(whole volume) without holding the volume: three streaming passes, the same numbers. */
-export async function streamingNormalization(source: VolumeSource, o: { percentiles?: [number, number]; maxSamples?: number; slabBytes?: number; fill?: number } = {}): Promise<Normalization> {
+export async function streamingNormalization(
+  source: VolumeSource, o: { percentiles?: [number, number]; maxSamples?: number; slabBytes?: number; fill?: number } = {},
+): Promise<Normalization> {
   const [pLo, pHi] = o.percentiles ?? [0.5, 99.5];
   const maxSamples = o.maxSamples ?? 100_000;
   const slabBytes = o.slabBytes ?? 256 << 20;
@@ -143,7 +142,9 @@ export type Block = [[number, number], [number, number], [number, number]];
  * each side (its windows), and holds logits and weights for itself only. `bytes` is what the block needs,
  * above the budget when even a patch-sized block does not fit.
  */
-export function planBlocks(shape: Triple, patch: Triple, o: { budget: number; inputBytes: number; numClasses: number; maxDepth?: number }): { shape: Triple; bytes: number } {
+export function planBlocks(
+  shape: Triple, patch: Triple, o: { budget: number; inputBytes: number; numClasses: number; maxDepth?: number },
+): { shape: Triple; bytes: number } {
   const inBytes = o.inputBytes + 4 + 4; // raw, normalised, tensor
   const outBytes = 4 * o.numClasses + 4 + 8 + 2; // logits, weights, argmax, mask
   const padded = shape.map((n, i) => Math.max(n, patch[i]));
@@ -220,191 +221,249 @@ function readPlanes(path: string, z0: number, n: number): Uint8Array[] {
   }
 }
 
+/** What the stages of predictLarge share: the volume, the model, the window grid and how windows run, the ranks. */
+interface LargeJob {
+  input: string;
+  source: VolumeSource;
+  model: LoadedModel;
+  o: LargePredictOptions;
+  patch: Triple;
+  numClasses: number;
+  grid: WindowGrid;
+  windows: WindowRun;
+  rank: number;
+  world: number;
+  budget: number;
+  /** <output>.parts: progress.json and one file per finished block. */
+  parts: string;
+}
+
 /** Predicts `input` into `output` slab by slab; see the file's header. */
 export async function predictLarge(model: LoadedModel, input: string, output: string, o: LargePredictOptions = {}): Promise<void> {
-  if (o.probabilities) throw new Error(`${input}: --probabilities is not supported for out-of-core prediction`);
-  const { plan, net } = model;
+  if (o.probabilities) throw new OptionError("probabilities", (n) => `${input}: ${n("probabilities")} is not supported for out-of-core prediction`);
   const source = await openVolume(input);
   try {
-    const header = source.header;
-    const [D, H, W] = header.shape;
-    const p = plan.patchSize as Triple;
-    const C = plan.network.numClasses;
-    const step = o.step ?? 0.5, batch = o.batchSize ?? 2;
-    const mirrors = (o.mirror ?? true) ? MIRROR_AXES : [[]];
-    // the in-memory window grid, over the volume padded up to the patch (symmetric, as slidingWindow)
-    const padBefore = [D, H, W].map((n, i) => Math.max(0, Math.floor((p[i] - n) / 2)));
-    const padAfter = [D, H, W].map((n, i) => Math.max(0, p[i] - n - padBefore[i]));
-    const [Dp, Hp, Wp] = [D, H, W].map((n, i) => n + padBefore[i] + padAfter[i]);
-    const starts = [windowStarts(Dp, p[0], step), windowStarts(Hp, p[1], step), windowStarts(Wp, p[2], step)];
-    const boxes: Triple[] = [];
-    for (const z of starts[0]) for (const y of starts[1]) for (const x of starts[2]) boxes.push([z, y, x]);
-
-    const world = o.shard?.worldSize ?? 1, rank = o.shard?.rank ?? 0;
-    const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
-    const blockPlan = o.blockShape
-      ? { shape: o.blockShape.map((b, i) => Math.min(b, [D, H, W][i])) as Triple, bytes: NaN }
-      : planBlocks(header.shape, p, { budget, inputBytes: DTYPES[header.dtype].bytes, numClasses: C, maxDepth: Math.ceil(D / world) });
-    if (blockPlan.bytes > budget) {
-      console.warn(`${input}: --max-memory-mb ${Math.round(budget / 2 ** 20)} is below the ${Math.ceil(blockPlan.bytes / 2 ** 20)} MB that blocks of ${blockPlan.shape.join("×")} need (at least a patch each way); using that`);
-    }
-
-    // resumable state: <output>.parts/progress.json and one file per finished block
-    const parts = `${output.replace(/\/+$/, "")}.parts`;
-    // what the parts depend on: the input (and its file's identity), the model (its checkpoint's), the settings
-    const stamp = (path: string) => { try { const s = statSync(path); return [s.size, s.mtimeMs]; } catch { return null; } };
-    const key = JSON.stringify({
-      input, inputFile: stamp(input), shape: header.shape, model: model.checkpoint, modelFile: stamp(model.checkpoint), modelStep: model.step,
-      patch: p, step, batch, mirror: mirrors.length, threshold: o.threshold ?? null, precision: o.precision ?? "fp32",
-    });
-    const progressPath = join(parts, "progress.json");
-    const readState = () => (existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null);
-    let state: Progress | null = null;
-    if (rank === 0) {
-      state = readState();
-      if (state && state.key !== key) { rmSync(parts, { recursive: true, force: true }); state = null; }
-      if (!state) {
-        const nonFinite = await streamingNonFinite(source);
-        if (nonFinite.count) console.error(`${input}: ${nonFinite.count} NaN/Inf voxel${nonFinite.count === 1 ? "" : "s"} treated as the volume's minimum (${nonFinite.min})`);
-        const fill = nonFinite.count ? nonFinite.min : undefined;
-        const normalization = await streamingNormalization(source, { percentiles: plan.normalization.percentiles, maxSamples: o.maxSamples, fill });
-        state = { key, normalization, fill, block: blockPlan.shape };
-        mkdirSync(parts, { recursive: true });
-        writeFileAtomic(progressPath, Buffer.from(JSON.stringify(state, null, 2) + "\n"));
-      }
-    }
-    // the other ranks take rank 0's normalisation and progress file
-    o.shard?.barrier(SHARD_WAIT_MS);
-    if (rank !== 0) {
-      state = readState();
-      if (!state || state.key !== key) throw new Error(`${progressPath}: rank 0's progress file does not match rank ${rank}'s plan (do all ranks see the same files?)`);
-    }
-    if (!state) throw new Error(`${progressPath}: no progress state`);
+    const job = planJob(model, input, output, source, o);
+    const state = await startOrResume(job);
     // a resumed run keeps the blocks it started with (also when resumed with another number of ranks)
-    const blockShape = state.block;
-    const blocks = blockGrid(header.shape, blockShape);
-    const { lo, hi, mean, std } = state.normalization;
-    const fill = state.fill;
-    const inv = 1 / Math.max(std, 1e-8);
-    const blockPath = (b: Block) => join(parts, `block_${b.map(([a, e]) => `${a}-${e}`).join("_")}.u8.gz`);
-    const pb = padBefore as Triple, shape = [D, H, W] as Triple;
-
-    /** The normalised, padded input of the padded-coordinate box [r0, r1) (zero outside the volume, as in memory). */
-    const readInput = async (r0: Triple, r1: Triple): Promise<Tensor> => {
-      const o0 = r0.map((r, i) => Math.min(shape[i], Math.max(0, r - pb[i]))) as Triple;
-      const o1 = r1.map((r, i) => Math.max(o0[i], Math.min(shape[i], r - pb[i]))) as Triple;
-      const size = o1.map((e, i) => e - o0[i]) as Triple;
-      const raw = size.every((n) => n > 0) ? (await source.readRegion({ start: o0, size })).data : new Uint8Array(0);
-      const image = new Float32Array(raw.length);
-      for (let i = 0; i < raw.length; i++) {
-        const v = fill !== undefined && !Number.isFinite(raw[i]) ? fill : raw[i];
-        image[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv;
-      }
-      return tidy(() => {
-        const x0 = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, ...size], "float32");
-        const before = o0.map((v, i) => v + pb[i] - r0[i]), after = r1.map((r, i) => r - (o1[i] + pb[i]));
-        return before.some((v) => v > 0) || after.some((v) => v > 0) ? pad(x0, [before[2], after[2], before[1], after[1], before[0], after[0]]) : x0;
-      });
-    };
-
-    const weight = gaussianImportance(p);
-    // a batch-mate outside a block's box runs on zeros: batches keep their composition (and so every window's
-    // logits their bits: no operation mixes the samples of a batch) without reading its input
-    const blank = keep(zeros([1, ...p]));
-    const run = windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device);
-    let batchesDone = 0;
-    const batchesTotal = Math.ceil(boxes.length / batch);
-    const overlaps = (w: Triple, lo3: Triple, hi3: Triple) => w.every((v, i) => v < hi3[i] && v + p[i] > lo3[i]);
-    try {
-      for (const [bi, block] of blocks.entries()) {
-        if (bi % world !== rank) continue;
-        if (existsSync(blockPath(block))) { o.onBlock?.(bi + 1, blocks.length); continue; }
-        // the block in padded coordinates; per axis the window rows overlapping it (a run of the sorted starts);
-        // the batches holding those windows (box index = (iz·ny + iy)·nx + ix, as the grid was built); their box
-        const ba = block.map(([a], i) => a + pb[i]) as Triple, bb = block.map(([, e], i) => e + pb[i]) as Triple;
-        const rows = starts.map((s, i) => s.flatMap((v, k) => (v < bb[i] && v + p[i] > ba[i] ? [k] : [])));
-        const chosen: number[] = [];
-        for (const iz of rows[0]) for (const iy of rows[1]) for (const ix of rows[2]) {
-          const first = Math.floor(((iz * starts[1].length + iy) * starts[2].length + ix) / batch) * batch;
-          if (chosen[chosen.length - 1] !== first) chosen.push(first);
-        }
-        const r0 = rows.map((r, i) => starts[i][r[0]]) as Triple;
-        const r1 = rows.map((r, i) => starts[i][r[r.length - 1]] + p[i]) as Triple;
-        const [bz, by, bx] = block.map(([a, e]) => e - a);
-        const region = await readInput(r0, r1);
-        let mask: Uint8Array;
-        try {
-          mask = noGrad(() => tidy(() => {
-          const acc = zeros([C, bz, by, bx]);
-          const norm = zeros([1, bz, by, bx]);
-          const inBox = (w: Triple) => w.every((v, k) => v >= r0[k] && v + p[k] <= r1[k]);
-          const patchOf = (w: Triple) => (inBox(w) ? region.slice(1, w[0] - r0[0], w[0] - r0[0] + p[0]).slice(2, w[1] - r0[1], w[1] - r0[1] + p[1]).slice(3, w[2] - r0[2], w[2] - r0[2] + p[2]) : blank);
-          for (const i of chosen) {
-            tidy(() => {
-              const chunk = boxes.slice(i, i + batch);
-              const out = mirroredLogits(run, stack(chunk.map(patchOf)), mirrors);
-              chunk.forEach((w, k) => {
-                if (!overlaps(w, ba, bb)) return; // a batch-mate of a window that overlaps the block
-                // the part of the window inside the block: window coordinates [a0 − w, a1 − w), block [a0 − ba, a1 − ba)
-                const a0 = w.map((v, j) => Math.max(v, ba[j])), a1 = w.map((v, j) => Math.min(v + p[j], bb[j]));
-                const inWin = (t: Tensor, first: number) => t.slice(first, a0[0] - w[0], a1[0] - w[0]).slice(first + 1, a0[1] - w[1], a1[1] - w[1]).slice(first + 2, a0[2] - w[2], a1[2] - w[2]);
-                const inBlock = (t: Tensor) => t.slice(1, a0[0] - ba[0], a1[0] - ba[0]).slice(2, a0[1] - ba[1], a1[1] - ba[1]).slice(3, a0[2] - ba[2], a1[2] - ba[2]);
-                const wt = inWin(weight, 0);
-                inBlock(acc).add_(inWin(out.select(0, k), 1).mul(wt));
-                inBlock(norm).add_(wt);
-              });
-            });
-            o.onProgress?.(++batchesDone, batchesTotal);
-          }
-          // division and decision are per voxel, as in memory
-          const logits = acc.div(norm);
-          const m = o.threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(o.threshold) : logits.argmax(0).gt(0);
-          return m.to("uint8").contiguous().data() as Uint8Array;
-          }));
-        } finally {
-          region.dispose();
-        }
-        writeFileAtomic(blockPath(block), encodePlanes(mask, bz));
-        // blocks differ in size (edges): without this the kept heap grows with fragmentation, block after block
-        releaseFreeMemory();
-        o.onBlock?.(bi + 1, blocks.length);
-      }
-    } finally {
-      weight.dispose();
-      blank.dispose();
-    }
-
-    // stream the blocks into the output, a group of planes at a time, then drop the parts (rank 0, once every
-    // rank has written its blocks)
+    const blocks = blockGrid(source.header.shape, state.block);
+    await predictBlocks(job, state, blocks);
+    // rank 0 assembles the output once every rank has written its blocks
     o.shard?.barrier(SHARD_WAIT_MS);
-    if (rank !== 0) return;
-    const { data: _none, ...outHeader } = { ...header, data: null, dtype: "uint8" as const };
-    const sink = await createVolume(output, outHeader, formatOf(output) === "zarr" ? { labelName: "mask" } : {});
-    try {
-      const planesPerWrite = Math.max(1, Math.min(blockShape[0], Math.floor(budget / 4 / (H * W))));
-      for (let z0 = 0; z0 < D; z0 += blockShape[0]) {
-        const slab = blocks.filter((b) => b[0][0] === z0);
-        const z1 = Math.min(D, z0 + blockShape[0]);
-        for (let g = z0; g < z1; g += planesPerWrite) {
-          const n = Math.min(planesPerWrite, z1 - g);
-          const out = new Uint8Array(n * H * W);
-          // one block file open at a time (a slab of a very wide volume has more blocks than open files allowed)
-          for (const b of slab) {
-            const [, [y0, y1], [x0, x1]] = b;
-            readPlanes(blockPath(b), g - z0, n).forEach((plane, k) => {
-              for (let y = y0; y < y1; y++) out.set(plane.subarray((y - y0) * (x1 - x0), (y - y0 + 1) * (x1 - x0)), (k * H + y) * W + x0);
-            });
-          }
-          await sink.writeSlab(out);
-        }
-      }
-      await sink.close();
-    } catch (err) {
-      await sink.abort();
-      throw err;
-    }
-    rmSync(parts, { recursive: true, force: true });
+    if (job.rank !== 0) return;
+    await assemble(job, state.block, blocks, output);
+    rmSync(job.parts, { recursive: true, force: true });
   } finally {
     await source.close();
+  }
+}
+
+/** The window grid and batches of in-memory prediction, the ranks, the memory budget (warned about when too small). */
+function planJob(model: LoadedModel, input: string, output: string, source: VolumeSource, o: LargePredictOptions): LargeJob {
+  const { plan, net } = model;
+  const header = source.header;
+  const patch = plan.patchSize as Triple;
+  const numClasses = plan.network.numClasses;
+  const world = o.shard?.worldSize ?? 1, rank = o.shard?.rank ?? 0;
+  const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
+  const windows: WindowRun = {
+    run: windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device),
+    mirrors: (o.mirror ?? true) ? MIRROR_AXES : [[]],
+    batchSize: o.batchSize ?? 2,
+    batchesPerForward: o.batchesPerForward ?? defaultBatchesPerForward(patch, o.batchSize ?? 2),
+  };
+  return {
+    input, source, model, o, patch, numClasses, grid: windowGrid(header.shape, patch, o.step ?? 0.5), windows, rank, world, budget,
+    parts: `${output.replace(/\/+$/, "")}.parts`,
+  };
+}
+
+/** The output block of a new run: the one asked for, or the largest that fits the budget (warned when none does). */
+function blockShapeOf(job: LargeJob): Triple {
+  const { o, source: { header }, patch, budget, world } = job;
+  const [D, H, W] = header.shape;
+  if (o.blockShape) return o.blockShape.map((b, i) => Math.min(b, [D, H, W][i])) as Triple;
+  const inputBytes = DTYPES[header.dtype].bytes;
+  const blockPlan = planBlocks(header.shape, patch, { budget, inputBytes, numClasses: job.numClasses, maxDepth: Math.ceil(D / world) });
+  if (blockPlan.bytes > budget) {
+    const need = `${Math.ceil(blockPlan.bytes / 2 ** 20)} MB that blocks of ${blockPlan.shape.join("×")} need (at least a patch each way)`;
+    const warning = new OptionError("maxMemoryBytes", (n) => `${job.input}: ${n("maxMemoryBytes")} ${Math.round(budget / 2 ** 20)} MB is below the ${need}; using that`);
+    if (o.onWarning) o.onWarning(warning);
+    else console.warn(warning.message);
+  }
+  return blockPlan.shape;
+}
+
+/**
+ * The run's state: <output>.parts/progress.json when it matches this run (a resumed run), else a new one with
+ * the normalisation (rank 0; the other ranks read rank 0's after a barrier).
+ */
+async function startOrResume(job: LargeJob): Promise<Progress> {
+  const { input, source, model, o, rank, parts } = job;
+  // what the parts depend on: the input (and its file's identity), the model (its checkpoint's), the settings
+  const stamp = (path: string) => { try { const s = statSync(path); return [s.size, s.mtimeMs]; } catch { return null; } };
+  const key = JSON.stringify({
+    input, inputFile: stamp(input), shape: source.header.shape, model: model.checkpoint, modelFile: stamp(model.checkpoint), modelStep: model.step,
+    patch: job.patch, step: o.step ?? 0.5, batch: job.windows.batchSize, mirror: job.windows.mirrors.length, threshold: o.threshold ?? null,
+    precision: o.precision ?? "fp32",
+  });
+  const progressPath = join(parts, "progress.json");
+  const readState = () => (existsSync(progressPath) ? (JSON.parse(readFileSync(progressPath, "utf8")) as Progress) : null);
+  let state: Progress | null = null;
+  if (rank === 0) {
+    state = readState();
+    if (state && state.key !== key) { rmSync(parts, { recursive: true, force: true }); state = null; }
+    if (!state) {
+      const nonFinite = await streamingNonFinite(source);
+      if (nonFinite.count) console.error(`${input}: ${nonFinite.count} NaN/Inf voxel${nonFinite.count === 1 ? "" : "s"} treated as the volume's minimum (${nonFinite.min})`);
+      const fill = nonFinite.count ? nonFinite.min : undefined;
+      const { percentiles } = model.plan.normalization;
+      const normalization = await streamingNormalization(source, { percentiles, maxSamples: o.maxSamples, fill });
+      state = { key, normalization, fill, block: blockShapeOf(job) };
+      mkdirSync(parts, { recursive: true });
+      writeFileAtomic(progressPath, Buffer.from(JSON.stringify(state, null, 2) + "\n"));
+    }
+  }
+  // the other ranks take rank 0's normalisation and progress file
+  o.shard?.barrier(SHARD_WAIT_MS);
+  if (rank !== 0) {
+    state = readState();
+    if (!state || state.key !== key) throw new Error(`${progressPath}: rank 0's progress file does not match rank ${rank}'s plan (do all ranks see the same files?)`);
+  }
+  if (!state) throw new Error(`${progressPath}: no progress state`);
+  return state;
+}
+
+const blockPathOf = (parts: string, b: Block) => join(parts, `block_${b.map(([a, e]) => `${a}-${e}`).join("_")}.u8.gz`);
+
+/** A block's windows: the batches holding a window that overlaps it, and the box [r0, r1) those windows cover. */
+interface BlockWindows {
+  /** The block in padded coordinates, [lo, hi). */
+  lo: Triple;
+  hi: Triple;
+  batches: number[];
+  r0: Triple;
+  r1: Triple;
+}
+
+function blockWindows(job: LargeJob, block: Block): BlockWindows {
+  const { grid: { starts, padBefore: pb }, patch: p } = job;
+  const batch = job.windows.batchSize;
+  // per axis the window rows overlapping the block (a run of the sorted starts); the batches holding those
+  // windows (box index = (iz·ny + iy)·nx + ix, as the grid was built); the box they cover
+  const lo = block.map(([a], i) => a + pb[i]) as Triple, hi = block.map(([, e], i) => e + pb[i]) as Triple;
+  const rows = starts.map((s, i) => s.flatMap((v, k) => (v < hi[i] && v + p[i] > lo[i] ? [k] : [])));
+  const batches: number[] = [];
+  for (const iz of rows[0]) for (const iy of rows[1]) for (const ix of rows[2]) {
+    const first = Math.floor(((iz * starts[1].length + iy) * starts[2].length + ix) / batch) * batch;
+    if (batches[batches.length - 1] !== first) batches.push(first);
+  }
+  const r0 = rows.map((r, i) => starts[i][r[0]]) as Triple;
+  const r1 = rows.map((r, i) => starts[i][r[r.length - 1]] + p[i]) as Triple;
+  return { lo, hi, batches, r0, r1 };
+}
+
+/** The normalised, padded input of the padded-coordinate box [r0, r1) (zero outside the volume, as in memory). */
+async function readInput(job: LargeJob, state: Progress, r0: Triple, r1: Triple): Promise<Tensor> {
+  const { source, grid: { padBefore: pb } } = job;
+  const shape = source.header.shape;
+  const { lo, hi, mean, std } = state.normalization;
+  const fill = state.fill;
+  const inv = 1 / Math.max(std, 1e-8);
+  const o0 = r0.map((r, i) => Math.min(shape[i], Math.max(0, r - pb[i]))) as Triple;
+  const o1 = r1.map((r, i) => Math.max(o0[i], Math.min(shape[i], r - pb[i]))) as Triple;
+  const size = o1.map((e, i) => e - o0[i]) as Triple;
+  const raw = size.every((n) => n > 0) ? (await source.readRegion({ start: o0, size })).data : new Uint8Array(0);
+  const image = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const v = fill !== undefined && !Number.isFinite(raw[i]) ? fill : raw[i];
+    image[i] = ((v < lo ? lo : v > hi ? hi : v) - mean) * inv;
+  }
+  return tidy(() => {
+    const x0 = fromBytes(new Uint8Array(image.buffer, image.byteOffset, image.byteLength), [1, ...size], "float32");
+    const before = o0.map((v, i) => v + pb[i] - r0[i]), after = r1.map((r, i) => r - (o1[i] + pb[i]));
+    return before.some((v) => v > 0) || after.some((v) => v > 0) ? pad(x0, [before[2], after[2], before[1], after[1], before[0], after[0]]) : x0;
+  });
+}
+
+/** This rank's blocks not yet written, each predicted and written to its part file; progress in windows run. */
+async function predictBlocks(job: LargeJob, state: Progress, blocks: Block[]): Promise<void> {
+  const { o, rank, world, grid: { boxes }, windows: { batchSize } } = job;
+  const todo = blocks.flatMap((block, bi) => (bi % world === rank && !existsSync(blockPathOf(job.parts, block)) ? [{ block, bi }] : []));
+  const plans = new Map(todo.map(({ bi, block }) => [bi, blockWindows(job, block)]));
+  // a batch holding windows of several blocks runs once for each: the total counts every run
+  let done = 0, total = 0;
+  for (const w of plans.values()) for (const i of w.batches) total += Math.min(batchSize, boxes.length - i);
+  const weight = gaussianImportance(job.patch);
+  // a batch-mate outside a block's box runs on zeros: batches keep their composition (and so every window's
+  // logits their bits) without reading its input
+  const blank = keep(zeros([1, ...job.patch]));
+  try {
+    for (const [bi, block] of blocks.entries()) {
+      const bw = plans.get(bi);
+      if (bi % world !== rank) continue;
+      if (bw) {
+        const mask = await predictBlock(job, state, bw, weight, blank, (n) => o.onProgress?.((done += n), total));
+        writeFileAtomic(blockPathOf(job.parts, block), encodePlanes(mask, block[0][1] - block[0][0]));
+        // blocks differ in size (edges): without this the kept heap grows with fragmentation, block after block
+        releaseFreeMemory();
+      }
+      o.onBlock?.(bi + 1, blocks.length);
+    }
+  } finally {
+    weight.dispose();
+    blank.dispose();
+  }
+}
+
+/** One block's mask: its windows' logits accumulated over the block, divided and decided per voxel as in memory. */
+async function predictBlock(
+  job: LargeJob, state: Progress, bw: BlockWindows, weight: Tensor, blank: Tensor, onBatch: (windows: number) => void,
+): Promise<Uint8Array> {
+  const { r0, r1 } = bw, p = job.patch, threshold = job.o.threshold;
+  const region = await readInput(job, state, r0, r1);
+  try {
+    return noGrad(() => tidy(() => {
+      const acc = new BlockAccumulator(weight, job.numClasses, bw.lo, bw.hi);
+      const inBox = (w: Triple) => w.every((v, k) => v >= r0[k] && v + p[k] <= r1[k]);
+      const patchOf = (w: Triple) => (inBox(w) ? boxOf(region, 1, w.map((v, k) => v - r0[k]), w.map((v, k) => v - r0[k] + p[k])) : blank);
+      runWindows(job.windows, job.grid.boxes, bw.batches, patchOf, acc, onBatch);
+      const logits = acc.average();
+      const m = threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(threshold) : logits.argmax(0).gt(0);
+      return m.to("uint8").contiguous().data() as Uint8Array;
+    }));
+  } finally {
+    region.dispose();
+  }
+}
+
+/** Streams the blocks' masks into the output, a group of planes at a time (a block file open at a time). */
+async function assemble(job: LargeJob, blockShape: Triple, blocks: Block[], output: string): Promise<void> {
+  const { header } = job.source;
+  const [D, H, W] = header.shape;
+  const { data: _none, ...outHeader } = { ...header, data: null, dtype: "uint8" as const };
+  const sink = await createVolume(output, outHeader, formatOf(output) === "zarr" ? { labelName: "mask" } : {});
+  try {
+    const planesPerWrite = Math.max(1, Math.min(blockShape[0], Math.floor(job.budget / 4 / (H * W))));
+    for (let z0 = 0; z0 < D; z0 += blockShape[0]) {
+      const slab = blocks.filter((b) => b[0][0] === z0);
+      const z1 = Math.min(D, z0 + blockShape[0]);
+      for (let g = z0; g < z1; g += planesPerWrite) {
+        const n = Math.min(planesPerWrite, z1 - g);
+        const out = new Uint8Array(n * H * W);
+        // one block file open at a time (a slab of a very wide volume has more blocks than open files allowed)
+        for (const b of slab) {
+          const [, [y0, y1], [x0, x1]] = b;
+          readPlanes(blockPathOf(job.parts, b), g - z0, n).forEach((plane, k) => {
+            for (let y = y0; y < y1; y++) out.set(plane.subarray((y - y0) * (x1 - x0), (y - y0 + 1) * (x1 - x0)), (k * H + y) * W + x0);
+          });
+        }
+        await sink.writeSlab(out);
+      }
+    }
+    await sink.close();
+  } catch (err) {
+    await sink.abort();
+    throw err;
   }
 }

@@ -12,6 +12,7 @@ import { finetune } from "../../src/seg/finetune.ts";
 import { type LoadedModel, loadModel } from "../../src/seg/model.ts";
 import { predictFile, predictVolume } from "../../src/seg/predict.ts";
 import { blockGrid, inMemoryBytes, planBlocks, predictLarge, streamingNormalization } from "../../src/seg/predict_large.ts";
+import { windowGrid } from "../../src/seg/sliding_window.ts";
 import { synthDataset } from "../../src/synth/index.ts";
 import * as T from "../../src/torch/index.ts";
 
@@ -46,7 +47,9 @@ test("streaming normalisation gives normalizationOf's numbers exactly, with and 
   const source = await openVolume(input);
   try {
     assert.deepEqual(await streamingNormalization(source, { slabBytes: 20_000 }), normalizationOf(vol.data));
-    assert.deepEqual(await streamingNormalization(source, { slabBytes: 20_000, maxSamples: 1_000_000 }), normalizationOf(vol.data, { maxSamples: 1_000_000 }));
+    assert.deepEqual(
+      await streamingNormalization(source, { slabBytes: 20_000, maxSamples: 1_000_000 }), normalizationOf(vol.data, { maxSamples: 1_000_000 }),
+    );
   } finally {
     await source.close();
   }
@@ -87,7 +90,9 @@ test("a run stopped part-way resumes: slabs already written are not recomputed",
   assert.equal(readdirSync(`${out}.parts`).filter((f) => f.startsWith("block_")).length, 3);
   let batchesAfter = 0, firstSlabSeen = 0;
   // resumed with another budget (or number of ranks), the run keeps the blocks it started with
-  await predictLarge(model, input, out, { ...opts, maxMemoryBytes: 16 * 2 ** 20, onProgress: () => { batchesAfter++; }, onBlock: (d) => { firstSlabSeen ||= d; } });
+  await predictLarge(model, input, out, {
+    ...opts, maxMemoryBytes: 16 * 2 ** 20, onProgress: () => { batchesAfter++; }, onBlock: (d) => { firstSlabSeen ||= d; },
+  });
   assert.equal(firstSlabSeen, 1);
   assert.ok(batchesAfter < batchesAll && batchesAfter + batchesFirst >= batchesAll, `${batchesFirst} + ${batchesAfter} vs ${batchesAll} batches`);
   assert.ok(Buffer.from((await readVolume(out)).data).equals(Buffer.from((await readVolume(join(dir, "mask_planes"))).data)));
@@ -109,7 +114,8 @@ test("y/x blocks (planes split too, batch-mates outside the block read by themse
 test("block planning: full planes when they fit, else a patch deep and narrower in y/x, within the budget", () => {
   // the need of a block, written out: input with two patches of margin per axis (clamped), output for the block
   const need = (b: number[], shape: number[], patch: number[], inputBytes: number, classes: number) =>
-    b.reduce((n, v, i) => n * Math.min(Math.max(shape[i], patch[i]), v + 2 * patch[i]), 1) * (inputBytes + 8) + b[0] * b[1] * b[2] * (4 * classes + 14);
+    b.reduce((n, v, i) => n * Math.min(Math.max(shape[i], patch[i]), v + 2 * patch[i]), 1) * (inputBytes + 8)
+    + b[0] * b[1] * b[2] * (4 * classes + 14);
   const small = planBlocks([100, 50, 50], [32, 32, 32], { budget: 2 ** 40, inputBytes: 2, numClasses: 2 });
   assert.deepEqual(small.shape, [100, 50, 50]);
   const capped = planBlocks([100, 50, 50], [32, 32, 32], { budget: 2 ** 40, inputBytes: 2, numClasses: 2, maxDepth: 50 });
@@ -127,5 +133,27 @@ test("block planning: full planes when they fit, else a patch deep and narrower 
   assert.ok(need([128, organ.shape[1] + 1, organ.shape[2] + 1], [2000, 4200, 4200], [128, 128, 128], 2, 2) > 4 * 2 ** 30, "the largest square that fits");
   // the deepest slab of full planes that fits, exactly (a budget of exactly 196 planes' need)
   const exact = need([196, 1000, 1000], [2000, 1000, 1000], [128, 128, 128], 2, 2);
-  assert.deepEqual(planBlocks([2000, 1000, 1000], [128, 128, 128], { budget: exact, inputBytes: 2, numClasses: 2 }), { shape: [196, 1000, 1000], bytes: exact });
+  assert.deepEqual(
+    planBlocks([2000, 1000, 1000], [128, 128, 128], { budget: exact, inputBytes: 2, numClasses: 2 }), { shape: [196, 1000, 1000], bytes: exact },
+  );
+});
+
+test("progress counts the windows run, up to exactly the total it announces (a batch shared by blocks counts each time)", async () => {
+  const blockShape: [number, number, number] = [40, 28, 24], batchSize = 2;
+  const calls: Array<[number, number]> = [];
+  await predictLarge(model, input, join(dir, "progress.nii.gz"), {
+    mirror: false, precision: "fp32", batchSize, blockShape, onProgress: (done, total) => { calls.push([done, total]); },
+  });
+  // the obvious count: per block, the batches holding a window that overlaps it, each with its windows
+  const p = model.plan.patchSize, grid = windowGrid(vol.shape, p as [number, number, number]);
+  let want = 0;
+  for (const block of blockGrid(vol.shape, blockShape)) {
+    const lo = block.map(([a], i) => a + grid.padBefore[i]), hi = block.map(([, e], i) => e + grid.padBefore[i]);
+    const hits = new Set<number>();
+    grid.boxes.forEach((w, k) => { if (w.every((v, i) => v < hi[i] && v + p[i] > lo[i])) hits.add(Math.floor(k / batchSize)); });
+    for (const b of hits) want += Math.min(batchSize, grid.boxes.length - b * batchSize);
+  }
+  assert.ok(want > grid.boxes.length, "some batches run for several blocks");
+  assert.ok(calls.every(([d, t], i) => t === want && d <= t && (i === 0 || d > calls[i - 1][0])), "monotone, never past the total");
+  assert.deepEqual(calls[calls.length - 1], [want, want]);
 });
