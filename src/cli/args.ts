@@ -92,10 +92,17 @@ export async function withFlags<T>(flags: Record<string, string>, fn: () => Prom
     return await fn();
   } catch (err) {
     if (!(err instanceof OptionError)) throw err;
-    const flag = (o: string) => flags[o] ?? `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new Error(err.messageWith(flag), { cause: err });
+    throw new Error(err.messageWith(flagNamer(flags)), { cause: err });
   }
 }
+
+/** Option name → flag: `flags`' entry, else the option in kebab case (`patchSize` → `--patch-size`). */
+export function flagNamer(flags: Record<string, string>): (option: string) => string {
+  return (o) => flags[o] ?? `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** The flags of the planning options that src/seg/plan.ts's messages name (finetune and pretrain). */
+export const PLAN_FLAGS: Record<string, string> = { patchSize: "--patch", batchSize: "--batch" };
 
 /** The exit code for an error: 2 for a usage error (the command line is at fault), 1 for failed work. */
 export function exitCodeOf(err: unknown): number {

@@ -3,7 +3,7 @@ import { type LabelMap, ignoreLabelMap, parseLabelMap } from "../data/labels.ts"
 import { FINETUNE_DEFAULTS as D, finetune } from "../seg/finetune.ts";
 import { distOptionsFromEnv } from "../torch/index.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, PLAN_FLAGS, UsageError, deviceFlag, intFlag, launchIfAsked, numFlag, optInt, optNum, parseFlags, transformerFlags, withFlags } from "./args.ts";
 import { ARCHS, isArch } from "../nn/networks.ts";
 
 /** The label flags of finetune, evaluate and experiment (what a label file's values mean; see docs/experiments.md). */
@@ -105,13 +105,14 @@ export async function run(argv: string[]): Promise<number> {
   const arch = v.arch ?? "unet";
   if (!isArch(arch)) throw new UsageError(`--arch: expected ${ARCHS.join(", ")}, got '${arch}'`);
   if (v.precision && v.precision !== "bf16" && v.precision !== "fp32") throw new UsageError(`--precision: expected bf16 or fp32, got '${v.precision}'`);
-  const res = await finetune({
+  const opts: Parameters<typeof finetune>[0] = {
     data: v.data, out: v.out, device: await deviceFlag(v.device), init: v.init, initParts: parseParts(v["init-parts"]), resume: v.resume, fold,
     ...numbers, optimizer, precision: v.precision as "bf16" | "fp32" | undefined,
     augment: !v["no-augment"], quiet: v.quiet, labelMap: labelMapFlag(v), plan: { arch, ...planned, transformer: transformerFlags(v) },
     // the launcher's environment names this rank's process group (none: one process)
     dist: distOptionsFromEnv(),
-  });
+  };
+  const res = await withFlags(PLAN_FLAGS, () => finetune(opts));
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   const last = res.epochs[res.epochs.length - 1];
   console.log(`finished ${res.out}: ${res.epochs.length} epochs, best EMA pseudo-Dice ${res.bestEma.toFixed(3)}${last ? `, last ${Object.entries(last.pseudoDice).map(([k, d]) => `${k} ${d.toFixed(3)}`).join(", ")}` : ""}`);

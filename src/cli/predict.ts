@@ -2,9 +2,8 @@
 import { loadModel } from "../seg/model.ts";
 import { checkPredictionOutputs, predictPaths } from "../seg/predict.ts";
 import { ProcessGroup, defaultPrecision, distOptionsFromEnv } from "../torch/index.ts";
-import { OptionError } from "../util/option_error.ts";
 import { Progress } from "../util/progress.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, OVERWRITE_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optNum, parseFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, OVERWRITE_HELP, UsageError, deviceFlag, flagNamer, intFlag, launchIfAsked, optNum, parseFlags, withFlags } from "./args.ts";
 
 const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DIR [options]
 
@@ -33,7 +32,7 @@ ${LAUNCH_HELP}
 
 /** The flag of each option the library's messages name (OptionError). */
 const FLAGS: Record<string, string> = { maxMemoryBytes: "--max-memory-mb", probabilities: "--probabilities", batchSize: "--batch", step: "--step" };
-const flagOf = (option: string) => FLAGS[option] ?? option;
+const flagOf = flagNamer(FLAGS);
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, {
@@ -62,7 +61,8 @@ export async function run(argv: string[]): Promise<number> {
   const model = loadModel(v.model);
   model.net.to(device);
   let bar: Progress | null = null;
-  const written = await predictPaths(model, v.in, v.out, {
+  const input = v.in, out = v.out;
+  const opts: Parameters<typeof predictPaths>[3] = {
     onWarning: (w) => console.warn(w.messageWith(flagOf)),
     mirror: !v["no-tta"], step, batchSize, batchesPerForward, threshold, probabilities: v.probabilities,
     precision: (v.precision as "bf16" | "fp32" | undefined) ?? defaultPrecision(), device,
@@ -71,9 +71,8 @@ export async function run(argv: string[]): Promise<number> {
     shard: group ? { rank: group.rank, worldSize: group.worldSize, barrier: (ms) => group.barrier(ms) } : undefined,
     onFile: (i, n, path) => { bar?.finish(); bar = new Progress(`predict ${i + 1}/${n} ${path.split("/").pop()}`, 1, { unit: "windows", silent: v.quiet }); },
     onProgress: (done, total) => { if (bar) { bar.total = total; bar.set(done); } },
-  }).catch((err: unknown) => {
-    throw err instanceof OptionError ? new Error(err.messageWith(flagOf), { cause: err }) : err;
-  });
+  };
+  const written = await withFlags(FLAGS, () => predictPaths(model, input, out, opts));
   (bar as Progress | null)?.finish();
   group?.destroy();
   if (group && group.rank !== 0) return 0;

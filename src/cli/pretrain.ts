@@ -3,7 +3,7 @@ import { sslMethods } from "../ssl/method.ts";
 import { PRETRAIN_DEFAULTS as D, pretrain } from "../ssl/pretrain.ts";
 import { distOptionsFromEnv } from "../torch/index.ts";
 import { removeStaleTempsIn } from "../util/output.ts";
-import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags, transformerFlags } from "./args.ts";
+import { DEVICE_HELP, LAUNCH_FLAGS, LAUNCH_HELP, PLAN_FLAGS, UsageError, deviceFlag, intFlag, launchIfAsked, optInt, optNum, parseFlags, transformerFlags, withFlags } from "./args.ts";
 import { ARCHS, isArch } from "../nn/networks.ts";
 import { parsePatch, shown } from "./finetune.ts";
 
@@ -72,13 +72,14 @@ export async function run(argv: string[]): Promise<number> {
     if (!m || !Number.isFinite(Number(m[2]))) throw new UsageError(`--opt: expected KEY=NUMBER, got '${kv}'`);
     methodOptions[m[1]] = Number(m[2]);
   }
-  const res = await pretrain({
+  const opts: Parameters<typeof pretrain>[0] = {
     data: v.data, out: v.out, device: await deviceFlag(v.device), method: v.method, methodOptions, resume: v.resume, ...numbers,
     plan: { arch, ...planned, transformer: transformerFlags(v) }, sampling: v.balanced ? "balanced" : "uniform",
     precision: v.precision as "bf16" | "fp32" | undefined, indexPath: v.index, quiet: v.quiet,
     // the launcher's environment names this rank's process group (none: one process)
     dist: distOptionsFromEnv(),
-  });
+  };
+  const res = await withFlags(PLAN_FLAGS, () => pretrain(opts));
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
   console.log(`finished ${res.out}: ${res.method}, loss ${res.firstLoss.toFixed(4)} → ${res.lastLoss.toFixed(4)}; fine-tune with: lsmseg finetune --init ${res.checkpoint} ...`);
   return 0;

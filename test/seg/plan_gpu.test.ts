@@ -16,7 +16,9 @@ const cost = (p: ReturnType<typeof makePlan>, patch: number[] = p.patchSize, bat
 };
 
 test("the estimate's convolutions are the network's: a tiny U-Net by hand, and the built networks' weights", () => {
-  const tiny = makePlan([[8, 8, 8]], [[1, 1, 1]], { patchSize: [8, 8, 8], baseFeatures: 4, maxStages: 2, minBottleneck: 4, deepSupervision: false }).network;
+  const tiny = makePlan([[8, 8, 8]], [[1, 1, 1]], {
+    patchSize: [8, 8, 8], baseFeatures: 4, maxStages: 2, minBottleneck: 4, deepSupervision: false,
+  }).network;
   assert.deepEqual(tiny.features, [4, 8]);
   const layers = convLayers(tiny, [8, 8, 8]);
   // encoder 1→4, 4→4 at 8³; 4→8, 8→8 at 4³; decoder: transposed 8→4 (kernel 2), 8→4, 4→4 at 8³; head 4→2
@@ -82,7 +84,9 @@ test("more GPU memory never plans a smaller patch; the median caps it; the batch
 
 test("flags win over the GPU plan; fp32 needs more memory than bf16; the faked memory comes from LSMSEG_GPU_MEMORY_MB", () => {
   const shapes = [[300, 300, 300]];
-  const given = makePlan(shapes, [[1, 1, 1]], { gpuMemoryBytes: 8 * GiB, ...definedOnly({ patchSize: [64, 64, 64], batchSize: 3, baseFeatures: undefined }) });
+  const given = makePlan(shapes, [[1, 1, 1]], {
+    gpuMemoryBytes: 8 * GiB, ...definedOnly({ patchSize: [64, 64, 64], batchSize: 3, baseFeatures: undefined }),
+  });
   assert.deepEqual([given.patchSize, given.batchSize], [[64, 64, 64], 3]);
   const bf16 = makePlan(shapes, [[1, 1, 1]], { gpuMemoryBytes: 8 * GiB });
   const fp32 = makePlan(shapes, [[1, 1, 1]], { gpuMemoryBytes: 8 * GiB, precision: "fp32" });
