@@ -1,12 +1,13 @@
 // lsmseg inspect DIR: the dataset's fingerprint (counts, shapes, spacings, intensities, foreground, components,
 // skeleton lengths), as a table or as JSON. lsmseg inspect FILE|URL: one volume's format, geometry, layout and
 // intensity percentiles from a bounded sample.
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { parseFlags, UsageError } from "./args.ts";
 import { OPEN_FLAGS, OPEN_HELP, openOptions } from "./open-flags.ts";
 import { fingerprint } from "../eval/fingerprint.ts";
 import { describeVolume, SAMPLE_BYTES } from "../io/describe.ts";
 import { formatOf, isUrl } from "../io/index.ts";
+import { checkExists } from "../util/fserror.ts";
 
 const HELP = `usage: lsmseg inspect DIR [--json]
        lsmseg inspect FILE|URL [--json] [--series N] [--level L] [--channel C] [--time T]
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
   const [dir] = parsed.positionals;
   if (!dir || parsed.positionals.length > 1) throw new UsageError(`inspect needs one DIR, FILE or URL\n\n${HELP}`);
   if (isUrl(dir)) return inspectVolume(dir, !!parsed.values.json, parsed.values);
-  if (!existsSync(dir)) throw new Error(`${dir}: no such file or folder`);
+  checkExists(dir, "no such file or folder");
   if (!statSync(dir).isDirectory() || isVolumeFolder(dir)) return inspectVolume(dir, !!parsed.values.json, parsed.values);
   const fp = await fingerprint(dir);
   if (parsed.values.json) {

@@ -3,7 +3,7 @@
 // iso_panoptic_quality_mean/std, con_dice_mean/std, con_cldice_mean/std), per category, per structure type,
 // overall, and held-out vs seen types when a dataset.json marks roles; the extra metrics (Betti errors,
 // HD95) per case and group under `extra` when asked for, apart from the challenge's. Cases run in a pool of worker threads.
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { IGNORE_LABEL, type LabelMap, applyLabelMap, countIgnored, labelMapOfDatasetJson } from "../data/labels.ts";
@@ -15,6 +15,7 @@ import { CATEGORY_NAMES, caseNameOf, categoryName, structureOf, structureTable, 
 import { caseMetrics, type CaseMetrics, type ExtraMetrics } from "./metrics.ts";
 import { tuneHeap } from "../util/heap.ts";
 import { type DatasetJson, findDatasetJson, readDatasetJson } from "../dataset/index.ts";
+import { checkExists } from "../util/fserror.ts";
 
 export interface CaseTask {
   pred: string;
@@ -223,7 +224,7 @@ export function summarizeCases(cases: CaseResult[]): Pick<MetricsJson, "aggregat
 
 /** The volumes in a folder by case name (io's isVolumeEntry: volume files, Zarr folders, plane folders). */
 function listVolumes(dir: string, what: string): Map<string, string> {
-  if (!existsSync(dir)) throw new Error(`${dir}: ${what} folder does not exist`);
+  checkExists(dir, `${what} folder does not exist`);
   const out = new Map<string, string>();
   for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (e.name.startsWith(".") || e.name.includes(".tmp-")) continue;
@@ -246,7 +247,7 @@ interface DatasetInfo {
 /** dataset.json: the path given, or the nearest one with "structures" beside the labels (src/dataset's rule), or none. */
 function findDataset(gtDir: string, given?: string): DatasetInfo | null {
   if (given) {
-    if (!existsSync(given)) throw new Error(`${given}: dataset.json not found`);
+    checkExists(given, "dataset.json not found");
     const d = readDatasetJson(given);
     if (!d.raw.structures || typeof d.raw.structures !== "object") throw new Error(`${d.path}: no "structures" object`);
     return withLabelMap(d);

@@ -14,6 +14,7 @@ import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, open
 import { type Box, DTYPES, type Volume, type VolumeHeader } from "./volume.ts";
 import { formatOfExtension, type VolumeFormat } from "./extensions.ts";
 import { createZarr, isUrl, isZarrDir, openZarr, type ZarrOpenOptions, type ZarrWriteOptions } from "./zarr.ts";
+import { fsError } from "../util/fserror.ts";
 
 export * from "./volume.ts";
 export type { SourceInfo, VolumeSink, VolumeSource } from "./stream.ts";
@@ -37,8 +38,10 @@ export function formatOf(path: string): VolumeFormat {
   let dir = false;
   try {
     dir = statSync(path).isDirectory();
-  } catch {
-    // a path that does not exist yet: a folder of TIFF planes when it has no extension
+  } catch (err) {
+    // a path that does not exist yet: a folder of TIFF planes when it has no extension; any other error is said
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw fsError(path, err);
   }
   if (dir) return isZarrDir(path) ? "zarr" : "tiff-folder";
   if (!/\.[a-z0-9]+$/.test(p.split("/").pop() ?? "")) return "tiff-folder";

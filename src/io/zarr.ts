@@ -14,6 +14,7 @@ import FileSystemStore from "@zarrita/storage/fs";
 import * as zarr from "zarrita";
 import { tempPathFor } from "../util/atomic.ts";
 import { slabPlanes, type SourceInfo, type VolumeSink, type VolumeSource } from "./stream.ts";
+import { checkExists } from "../util/fserror.ts";
 import {
   type Box, type DType, DTYPES, type Vec3, type Volume, type VolumeHeader, type VoxelArray,
   allocVoxels, bytesOf, checkBox, headerOf, voxelCount, voxelsInto,
@@ -220,7 +221,7 @@ async function fetchRange(request: Request): Promise<Response> {
 /** Opens one Zarr store: a folder or an http(s) URL. */
 function storeOf(path: string): Store {
   if (isUrl(path)) return new zarr.FetchStore(path.replace(/\/+$/, ""), { fetch: fetchRange });
-  if (!existsSync(path)) throw new Error(`${path}: not found`);
+  checkExists(path, "not found");
   return new FileSystemStore(path);
 }
 

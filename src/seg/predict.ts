@@ -12,6 +12,7 @@ import type { LoadedModel } from "./model.ts";
 import { type PredictOptions, SHARD_WAIT_MS } from "./predict_options.ts";
 import { needsOutOfCore, predictLarge } from "./predict_large.ts";
 import { slidingWindow } from "./sliding_window.ts";
+import { checkExists } from "../util/fserror.ts";
 
 export interface Prediction {
   mask: Uint8Array;
@@ -38,7 +39,7 @@ export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions
 
 /** The inputs a path names: one volume (a file, a Zarr, a TIFF plane folder), or every volume in a folder (sorted). */
 export function listInputs(path: string): string[] {
-  if (!existsSync(path)) throw new Error(`${path}: no such file or folder`);
+  checkExists(path, "no such file or folder");
   const files = listVolumes(path);
   if (files.length === 0) throw new Error(`${path}: the folder holds no volumes (.nii.gz, .nii, .mha, .mhd, .tif, .tiff, .zarr or folders of z-plane .tif files)`);
   return files;

@@ -96,7 +96,8 @@ function load(): NativeAddon {
   let path: string;
   try {
     path = (require("node-gyp-build") as { resolve(dir: string): string }).resolve(root);
-  } catch {
+  } catch (err) {
+    if (!/No native build was found/.test(String((err as Error)?.message))) throw new Error(`${root}: lsmseg's native addon: ${(err as Error)?.message}`, { cause: err });
     throw new Error(`lsmseg's native addon (libtorch) is not built in ${root}: in a checkout run 'npm run setup'; in an installed package give it a libtorch, then 'npm rebuild lsmseg' (README: Install as a package)`);
   }
   // node-gyp-build takes build/Release's first .node file: an old build's lsmseg_malloc.node would come first
