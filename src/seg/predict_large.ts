@@ -34,8 +34,8 @@ import { OptionError } from "../util/option_error.ts";
 import type { LoadedModel } from "./model.ts";
 import { DEFAULT_MAX_MEMORY_BYTES, type PredictOptions, SHARD_WAIT_MS } from "./predict_options.ts";
 import {
-  BlockAccumulator, MIRROR_AXES, type Triple, type WindowGrid, type WindowRun,
-  boxOf, defaultBatchesPerForward, gaussianImportance, runWindows, windowGrid, windowRunner,
+  BlockAccumulator, type Triple, type WindowGrid, type WindowRun,
+  boxOf, gaussianImportance, runWindows, windowGrid, windowRun,
 } from "./sliding_window.ts";
 
 export interface LargePredictOptions extends PredictOptions {
@@ -266,12 +266,7 @@ function planJob(model: LoadedModel, input: string, output: string, source: Volu
   const numClasses = plan.network.numClasses;
   const world = o.shard?.worldSize ?? 1, rank = o.shard?.rank ?? 0;
   const budget = o.maxMemoryBytes ?? DEFAULT_MAX_MEMORY_BYTES;
-  const windows: WindowRun = {
-    run: windowRunner((x: Tensor) => net.forward(x) as Tensor, o.precision, o.device),
-    mirrors: (o.mirror ?? true) ? MIRROR_AXES : [[]],
-    batchSize: o.batchSize ?? 2,
-    batchesPerForward: o.batchesPerForward ?? defaultBatchesPerForward(patch, o.batchSize ?? 2),
-  };
+  const windows = windowRun((x: Tensor) => net.forward(x) as Tensor, patch, { ...o, mirror: o.mirror ?? true });
   return {
     input, source, model, o, patch, numClasses, grid: windowGrid(header.shape, patch, o.step ?? 0.5), windows, rank, world, budget,
     parts: `${output.replace(/\/+$/, "")}.parts`,

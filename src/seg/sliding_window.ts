@@ -106,34 +106,6 @@ export interface WindowAccumulator {
   add(logits: Tensor, start: Triple): void;
 }
 
-/** The (padded) volume's accumulator: weighted logits and weights for every voxel, (C + 1) float32 each. */
-export class VolumeAccumulator implements WindowAccumulator {
-  private readonly acc: Tensor;
-  private readonly norm: Tensor;
-  constructor(private readonly weight: Tensor, numClasses: number, private readonly grid: WindowGrid) {
-    this.acc = zeros([numClasses, ...grid.padded]);
-    this.norm = zeros([1, ...grid.padded]);
-  }
-
-  add(logits: Tensor, [z, y, x]: Triple): void {
-    const [pd, ph, pw] = this.weight.shape;
-    const end = [z + pd, y + ph, x + pw];
-    boxOf(this.acc, 1, [z, y, x], end).add_(logits.mul(this.weight));
-    boxOf(this.norm, 1, [z, y, x], end).add_(this.weight);
-  }
-
-  /** The weighted average of the logits cropped to the volume, [C, D, H, W]; the sums are consumed. */
-  average(): Tensor {
-    const { acc, norm, grid: { padBefore: b, padAfter: a, padded } } = this;
-    acc.div_(norm);
-    norm.dispose();
-    if (![...b, ...a].some((v) => v > 0)) return acc;
-    const cropped = boxOf(acc, 1, b, padded.map((n, i) => n - a[i])).contiguous();
-    acc.dispose();
-    return cropped;
-  }
-}
-
 /**
  * An output block's accumulator: the box [lo, hi) of the padded volume, to which each window adds the part of
  * it inside the box (a window that misses the box adds nothing). The same values in the same order as the
@@ -170,6 +142,23 @@ export class BlockAccumulator implements WindowAccumulator {
     this.acc.div_(this.norm);
     this.norm.dispose();
     return this.acc;
+  }
+}
+
+/** The (padded) volume's accumulator: the block that is the whole padded volume, cropped back to the volume at the end. */
+export class VolumeAccumulator extends BlockAccumulator {
+  constructor(weight: Tensor, numClasses: number, private readonly grid: WindowGrid) {
+    super(weight, numClasses, [0, 0, 0], grid.padded);
+  }
+
+  /** The weighted average of the logits cropped to the volume, [C, D, H, W]; the sums are consumed. */
+  override average(): Tensor {
+    const { padBefore: b, padAfter: a, padded } = this.grid;
+    const acc = super.average();
+    if (![...b, ...a].some((v) => v > 0)) return acc;
+    const cropped = boxOf(acc, 1, b, padded.map((n, i) => n - a[i])).contiguous();
+    acc.dispose();
+    return cropped;
   }
 }
 
@@ -212,6 +201,16 @@ export function defaultBatchesPerForward(patch: Triple, batchSize: number): numb
   return Math.max(1, Math.floor(2 ** 21 / (patch[0] * patch[1] * patch[2] * batchSize)));
 }
 
+/** How the windows of `patch` run under `o`: its precision, device, mirroring (off unless asked) and batching. */
+export function windowRun(net: (x: Tensor) => Tensor, patch: Triple,
+  o: Pick<SlidingWindowOptions, "precision" | "device" | "mirror" | "batchSize" | "batchesPerForward">): WindowRun {
+  const batchSize = o.batchSize ?? 2;
+  return {
+    run: windowRunner(net, o.precision, o.device), mirrors: o.mirror ? MIRROR_AXES : [[]], batchSize,
+    batchesPerForward: o.batchesPerForward ?? defaultBatchesPerForward(patch, batchSize),
+  };
+}
+
 /** The batch starts of `n` windows in batches of `batch`: 0, batch, 2·batch, … */
 export function allBatches(n: number, batch: number): number[] {
   return Array.from({ length: Math.ceil(n / batch) }, (_, k) => k * batch);
@@ -229,14 +228,12 @@ export function slidingWindow(net: (x: Tensor) => Tensor, image: Tensor, o: Slid
   const { padBefore: b, padAfter: a, boxes } = grid;
   // pad up to the patch where the volume is smaller, symmetric as nnU-Net; the accumulator crops back
   const vol = [...b, ...a].some((v) => v > 0) ? pad(image, [b[2], a[2], b[1], a[1], b[0], a[0]]) : image;
-  const batchSize = o.batchSize ?? 2;
   const weight = gaussianImportance(p);
   const acc = new VolumeAccumulator(weight, o.numClasses, grid);
-  const w: WindowRun = { run: windowRunner(net, o.precision, o.device), mirrors: o.mirror ? MIRROR_AXES : [[]], batchSize };
-  w.batchesPerForward = o.batchesPerForward ?? defaultBatchesPerForward(p, batchSize);
+  const w = windowRun(net, p, o);
   const patchOf = (start: Triple) => boxOf(vol, 1, start, start.map((v, i) => v + p[i]));
   let done = 0;
-  runWindows(w, boxes, allBatches(boxes.length, batchSize), patchOf, acc, (n) => o.onProgress?.((done += n), boxes.length));
+  runWindows(w, boxes, allBatches(boxes.length, w.batchSize), patchOf, acc, (n) => o.onProgress?.((done += n), boxes.length));
   weight.dispose();
   if (vol !== image) vol.dispose();
   return acc.average();
