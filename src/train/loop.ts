@@ -185,7 +185,7 @@ export async function trainLoop<B>(s: LoopSpec<B>): Promise<void> {
       lossSum += loss;
       count++;
       s.at.step++;
-      s.at.globalBatches! += s.run.world;
+      if (s.at.globalBatches !== undefined) s.at.globalBatches += s.run.world;
       progress.tick(1, s.tick(loss, s.step.opt.lr));
       if (s.intervalEnds(done, s.at.step)) {
         const seconds = (performance.now() - intervalStart) / 1000;
