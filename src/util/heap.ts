@@ -4,16 +4,29 @@
 // quarter of its time there. Process-wide, so once is enough.
 import { createRequire } from "node:module";
 
-let tuned: boolean | null = null;
+interface MallocAddon { tuned: boolean; heapInUse?: () => number | null }
+let addon: MallocAddon | null | undefined;
+
+function mallocAddon(): MallocAddon | null {
+  if (addon === undefined) {
+    try {
+      addon = createRequire(import.meta.url)("../../build/Release/lsmseg_tuned_malloc.node") as MallocAddon;
+    } catch {
+      addon = null;
+    }
+  }
+  return addon;
+}
 
 /** Applies the settings (once per process); false when LSMSEG_MALLOC=default or the addon is not built. */
 export function tuneHeap(): boolean {
-  if (tuned === null) {
-    try {
-      tuned = (createRequire(import.meta.url)("../../build/Release/lsmseg_tuned_malloc.node") as { tuned: boolean }).tuned;
-    } catch {
-      tuned = false;
-    }
-  }
-  return tuned;
+  return mallocAddon()?.tuned ?? false;
+}
+
+/**
+ * Bytes that malloc has handed out and not had back, over all arenas (glibc's mallinfo2): what a native leak
+ * grows. Resident memory also counts the free pages the untrimmed heap keeps. null without glibc ≥ 2.33 or the addon.
+ */
+export function heapBytesInUse(): number | null {
+  return mallocAddon()?.heapInUse?.() ?? null;
 }
