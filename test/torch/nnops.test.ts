@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as T from "../../src/torch/index.ts";
+import { callOp } from "../../src/torch/tensor.ts";
 import { assertClose, assertTensor, build, numel, ravel, uniform } from "./helpers.ts";
 
 const f64 = (vals: number[], shape: number[]): T.Tensor => T.tensor(new Float64Array(vals), shape);
@@ -91,6 +92,8 @@ test("convTranspose3d matches the naive scatter for stride, padding, output padd
     { xs: [2, 3, 3, 4, 2], ws: [3, 2, 2, 2, 2], s: [2, 2, 2], p: [0, 0, 0], op: [0, 0, 0], d: [1, 1, 1], g: 1, bias: true },
     { xs: [1, 2, 3, 3, 4], ws: [2, 3, 3, 3, 3], s: [2, 1, 3], p: [1, 1, 0], op: [1, 0, 2], d: [1, 1, 1], g: 1, bias: false },
     { xs: [1, 4, 3, 2, 3], ws: [4, 1, 2, 3, 2], s: [1, 2, 1], p: [0, 1, 1], op: [0, 0, 0], d: [2, 1, 2], g: 2, bias: true },
+    // kernel = stride, anisotropic: a 1×1×1 convolution and a reshuffle into tiles (ops.ts), no bias
+    { xs: [2, 3, 2, 3, 2], ws: [3, 4, 1, 2, 3], s: [1, 2, 3], p: [0, 0, 0], op: [0, 0, 0], d: [1, 1, 1], g: 1, bias: false },
   ];
   cases.forEach((c, i) => {
     const x = rnd(c.xs, 400 + i), w = rnd(c.ws, 500 + i);
@@ -99,6 +102,22 @@ test("convTranspose3d matches the naive scatter for stride, padding, output padd
     const out = T.convTranspose3d(x.t, w.t, b?.t ?? null, { stride: c.s, padding: c.p, outputPadding: c.op, dilation: c.d, groups: c.g });
     assertTensor(out, ref.shape, ref.values, { ...TIGHT, msg: `case ${i}` });
   });
+});
+
+test("convTranspose3d with kernel = stride has libtorch's conv_transpose3d gradients, and autocast's dtype", () => {
+  const x = rnd([2, 3, 3, 2, 4], 410), w = rnd([3, 2, 2, 1, 2], 510), b = rnd([2], 610);
+  const g = rnd([2, 2, 6, 2, 8], 710);
+  const grads = (fn: (xt: T.Tensor, wt: T.Tensor, bt: T.Tensor) => T.Tensor): T.Tensor[] => T.tidy(() => {
+    const [xt, wt, bt] = [x.t, w.t, b.t].map((t) => t.detach().clone().requiresGrad_(true));
+    fn(xt, wt, bt).mul(g.t).sum().backward();
+    return [xt, wt, bt].map((t) => T.keep(t.grad!));
+  });
+  const ours = grads((xt, wt, bt) => T.convTranspose3d(xt, wt, bt, { stride: [2, 1, 2] }));
+  const ref = grads((xt, wt, bt) => callOp("conv_transpose3d.input", xt, wt, bt, [2, 1, 2], [0, 0, 0], [0, 0, 0], 1, [1, 1, 1]) as T.Tensor);
+  ours.forEach((t, i) => assertClose(t.toArray(), ref[i].toArray(), { ...TIGHT, msg: ["input", "weight", "bias"][i] }));
+  const y = T.autocast(() => T.convTranspose3d(x.t.float(), w.t.float(), b.t.float(), { stride: [2, 1, 2] }));
+  assert.equal(y.dtype, "bfloat16");
+  for (const t of [...ours, ...ref, y]) t.dispose();
 });
 
 test("maxPool3d and avgPool3d match naive window loops", () => {
