@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { gypEnv, libtorchConfig } from "./libtorch-config.mjs";
 
 const TORCH_H = join("include", "torch", "csrc", "api", "include", "torch", "torch.h");
-export const DEBIAN_HINT = "apt-get install libtorch-dev libgloo-dev (Debian 12 or later, Ubuntu 23.04 or later)";
+export const DEBIAN_HINT = "apt-get install libtorch-dev libgloo-dev libopenblas0-pthread (Debian 12 or later, Ubuntu 23.04 or later)";
 
 /**
  * The libtorch to build against: { kind: "LIBTORCH" | "python" | "debian", path } (path null for Debian's,

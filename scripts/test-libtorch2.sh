@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 rootfs=${LSMSEG_TRIXIE_ROOT:-$repo/.cache/trixie}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages="libtorch-dev libgloo-dev g++ make python3 nodejs npm node-gyp ca-certificates"
+packages="libtorch-dev libgloo-dev libopenblas0-pthread g++ make python3 nodejs npm node-gyp ca-certificates"
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test/torch test/nn test/optim test/dist test/seg test/ssl test/util/heap)
 
