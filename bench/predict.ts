@@ -39,7 +39,7 @@ const ours = () => deviceSeconds(T, device, () => T.tidy(() => {
   const o: SlidingWindowOptions = {
     patchSize: [p, p, p], numClasses: 2, batchSize: batch, mirror: values.mirror, precision, device, batchesPerForward,
   };
-  slidingWindow((x) => net.forward(x) as T.Tensor, vol, o).argmax(0).to("uint8");
+  T.argmaxAlong(slidingWindow((x) => net.forward(x) as T.Tensor, vol, o), 0).to("uint8"); // as lsmseg predict makes its labels
 }));
 const args = ["--size", String(s), "--patch", String(p), "--batch", String(batch), "--precision", precision, "--threads", String(values.threads), ...(values.mirror ? ["--mirror"] : []), ...peerArgs];
 const peer = await Peer.start("PyTorch peer", "predict", args);

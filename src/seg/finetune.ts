@@ -13,7 +13,7 @@ import { PatchLoader } from "../data/loader.ts";
 import { openVolume } from "../io/index.ts";
 import { type SegNetwork, buildNetwork } from "../nn/networks.ts";
 import { AdamW, type Optimizer, SGD, makeSchedule } from "../optim/index.ts";
-import { type DistOptions, type Tensor, buildInfo, defaultPrecision, fromBytes, loadCheckpoint, manualSeed, noGrad, tidy } from "../torch/index.ts";
+import { type DistOptions, type Tensor, argmaxAlong, buildInfo, defaultPrecision, fromBytes, loadCheckpoint, manualSeed, noGrad, tidy } from "../torch/index.ts";
 import {
   type Interval, type Run, type StepParts, appendLog, openRun, rankOptions, resumeLog, saveRunCheckpoint, startLog, syncRanks, trainLoop,
   withPrecision, writeRunJson,
@@ -187,7 +187,7 @@ async function pseudoDice(net: SegNetwork, val: Case[], plan: Plan, o: FinetuneO
         const { x, y } = toTensors(batch, [bs, ...plan.patchSize], device);
         const logits = withPrecision(precision, device, () => net.forward(x) as Tensor).float();
         // voxels of IGNORE_LABEL (not labelled) are neither predicted foreground nor reference foreground here
-        const pred = logits.argmax(1).gt(0).logicalAnd(y.ne(IGNORE_LABEL));
+        const pred = argmaxAlong(logits, 1).gt(0).logicalAnd(y.ne(IGNORE_LABEL));
         const gt = y.eq(1);
         batch.caseIds.forEach((id: string, k: number) => {
           const p = pred.select(0, k), g = gt.select(0, k);

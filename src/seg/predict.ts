@@ -7,7 +7,7 @@ import { caseNameOf, isNnunetImageFolder, volumeExtensionOf } from "../dataset/n
 import { nonFiniteOf, normalize } from "../data/normalize.ts";
 import { type Volume, formatOf, listVolumes, prepareVolumeOutput, readVolume, writeVolume } from "../io/index.ts";
 import { prepareOutput } from "../util/output.ts";
-import { type Tensor, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
+import { type Tensor, argmaxAlong, fromBytes, noGrad, softmax, tidy } from "../torch/index.ts";
 import type { LoadedModel } from "./model.ts";
 import { type PredictOptions, SHARD_WAIT_MS } from "./predict_options.ts";
 import { needsOutOfCore, predictLarge } from "./predict_large.ts";
@@ -32,7 +32,7 @@ export function predictVolume(model: LoadedModel, vol: Volume, o: PredictOptions
     });
     const needProb = o.threshold !== undefined || o.probabilities;
     const prob = needProb ? softmax(logits, 0).select(0, 1) : null;
-    const mask = o.threshold !== undefined ? prob!.gt(o.threshold) : logits.argmax(0).gt(0);
+    const mask = o.threshold !== undefined ? prob!.gt(o.threshold) : argmaxAlong(logits, 0).gt(0);
     return { mask: mask.to("uint8").data() as Uint8Array, probabilities: o.probabilities ? (prob!.data() as Float32Array) : undefined };
   }));
 }

@@ -28,7 +28,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { clipBounds, nonFiniteOf, type Normalization } from "../data/normalize.ts";
 import { Rng } from "../data/rng.ts";
 import { DTYPES, type VolumeHeader, type VolumeSource, createVolume, formatOf, openVolume } from "../io/index.ts";
-import { type Tensor, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, tidy, zeros } from "../torch/index.ts";
+import { type Tensor, argmaxAlong, fromBytes, keep, noGrad, pad, releaseFreeMemory, softmax, tidy, zeros } from "../torch/index.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import { OptionError } from "../util/option_error.ts";
 import type { LoadedModel } from "./model.ts";
@@ -424,7 +424,7 @@ async function predictBlock(
       const patchOf = (w: Triple) => (inBox(w) ? boxOf(region, 1, w.map((v, k) => v - r0[k]), w.map((v, k) => v - r0[k] + p[k])) : blank);
       runWindows(job.windows, job.grid.boxes, bw.batches, patchOf, acc, onBatch);
       const logits = acc.average();
-      const m = threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(threshold) : logits.argmax(0).gt(0);
+      const m = threshold !== undefined ? softmax(logits, 0).select(0, 1).gt(threshold) : argmaxAlong(logits, 0).gt(0);
       return m.to("uint8").contiguous().data() as Uint8Array;
     }));
   } finally {

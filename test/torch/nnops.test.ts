@@ -488,3 +488,22 @@ test("activations match their formulas", () => {
   const oh = T.oneHot(long([2, 0, 1], [3]), 4);
   assertTensor(oh, [3, 4], [0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 0]);
 });
+
+test("argmaxAlong is torch.argmax: first index on ties, NaN the largest, any dim", () => {
+  const vals = (n: number, seed: number) => uniform(n, seed, -1, 1).map((v) => Math.round(v * 3) / 3); // many ties
+  for (const shape of [[2, 3, 4], [3, 5, 2], [5, 2, 3], [1, 4, 2]]) {
+    const v = vals(numel(shape), shape[0] * 10 + shape[1]);
+    [1, 7, 11, 20].forEach((k) => { if (k < v.length) v[k] = NaN; });
+    if (shape[0] > 1) v[3 + shape[1] * shape[2]] = NaN; // two NaN at one place along dim 0
+    const x = T.tensor(new Float32Array(v), shape);
+    for (const dim of [0, 1, -1]) {
+      const ours = T.argmaxAlong(x, dim), ref = x.argmax(dim);
+      assert.deepEqual(ours.shape, ref.shape);
+      assert.equal(ours.dtype, "int64");
+      assert.deepEqual(ours.toArray(), ref.toArray(), `shape [${shape}] dim ${dim}`);
+      ours.dispose();
+      ref.dispose();
+    }
+    x.dispose();
+  }
+});
