@@ -79,7 +79,41 @@ export interface ConvOptions {
 }
 export function conv3d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions = {}): Tensor {
   checkRank("conv3d", x, 5, "[B, C, D, H, W]");
-  return op("conv3d", x, weight, bias, triple(o.stride ?? 1), triple(o.padding ?? 0), triple(o.dilation ?? 1), o.groups ?? 1);
+  const [stride, padding, dilation] = [triple(o.stride ?? 1), triple(o.padding ?? 0), triple(o.dilation ?? 1)];
+  const pointwise = weight.ndim === 5 && (o.groups ?? 1) === 1 && weight.shape[0] < ONEDNN_CHANNEL_BLOCK &&
+    [0, 1, 2].every((i) => weight.shape[2 + i] === 1 && stride[i] === 1 && padding[i] === 0 && dilation[i] === 1);
+  if (pointwise) return pointwiseConv3d(x, weight, bias);
+  return op("conv3d", x, weight, bias, stride, padding, dilation, o.groups ?? 1);
+}
+
+/** oneDNN's blocked layouts hold channels in blocks of 16 (AVX-512): fewer output channels are padded up to it. */
+const ONEDNN_CHANNEL_BLOCK = 16;
+
+/**
+ * A 1×1×1 convolution with few output channels (a segmentation head: C → 2 classes) as one batched matrix
+ * product, [C_out, C_in] · [C_in, D·H·W] per sample, plus the bias. oneDNN pads the 2 output channels to its block
+ * of 16 and reorders the result back: measured in PyTorch 1.13 (the same libtorch, 2 threads) at 16 → 2 channels,
+ * 64³: bf16 forward + backward 46.3 → 10.2 ms at batch 2, and forward alone 69 → 5 ms at batch 8 (prediction's
+ * batches); fp32 107.5 → 32.7 ms. Wide 1×1×1 convolutions stay on oneDNN, which is as fast or faster there.
+ * Autocast runs baddbmm/bmm in bf16 as it runs conv3d.
+ */
+function pointwiseConv3d(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const [n, cin, d, h, w] = x.shape;
+  const cout = weight.shape[0];
+  const flat = x.reshape([n, cin, d * h * w]);
+  const w2 = weight.reshape([1, cout, cin]);
+  const wn = w2.expand([n, cout, cin]);
+  const temps = [flat, w2, wn];
+  let y: Tensor;
+  if (bias) {
+    const b3 = bias.view([1, cout, 1]);
+    const bn = b3.expand([n, cout, d * h * w]);
+    temps.push(b3, bn);
+    y = op("baddbmm", bn, wn, flat, 1, 1);
+  } else y = op("bmm", wn, flat);
+  const out = y.view([n, cout, d, h, w]);
+  for (const t of [...temps, y]) t.dispose();
+  return out;
 }
 export function convTranspose3d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions & { outputPadding?: Triple } = {}): Tensor {
   checkRank("convTranspose3d", x, 5, "[B, C, D, H, W]");

@@ -68,6 +68,9 @@ test("conv3d matches the naive loop for stride, padding, dilation and groups", (
     { xs: [1, 2, 7, 7, 6], ws: [2, 2, 3, 3, 2], s: [1, 2, 1], p: [2, 0, 1], d: [2, 1, 3], g: 1, bias: true },
     { xs: [2, 4, 4, 5, 3], ws: [6, 2, 3, 1, 3], s: [1, 1, 1], p: [1, 0, 1], d: [1, 1, 1], g: 2, bias: true },
     { xs: [1, 3, 4, 4, 4], ws: [3, 1, 3, 3, 3], s: [2, 2, 2], p: [1, 1, 1], d: [1, 1, 1], g: 3, bias: false },
+    // 1×1×1 with few output channels: a batched matrix product (ops.ts), with and without bias
+    { xs: [3, 5, 2, 3, 4], ws: [2, 5, 1, 1, 1], s: [1, 1, 1], p: [0, 0, 0], d: [1, 1, 1], g: 1, bias: true },
+    { xs: [2, 4, 3, 2, 2], ws: [3, 4, 1, 1, 1], s: [1, 1, 1], p: [0, 0, 0], d: [1, 1, 1], g: 1, bias: false },
   ];
   cases.forEach((c, i) => {
     const x = rnd(c.xs, 100 + i), w = rnd(c.ws, 200 + i);
@@ -116,6 +119,21 @@ test("convTranspose3d with kernel = stride has libtorch's conv_transpose3d gradi
   const ref = grads((xt, wt, bt) => callOp("conv_transpose3d.input", xt, wt, bt, [2, 1, 2], [0, 0, 0], [0, 0, 0], 1, [1, 1, 1]) as T.Tensor);
   ours.forEach((t, i) => assertClose(t.toArray(), ref[i].toArray(), { ...TIGHT, msg: ["input", "weight", "bias"][i] }));
   const y = T.autocast(() => T.convTranspose3d(x.t.float(), w.t.float(), b.t.float(), { stride: [2, 1, 2] }));
+  assert.equal(y.dtype, "bfloat16");
+  for (const t of [...ours, ...ref, y]) t.dispose();
+});
+
+test("a 1×1×1 conv3d with few output channels has libtorch's conv3d gradients, and autocast's dtype", () => {
+  const x = rnd([2, 6, 3, 2, 4], 420), w = rnd([2, 6, 1, 1, 1], 520), b = rnd([2], 620), g = rnd([2, 2, 3, 2, 4], 720);
+  const grads = (fn: (xt: T.Tensor, wt: T.Tensor, bt: T.Tensor) => T.Tensor): T.Tensor[] => T.tidy(() => {
+    const [xt, wt, bt] = [x.t, w.t, b.t].map((t) => t.detach().clone().requiresGrad_(true));
+    fn(xt, wt, bt).mul(g.t).sum().backward();
+    return [xt, wt, bt].map((t) => T.keep(t.grad!));
+  });
+  const ours = grads((xt, wt, bt) => T.conv3d(xt, wt, bt));
+  const ref = grads((xt, wt, bt) => callOp("conv3d", xt, wt, bt, [1, 1, 1], [0, 0, 0], [1, 1, 1], 1) as T.Tensor);
+  ours.forEach((t, i) => assertClose(t.toArray(), ref[i].toArray(), { ...TIGHT, msg: ["input", "weight", "bias"][i] }));
+  const y = T.autocast(() => T.conv3d(x.t.float(), w.t.float(), b.t.float()));
   assert.equal(y.dtype, "bfloat16");
   for (const t of [...ours, ...ref, y]) t.dispose();
 });
