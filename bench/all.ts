@@ -5,8 +5,8 @@
 // --only runs some benchmarks and writes nothing (a table is always one whole run); --no-write only prints;
 // --smoke runs every benchmark on tiny sizes, once, to check that they all work, and writes nothing.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { benchArgs, FAIR_GLIBC_TUNABLES, load, machine, root } from "./common.ts";
 
 type Json = Record<string, unknown>;
@@ -24,7 +24,7 @@ const passReps = process.argv.includes("--reps") ? ["--reps", String(reps)] : []
 // 2-core machine under the load its neighbours put on it (1-minute load 5–25); each benchmark alone defaults to more
 const R = passReps.length ? passReps : ["--reps", "5"];
 const BENCHES: [string, string[]][] = [
-  ["unet-step", ["--precisions", "bf16", ...R]],
+  ["unet-step", ["--precisions", "bf16,fp32", ...R]],
   ["predict", ["--size", "96", ...R]],
   ["pretrain", R],
   ["evaluate", ["4", "200", ...R]],
@@ -82,9 +82,17 @@ function row(bench: string, work: string, c: Comparison | undefined): string {
   return `| \`${bench}\` | ${work} | ${times(c.lsmseg)} | ${times(c.peer)} | ${times(c.peer_fair)} | **${ratio(c.ratio, c.ratio_median)}** | ${ratio(c.ratio_shipped, c.ratio_shipped_median)} | ${loads(c.load)} |`;
 }
 const r = results as Record<string, (Json & Record<string, Comparison & Json>) | null>;
+const blas = (() => {
+  try {
+    const lib = realpathSync("/usr/lib/x86_64-linux-gnu/libblas.so.3");
+    return lib.includes("openblas") ? "OpenBLAS" : lib.includes("/blas/") ? "the reference BLAS" : basename(dirname(lib));
+  } catch {
+    return "BLAS unknown";
+  }
+})();
 const torchVersion = spawnSync("/usr/bin/python3", ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" }).stdout.trim() || "not installed";
 const lines: string[] = [];
-lines.push(`Measured by \`npm run bench -- all\` on ${started.toISOString().slice(0, 16).replace("T", " ")} UTC in ${minutes.toFixed(0)} minutes: ${machine()}, Node ${process.version}, libtorch 1.13 (Debian), PyTorch ${torchVersion}; load average (1 minute) ${loadBefore[0]} at the start, ${loadAfter[0]} at the end. This machine is shared: the load is what the neighbours did, and the method below is what makes the ratios hold anyway.`);
+lines.push(`Measured by \`npm run bench -- all\` on ${started.toISOString().slice(0, 16).replace("T", " ")} UTC in ${minutes.toFixed(0)} minutes: ${machine()}, Node ${process.version}, libtorch 1.13 (Debian) with ${blas}, PyTorch ${torchVersion}; load average (1 minute) ${loadBefore[0]} at the start, ${loadAfter[0]} at the end. This machine is shared: the load is what the neighbours did, and the method below is what makes the ratios hold anyway.`);
 lines.push("");
 lines.push(`Each side: minimum / median of ${passReps.length ? reps : 5} repetitions (3 for \`ddp\`) after a warm-up, the sides interleaved (lsmseg, PyTorch, PyTorch fair, lsmseg, …). Ratio = lsmseg / peer, minima (medians in brackets); below 1 is faster. "Fair" runs the peer with the glibc heap settings that lsmseg's addon applies to itself (\`GLIBC_TUNABLES=${FAIR_GLIBC_TUNABLES}\`); the bold ratio is the fair one. Method, profile and GFLOP/s: [docs/performance.md](docs/performance.md).`);
 lines.push("");
@@ -149,8 +157,10 @@ if (profile) console.log(`${profile}\n`);
 function replaceRegion(file: string, start: string, end: string, body: string): void {
   const path = join(root, file);
   const text = readFileSync(path, "utf8");
-  const i = text.indexOf(start), j = text.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`${file}: the markers ${start} … ${end} are missing`);
+  // a marker counts only on a line of its own, so that prose that names it is never mistaken for it
+  const at = (marker: string) => text.search(new RegExp(`^${marker.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[ \t]*$`, "m"));
+  const i = at(start), j = at(end);
+  if (i < 0 || j < i) throw new Error(`${file}: the markers ${start} … ${end} are missing (each on a line of its own)`);
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, `${text.slice(0, i + start.length)}\n${body}\n${text.slice(j)}`);
   renameSync(tmp, path);
