@@ -39,8 +39,13 @@ before(() => {
     tarball = join(tmp, info.filename);
     const files = info.files.map((f) => f.path);
     console.log(`tarball ${info.filename}: ${(info.size / 1024).toFixed(0)} KiB packed, ${(info.unpackedSize / 1024).toFixed(0)} KiB unpacked, ${files.length} files`);
-    const unwanted = files.filter((f) => /^(test|fixtures|docs|bench|examples|src)\//.test(f) || /\.(png|jpe?g|gif|tsbuildinfo)$/.test(f) || f.endsWith(".ts") && !f.endsWith(".d.ts"));
-    assert.deepEqual(unwanted, [], "the tarball holds no tests, fixtures, docs, sources or images");
+    const unwanted = files.filter((f) => /^(test|fixtures|bench|examples|src)\//.test(f) || /^docs\/(?!\w[\w-]*\.md$)/.test(f) ||
+      /\.(png|jpe?g|gif|tsbuildinfo)$/.test(f) || f.endsWith(".ts") && !f.endsWith(".d.ts"));
+    assert.deepEqual(unwanted, [], "the tarball holds no tests, fixtures, sources or images, and of docs/ only its pages");
+    // the README's links into docs/ resolve inside the installed package (its images stay in the repository)
+    const linked = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/\]\((docs\/[\w-]+\.md)(?:#[^)]*)?\)/g)].map((m) => m[1]);
+    assert.ok(linked.length > 10, `the README links ${linked.length} docs pages`);
+    for (const f of new Set(linked)) assert.ok(files.includes(f), `the tarball holds ${f}, which the README links`);
     for (const f of ["dist/index.js", "dist/index.d.ts", "dist/io/index.js", "bin/lsmseg.js", "binding.gyp", "native/addon.cc", "scripts/install.mjs", "LICENSE", "README.md"]) {
       assert.ok(files.includes(f), `the tarball holds ${f}`);
     }
