@@ -226,12 +226,13 @@ export function markdownTable(rows: TableRow[]): string {
   return [head, sep, ...lines].join("\n");
 }
 
+/** A summary this experiment wrote earlier (atomically), or null when there is none; an unreadable one is an error. */
 function readJson<T>(path: string): T | null {
   if (!existsSync(path)) return null;
   try {
     return JSON.parse(readFileSync(path, "utf8")) as T;
-  } catch {
-    return null;
+  } catch (e) {
+    throw new Error(`${path}: not a summary this experiment wrote (${(e as Error).message}); delete it to run that step again`);
   }
 }
 

@@ -2,7 +2,7 @@
 // sample standard deviation over seeds; end to end on tiny data with two pretraining sources.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { curate } from "../../src/curate/index.ts";
@@ -60,6 +60,10 @@ test("end to end on tiny data: each method pretrained on each source (patches an
     const again = await runExperiment({ ...o, log: (l) => lines.push(l) });
     assert.equal(again.markdown, res.markdown);
     assert.deepEqual(lines.filter((l) => l.startsWith("pretraining") || l.startsWith("[")), [], "the rerun read every finished piece from disk");
+    // a summary that is not JSON any more (edited by hand, a disk fault) is named, not taken for "not run yet"
+    const summary = join(dir, "exp", "pretrain", "mae@curated", "summary.json");
+    writeFileSync(summary, "{\"firstLoss\": 0.5,");
+    await assert.rejects(runExperiment(o), (e: Error) => e.message.startsWith(`${summary}: not a summary`) && /delete it/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
