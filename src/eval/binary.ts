@@ -10,11 +10,34 @@ function isZeroOne(mask: Uint8Array): boolean {
   return true;
 }
 
+/** Masks checked once for the span of one case's metrics, with their counts of ones (withBinaryMasks). */
+const checked = new WeakMap<Uint8Array, number>();
+
+/**
+ * Runs fn with 0/1 masks (asBinary's) known as such, and with their counts of ones: the metrics of one case
+ * (Dice, then the skeletons or the components) then check and count each mask once, not in every metric. fn must
+ * not write to them; they are forgotten when it returns.
+ */
+export function withBinaryMasks<T>(masks: Uint8Array[], fn: () => T): T {
+  for (const m of masks) checked.set(m, countOnes(m));
+  try {
+    return fn();
+  } finally {
+    for (const m of masks) checked.delete(m);
+  }
+}
+
+/** The number of ones in a 0/1 mask: withBinaryMasks's count where it has one, else counted. */
+export function onesOf(mask: Uint8Array): number {
+  return checked.get(mask) ?? countOnes(mask);
+}
+
 /**
  * 0/1 per voxel (value > 0), on a 4-byte boundary: the mask itself when it is such a Uint8Array already
  * (never written to by the metrics), else a copy.
  */
 export function asBinary(mask: ArrayLike<number>): Uint8Array {
+  if (mask instanceof Uint8Array && checked.has(mask)) return mask;
   if (mask instanceof Uint8Array && mask.byteOffset % 4 === 0 && isZeroOne(mask)) return mask;
   const out = new Uint8Array(mask.length);
   for (let i = 0; i < mask.length; i++) out[i] = mask[i] > 0 ? 1 : 0;

@@ -11,7 +11,7 @@
 // Extras, not part of the 2026 challenge's scores or aggregates (`extra` in CaseMetrics):
 //   Betti errors    |β0(P) − β0(G)| and |β1(P) − β1(G)|, as the 2024–2025 editions scored (topology.ts)
 //   HD95            the larger directed 95th-percentile surface distance, MONAI's definition (surface.ts)
-import { asBinary, countOnes } from "./binary.ts";
+import { asBinary, countOnes, onesOf, withBinaryMasks } from "./binary.ts";
 import { componentRuns, type ComponentRuns, type Shape3 } from "./components.ts";
 import { skeletonVoxels } from "./skeleton.ts";
 import { hausdorff95, type SurfaceDistanceResult } from "./surface.ts";
@@ -214,7 +214,13 @@ export function caseMetrics(
 ): CaseMetrics {
   checkShape(pred, gt, shape);
   const p = asBinary(pred), g = asBinary(gt);
-  const pv = countOnes(p), gv = countOnes(g), both = countOnes(p, g);
+  return withBinaryMasks([p, g], () => binaryCaseMetrics(p, g, shape, category, opts));
+}
+
+function binaryCaseMetrics(
+  p: Uint8Array, g: Uint8Array, shape: Shape3, category: Category, opts: { extra?: boolean; spacingUm?: readonly [number, number, number] },
+): CaseMetrics {
+  const pv = onesOf(p), gv = onesOf(g), both = countOnes(p, g);
   const details: CaseMetrics["details"] = { predVoxels: pv, gtVoxels: gv, intersectionVoxels: both };
   const result: CaseMetrics = { dice: diceOfCounts(pv, gv, both), details };
   if (category === "contiguous") {

@@ -7,7 +7,7 @@
 //
 // For speed, a voxel's 3×3×3 neighbourhood is one 27-bit integer (bit k = neighbour k in scikit-image's
 // order, k = (dz+1)·9 + (dx+1)·3 + (dy+1)), and each pass walks only the surface voxels (see skeletonize3d).
-import { asBinary, countOnes } from "./binary.ts";
+import { asBinary, onesOf } from "./binary.ts";
 import type { Shape3 } from "./components.ts";
 
 // Column δG26 of Table 2 of Lee et al. (1994), at odd indices of a 256-entry table.
@@ -133,7 +133,7 @@ function paddedGrid(mask: ArrayLike<number>, shape: Shape3): Grid {
     const src = (z * ny + y) * nx;
     vox.set(m.subarray(src, src + nx), ((z + 1) * R + y + 1) * C + 1);
   }
-  return { vox, size, sP, sR: C, shape, foreground: countOnes(m) };
+  return { vox, size, sP, sR: C, shape, foreground: onesOf(m) };
 }
 
 /** The foreground bits of the three voxels b − 1, b, b + 1 of a row, at neighbourhood bits 0, 3 and 6. */
