@@ -1,29 +1,50 @@
 // Binary masks as 0/1 bytes, read four voxels at a time where that pays (counting, skipping background):
 // a Uint8Array that starts on a 4-byte boundary can be viewed as 32-bit words, and for 0/1 bytes a
-// word's voxel count is the sum of its bytes, Math.imul(w, 0x01010101) >>> 24.
+// word's voxel count is the sum of its bytes, Math.imul(w, 0x01010101) >>> 24. (Adding up to 255 words before
+// summing their bytes was measured no faster: 8 MB in 1.9-2.2 ms against 1.6-2.1 ms, memory-bound either way.)
 
-/** Whether every value is 0 or 1. */
-function isZeroOne(mask: Uint8Array): boolean {
+/** The number of ones when every value is 0 or 1, else -1; one pass (asBinary's check and the count together). */
+function zeroOneCount(mask: Uint8Array): number {
   const words = wordsOf(mask);
-  for (let w = 0; w < words.length; w++) if ((words[w] & 0xfefefefe) !== 0) return false;
-  for (let i = words.length * 4; i < mask.length; i++) if (mask[i] > 1) return false;
-  return true;
+  let n = 0, seen = 0;
+  for (let w = 0; w < words.length; w++) {
+    const v = words[w];
+    seen |= v;
+    n += Math.imul(v, 0x01010101) >>> 24;
+  }
+  if ((seen & 0xfefefefe) !== 0) return -1;
+  for (let i = words.length * 4; i < mask.length; i++) {
+    if (mask[i] > 1) return -1;
+    n += mask[i];
+  }
+  return n;
 }
 
 /** Masks checked once for the span of one case's metrics, with their counts of ones (withBinaryMasks). */
 const checked = new WeakMap<Uint8Array, number>();
 
+/** A mask as asBinary gives it, with its number of ones, from one pass where the mask is 0/1 already. */
+export function binaryWithCount(mask: ArrayLike<number>): { mask: Uint8Array; ones: number } {
+  if (mask instanceof Uint8Array && mask.byteOffset % 4 === 0) {
+    const known = checked.get(mask) ?? zeroOneCount(mask);
+    if (known >= 0) return { mask, ones: known };
+  }
+  const copy = asBinary(mask);
+  return { mask: copy, ones: countOnes(copy) };
+}
+
 /**
- * Runs fn with 0/1 masks (asBinary's) known as such, and with their counts of ones: the metrics of one case
+ * Runs fn with 0/1 masks (binaryWithCount's) known as such, with their counts of ones: the metrics of one case
  * (Dice, then the skeletons or the components) then check and count each mask once, not in every metric. fn must
  * not write to them; they are forgotten when it returns.
  */
-export function withBinaryMasks<T>(masks: Uint8Array[], fn: () => T): T {
-  for (const m of masks) checked.set(m, countOnes(m));
+export function withBinaryMasks<T>(masks: { mask: Uint8Array; ones: number }[], fn: () => T): T {
+  const added = masks.filter((m) => !checked.has(m.mask));
+  for (const m of added) checked.set(m.mask, m.ones);
   try {
     return fn();
   } finally {
-    for (const m of masks) checked.delete(m);
+    for (const m of added) checked.delete(m.mask);
   }
 }
 
@@ -37,8 +58,7 @@ export function onesOf(mask: Uint8Array): number {
  * (never written to by the metrics), else a copy.
  */
 export function asBinary(mask: ArrayLike<number>): Uint8Array {
-  if (mask instanceof Uint8Array && checked.has(mask)) return mask;
-  if (mask instanceof Uint8Array && mask.byteOffset % 4 === 0 && isZeroOne(mask)) return mask;
+  if (mask instanceof Uint8Array && (checked.has(mask) || (mask.byteOffset % 4 === 0 && zeroOneCount(mask) >= 0))) return mask;
   const out = new Uint8Array(mask.length);
   for (let i = 0; i < mask.length; i++) out[i] = mask[i] > 0 ? 1 : 0;
   return out;

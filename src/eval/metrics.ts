@@ -11,7 +11,7 @@
 // Extras, not part of the 2026 challenge's scores or aggregates (`extra` in CaseMetrics):
 //   Betti errors    |β0(P) − β0(G)| and |β1(P) − β1(G)|, as the 2024–2025 editions scored (topology.ts)
 //   HD95            the larger directed 95th-percentile surface distance, MONAI's definition (surface.ts)
-import { asBinary, countOnes, onesOf, withBinaryMasks } from "./binary.ts";
+import { binaryWithCount, countOnes, onesOf, withBinaryMasks } from "./binary.ts";
 import { componentRuns, type ComponentRuns, type Shape3 } from "./components.ts";
 import { skeletonVoxels } from "./skeleton.ts";
 import { hausdorff95, type SurfaceDistanceResult } from "./surface.ts";
@@ -213,8 +213,8 @@ export function caseMetrics(
   pred: Mask, gt: Mask, shape: Shape3, category: Category, opts: { extra?: boolean; spacingUm?: readonly [number, number, number] } = {},
 ): CaseMetrics {
   checkShape(pred, gt, shape);
-  const p = asBinary(pred), g = asBinary(gt);
-  return withBinaryMasks([p, g], () => binaryCaseMetrics(p, g, shape, category, opts));
+  const p = binaryWithCount(pred), g = binaryWithCount(gt);
+  return withBinaryMasks([p, g], () => binaryCaseMetrics(p.mask, g.mask, shape, category, opts));
 }
 
 function binaryCaseMetrics(
