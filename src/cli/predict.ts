@@ -9,7 +9,8 @@ const HELP = `usage: lsmseg predict --model RUN|CKPT --in FILE|DIR --out FILE|DI
 
   --model RUN|CKPT      a fine-tuning run folder (final → best → latest checkpoint) or a checkpoint file
   --in FILE|DIR         a volume (.nii.gz .mha .tif .zarr, a TIFF plane folder) or a folder of volumes
-  --out FILE|DIR        the mask (uint8 {0,1}, the input's format, shape and geometry); a folder for many inputs
+  --out FILE|DIR        the mask (uint8 {0,1}, the input's format, shape and geometry); a folder for many inputs;
+                        IMAGE.ome.zarr/labels/NAME puts it into an OME-Zarr image as its image-label NAME
   --no-tta              skip mirror averaging (8 flips; on by default)
   --step F              window step as a fraction of the patch (default 0.5)
   --batch N             windows per batch (default 2)

@@ -13,7 +13,7 @@ import { OutputExistsError, prepareOutput } from "../util/output.ts";
 import { checkPlaneFolderOutput, createTiff, createTiffFolder, isPlaneName, openTiff, openTiffFolder, tiffPageCount, tiffPlaneFiles, type TiffWriteOptions } from "./tiff.ts";
 import { type Box, DTYPES, type Volume, type VolumeHeader } from "./volume.ts";
 import { formatOfExtension, type VolumeFormat } from "./extensions.ts";
-import { createZarr, isUrl, isZarrDir, openZarr, type ZarrOpenOptions, type ZarrWriteOptions } from "./zarr.ts";
+import { createZarr, isUrl, isZarrDir, labelHostOf, openZarr, type ZarrOpenOptions, type ZarrWriteOptions } from "./zarr.ts";
 import { fsError } from "../util/fserror.ts";
 
 export * from "./volume.ts";
@@ -44,6 +44,7 @@ export function formatOf(path: string): VolumeFormat {
     if (code !== "ENOENT" && code !== "ENOTDIR") throw fsError(path, err);
   }
   if (dir) return isZarrDir(path) ? "zarr" : "tiff-folder";
+  if (labelHostOf(path)) return "zarr"; // IMAGE.zarr/labels/NAME: a label into an existing OME-Zarr image
   if (!/\.[a-z0-9]+$/.test(p.split("/").pop() ?? "")) return "tiff-folder";
   throw new Error(`${path}: unknown volume format (expected .nii, .nii.gz, .mha, .mhd, .tif, .tiff, .zarr or a folder of .tif planes)`);
 }

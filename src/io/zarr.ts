@@ -6,9 +6,9 @@
 // a bad .zarray or zarr.json is refused with its file and field named.
 // Writing stays hand-written (see ZarrSink): it streams z-planes into chunk layers and a pyramid at once, which
 // zarrita's region-at-a-time `set` would need a full chunk layer per level buffered for anyway.
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { totalmem } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { deflateSync, gzipSync } from "node:zlib";
 import FileSystemStore from "@zarrita/storage/fs";
 import * as zarr from "zarrita";
@@ -565,6 +565,8 @@ class ZarrSink implements VolumeSink {
   private readonly tmp: string;
   private readonly levels: LevelWriter[] = [];
   private planes = 0;
+  /** A label group written into an existing image's labels/ (its metadata then points at the image). */
+  inImage = false;
 
   /** `tmp`: where to write (renamed to `path` on close); `labelDir`: a label group's folder under it. */
   private constructor(
@@ -621,7 +623,7 @@ class ZarrSink implements VolumeSink {
       ome["image-label"] = {
         ...(version === 2 ? { version: "0.4" } : {}),
         colors: [{ "label-value": 1, rgba: [255, 64, 64, 255] }],
-        ...(this.dir !== this.tmp ? { source: { image: "../../" } } : {}),
+        ...(this.dir !== this.tmp || this.inImage ? { source: { image: "../../" } } : {}),
       };
     }
     writeGroup(this.dir, version, ome);
@@ -659,9 +661,92 @@ class ImageWithLabelSink implements VolumeSink {
   }
 }
 
-/** Creates an OME-Zarr image with a multiscale pyramid (0.4/Zarr v2 by default, 0.5/Zarr v3 with zarrVersion 3). */
+/**
+ * The OME-Zarr image that `path` would be a label of: `IMAGE/labels/NAME` with IMAGE an existing Zarr group. Its
+ * Zarr version (3 when it has a zarr.json) and the shape of its full-resolution level's last three axes.
+ */
+export function labelHostOf(path: string): { image: string; labels: string; name: string; version: 2 | 3 } | null {
+  const trimmed = path.replace(/\/+$/, "");
+  const labels = dirname(trimmed), image = dirname(labels);
+  if (basename(labels) !== "labels" || labels === image || !isZarrDir(image)) return null;
+  return { image, labels, name: basename(trimmed), version: existsSync(join(image, "zarr.json")) ? 3 : 2 };
+}
+
+/** The z, y, x shape of an OME-Zarr image's first multiscale level, from its metadata on disk. */
+function hostShape(image: string, version: 2 | 3): number[] {
+  const read = (f: string): Json => {
+    try {
+      return JSON.parse(readFileSync(join(image, f), "utf8")) as Json;
+    } catch (e) {
+      throw new Error(`${join(image, f)}: cannot read the image's metadata (${(e as Error).message})`);
+    }
+  };
+  const attrs = version === 3 ? (read("zarr.json").attributes?.ome ?? {}) : read(".zattrs");
+  const level = attrs.multiscales?.[0]?.datasets?.[0]?.path;
+  if (typeof level !== "string") throw new Error(`${image}: not an OME-Zarr image (no multiscales), so it cannot take a label`);
+  const arr = read(join(level, version === 3 ? "zarr.json" : ".zarray"));
+  return (arr.shape as number[]).slice(-3);
+}
+
+/** Adds `name` to the labels group's list (OME-NGFF "labels"), written under a temporary name and renamed. */
+function registerLabel(labels: string, name: string, version: 2 | 3): void {
+  const file = join(labels, version === 3 ? "zarr.json" : ".zattrs");
+  let doc: Json = {};
+  if (existsSync(file)) {
+    try {
+      doc = JSON.parse(readFileSync(file, "utf8")) as Json;
+    } catch (e) {
+      throw new Error(`${file}: not JSON (${(e as Error).message}); the label was written but is not listed`);
+    }
+  }
+  const attrs: Json = version === 3 ? ((doc.attributes ??= {}).ome ??= { version: "0.5" }) : doc;
+  const list: string[] = Array.isArray(attrs.labels) ? attrs.labels : [];
+  if (!list.includes(name)) list.push(name);
+  attrs.labels = list;
+  if (version === 3) Object.assign(doc, { zarr_format: 3, node_type: "group" });
+  else if (!existsSync(join(labels, ".zgroup"))) writeFileSync(join(labels, ".zgroup"), JSON.stringify({ zarr_format: 2 }));
+  const tmp = tempPathFor(file);
+  writeFileSync(tmp, JSON.stringify(doc, null, 2));
+  renameSync(tmp, file);
+}
+
+/** A label streamed into labels/NAME of an existing OME-Zarr image, listed in its labels group once complete. */
+class LabelInImageSink implements VolumeSink {
+  constructor(readonly path: string, readonly header: VolumeHeader, private readonly label: ZarrSink,
+    private readonly host: NonNullable<ReturnType<typeof labelHostOf>>) {}
+
+  writeSlab(data: VoxelArray): Promise<void> {
+    return this.label.writeSlab(data);
+  }
+
+  async close(): Promise<void> {
+    await this.label.close();
+    registerLabel(this.host.labels, this.host.name, this.host.version);
+  }
+
+  abort(): Promise<void> {
+    return this.label.abort();
+  }
+}
+
+/**
+ * Creates an OME-Zarr image with a multiscale pyramid (0.4/Zarr v2 by default, 0.5/Zarr v3 with zarrVersion 3).
+ * A path `IMAGE/labels/NAME` inside an existing OME-Zarr image writes an image-label there, in the image's Zarr
+ * version, checked against the image's shape and listed in IMAGE/labels (as napari and the OME-NGFF spec expect).
+ */
 export async function createZarr(path: string, h: VolumeHeader, opts: ZarrWriteOptions = {}): Promise<VolumeSink> {
   const image = opts.labelImage;
+  const host = image ? null : labelHostOf(path);
+  if (host) {
+    const shape = hostShape(host.image, host.version);
+    if (shape.join() !== h.shape.join()) {
+      throw new Error(`${path}: a label of ${h.shape.join("×")} voxels cannot go into ${host.image}, whose image is ${shape.join("×")}`);
+    }
+    mkdirSync(host.labels, { recursive: true });
+    const sink = await ZarrSink.create(path, h, { ...opts, labelName: host.name, zarrVersion: host.version });
+    sink.inImage = true;
+    return new LabelInImageSink(path, h, sink, host);
+  }
   if (!image) return ZarrSink.create(path, h, opts);
   const name = opts.labelName ?? "mask";
   if (image.shape.join() !== h.shape.join()) throw new Error(`${path}: label shape ${h.shape.join("×")} does not match its image ${image.shape.join("×")}`);

@@ -2,11 +2,11 @@
 // chunks, and a mask as an OME-NGFF image-label group (read back by lsmseg here and by zarr-python below).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { type Vec3, makeVolume, openVolume, readRegion, readVolume, writeVolume } from "../../src/io/index.ts";
+import { type Vec3, formatOf, makeVolume, openVolume, readRegion, readVolume, writeVolume } from "../../src/io/index.ts";
 import { convertVolume } from "../../src/cli/convert.ts";
 import { pattern, sameVoxels } from "./pattern.ts";
 
@@ -113,6 +113,35 @@ test("a mask with its image is an OME-NGFF image-label group, downsampled by nea
   }
 });
 
+test("a mask written to IMAGE/labels/NAME of an existing OME-Zarr image goes in as its image-label, listed in labels/", async () => {
+  const image = pattern("uint16", [8, 8, 8], [2, 1, 1]);
+  const mask = makeVolume("uint8", [8, 8, 8], [2, 1, 1]);
+  for (let i = 0; i < mask.data.length; i++) mask.data[i] = i % 5 === 0 ? 1 : 0;
+  for (const zarrVersion of [2, 3] as const) {
+    const p = join(dir, `host_${zarrVersion}.ome.zarr`);
+    await writeVolume(p, image, { zarrVersion, chunks: [4, 4, 4] });
+    const attrs = (f: string) => {
+      const j = JSON.parse(readFileSync(join(p, f, zarrVersion === 2 ? ".zattrs" : "zarr.json"), "utf8"));
+      return zarrVersion === 2 ? j : j.attributes.ome;
+    };
+    assert.equal(formatOf(join(p, "labels", "cells")), "zarr", "a label path without an extension is a Zarr");
+    await writeVolume(join(p, "labels", "cells"), mask); // no option: the path says where it goes
+    await writeVolume(join(p, "labels", "nuclei"), mask);
+    assert.deepEqual(attrs("labels").labels, ["cells", "nuclei"]);
+    const label = attrs("labels/cells");
+    assert.deepEqual(label["image-label"].source, { image: "../../" });
+    assert.equal(label.multiscales[0].type, "nearest");
+    assert.equal(existsSync(join(p, "labels", "cells", zarrVersion === 2 ? ".zattrs" : "zarr.json")), true, `Zarr v${zarrVersion} like its image`);
+    assert.ok(sameVoxels((await readVolume(join(p, "labels", "cells"))).data, mask.data));
+    assert.ok(sameVoxels((await readVolume(p)).data, image.data), "the image is untouched");
+    await writeVolume(join(p, "labels", "cells"), mask); // written again: listed once
+    assert.deepEqual(attrs("labels").labels, ["cells", "nuclei"]);
+    const small = makeVolume("uint8", [4, 8, 8]);
+    await assert.rejects(writeVolume(join(p, "labels", "small"), small), /labels\/small: a label of 4×8×8 voxels cannot go into .*host_\d\.ome\.zarr, whose image is 8×8×8/);
+    assert.equal(existsSync(join(p, "labels", "small")), false);
+  }
+});
+
 const python = "/usr/bin/python3";
 const hasZarr = spawnSync(python, ["-c", "import zarr, numcodecs"]).status === 0;
 
@@ -124,15 +153,17 @@ test("zarr-python reads lsmseg's blosc and zstd OME-Zarr 0.4 and its labels grou
   await writeVolume(p, mask, { labelImage: vol, zarrCompression: "blosc", chunks: [4, 4, 4] });
   const pz = join(dir, "pyz.ome.zarr");
   await writeVolume(pz, vol, { zarrCompression: "zstd", chunks: [4, 4, 4] });
+  await writeVolume(join(pz, "labels", "cells"), mask); // a label into the existing image
   const script = `
 import sys, zarr, numpy as np
 g = zarr.open_group(sys.argv[1], mode="r"); h = zarr.open_group(sys.argv[2], mode="r")
 img, lab, z = g["0"][:], g["labels/mask/0"][:], h["0"][:]
-print(int(img.astype(np.int64).sum()), int(lab.sum()), int(z.astype(np.int64).sum()), g["0"].compressor.codec_id, h["0"].compressor.codec_id)`;
+print(int(img.astype(np.int64).sum()), int(lab.sum()), int(z.astype(np.int64).sum()), g["0"].compressor.codec_id, h["0"].compressor.codec_id,
+      ",".join(h["labels"].attrs["labels"]), int(h["labels/cells/0"][:].sum()), h["labels/cells"].attrs["image-label"]["source"]["image"])`;
   const r = spawnSync(python, ["-c", script, p, pz], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
-  assert.equal(r.stdout.trim(), `${sum(vol.data)} ${sum(mask.data)} ${sum(vol.data)} blosc zstd`);
+  assert.equal(r.stdout.trim(), `${sum(vol.data)} ${sum(mask.data)} ${sum(vol.data)} blosc zstd cells ${sum(mask.data)} ../../`);
 });
 
 test("codecs, filters and dtypes zarrita cannot decode are refused at open, naming the file and field", async () => {

@@ -2,7 +2,7 @@
 // prediction equals in-memory predictVolume voxel for voxel, into OME-Zarr and a TIFF plane folder, and a run
 // stopped part-way resumes without recomputing the slabs already written.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -73,6 +73,16 @@ test("slab-by-slab prediction under a budget smaller than the volume's equals in
     assert.ok(Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength).equals(Buffer.from(expected)), `${name} equals in-memory prediction`);
     assert.ok(!existsSync(`${out}.parts`));
   }
+  // into the labels/ of the input's own OME-Zarr image, in memory and slab by slab: listed there, the image untouched
+  const image = join(dir, "tall.ome.zarr");
+  await writeVolume(image, vol);
+  for (const [name, budgetBytes] of [["in_memory", undefined], ["slabs", budget]] as const) {
+    await predictFile(model, image, join(image, "labels", name), { ...opts, maxMemoryBytes: budgetBytes });
+    assert.ok(Buffer.from((await readVolume(join(image, "labels", name))).data).equals(Buffer.from(expected)), `labels/${name}`);
+  }
+  assert.deepEqual(JSON.parse(readFileSync(join(image, "labels", ".zattrs"), "utf8")).labels, ["in_memory", "slabs"]);
+  assert.deepEqual(readdirSync(join(image, "labels")).sort(), [".zattrs", ".zgroup", "in_memory", "slabs"], "nothing else left in labels/");
+  assert.ok(Buffer.from((await readVolume(image)).data.buffer).equals(Buffer.from(vol.data.buffer)), "the image is untouched");
   // predictFile switches to slabs by itself when the budget is too small
   const out = join(dir, "auto.ome.zarr");
   await predictFile(model, input, out, { ...opts, maxMemoryBytes: budget });
