@@ -25,7 +25,7 @@ const passReps = process.argv.includes("--reps") ? ["--reps", String(reps)] : []
 const R = passReps.length ? passReps : ["--reps", "5"];
 const BENCHES: [string, string[]][] = [
   ["unet-step", ["--precisions", "bf16,fp32", ...R]],
-  ["predict", ["--size", "96", ...R]],
+  ["predict", R], // 128³, as `npm run bench -- predict` (27 windows: 96³ has 8, and its ratio swung more)
   ["pretrain", R],
   ["evaluate", ["4", "200", ...R]],
   ["io", ["200", ...R]],
