@@ -80,7 +80,8 @@ export interface ConvOptions {
 export function conv3d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions = {}): Tensor {
   checkRank("conv3d", x, 5, "[B, C, D, H, W]");
   const [stride, padding, dilation] = [triple(o.stride ?? 1), triple(o.padding ?? 0), triple(o.dilation ?? 1)];
-  const pointwise = weight.ndim === 5 && (o.groups ?? 1) === 1 && weight.shape[0] < ONEDNN_CHANNEL_BLOCK &&
+  // CPU only: the rewrites below were measured against oneDNN; on CUDA libtorch's own choice (cuDNN) stays
+  const pointwise = x.device === "cpu" && weight.ndim === 5 && (o.groups ?? 1) === 1 && weight.shape[0] < ONEDNN_CHANNEL_BLOCK &&
     [0, 1, 2].every((i) => weight.shape[2 + i] === 1 && stride[i] === 1 && padding[i] === 0 && dilation[i] === 1);
   if (pointwise) return pointwiseConv3d(x, weight, bias);
   return op("conv3d", x, weight, bias, stride, padding, dilation, o.groups ?? 1);
@@ -123,7 +124,7 @@ export function convTranspose3d(x: Tensor, weight: Tensor, bias: Tensor | null =
   const dilation = triple(o.dilation ?? 1);
   const kernel = weight.shape.slice(2);
   const plain = (i: number): boolean => padding[i] === 0 && outputPadding[i] === 0 && dilation[i] === 1;
-  const tiles = weight.ndim === 5 && (o.groups ?? 1) === 1 && kernel.every((k, i) => k === stride[i] && plain(i));
+  const tiles = x.device === "cpu" && weight.ndim === 5 && (o.groups ?? 1) === 1 && kernel.every((k, i) => k === stride[i] && plain(i));
   if (tiles) return convTransposeTiles(x, weight, bias, kernel);
   return op("conv_transpose3d.input", x, weight, bias, stride, padding, outputPadding, o.groups ?? 1, dilation);
 }
@@ -134,7 +135,8 @@ export function convTranspose3d(x: Tensor, weight: Tensor, bias: Tensor | null =
  * into the tiles (as a pixel shuffle). libtorch 1.13 runs conv_transpose3d on its slow im2col path
  * (slow_conv_transpose3d, forward and backward), and the 1×1×1 convolution on oneDNN. Measured here with the
  * same libtorch (PyTorch 1.13, 2 threads, forward + backward of the anchor U-Net's three up-samplings at 64³ ×
- * batch 2): fp32 108.5 → 69.1 ms, bf16 95.1 → 50.8 ms. The values are the same sums in another order
+ * batch 2): fp32 108.5 → 69.1 ms, bf16 95.1 → 50.8 ms. CPU only (cuDNN's transposed convolution is not slow,
+ * and this was not measured there). The values are the same sums in another order
  * (max |diff| ~2e-5 on unit-variance inputs at C_in 128); the output's dtype follows autocast as before.
  */
 function convTransposeTiles(x: Tensor, weight: Tensor, bias: Tensor | null, kernel: number[]): Tensor {
