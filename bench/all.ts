@@ -29,7 +29,7 @@ const BENCHES: [string, string[]][] = [
   ["pretrain", R],
   ["evaluate", ["4", "200", ...R]],
   ["io", ["200", ...R]],
-  ["loader", ["10", ...R]],
+  ["loader", ["20", ...R]],
   ["ddp", ["--steps", "2", ...(passReps.length ? passReps : ["--reps", "3"])]],
   ["curate", ["--shape", "100,512,512"]],
   ["predict-large", []],
