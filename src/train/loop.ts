@@ -12,6 +12,7 @@ import { type DistOptions, type GradSync, ProcessGroup, type Tensor, autocast, s
 import { makeDirs, writeFileAtomic } from "../util/atomic.ts";
 import { readJsonl } from "../util/jsonl.ts";
 import { Progress } from "../util/progress.ts";
+import { OptionError } from "../util/option_error.ts";
 
 /** Gradients are clipped to this global norm before every optimizer step (nnU-Net's value). */
 export const GRAD_CLIP_NORM = 12;
@@ -48,7 +49,7 @@ export function rankOptions<O extends RunOptions>(o: O): O {
 }
 
 /**
- * Checks the run folder (a run already there needs --resume; --resume needs one), creates it on rank 0 and joins
+ * Checks the run folder (a run already there needs resume; resume needs one), creates it on rank 0 and joins
  * the process group. `o` is as rankOptions returns it.
  */
 export function openRun(o: RunOptions): Run {
@@ -56,7 +57,7 @@ export function openRun(o: RunOptions): Run {
   const log = o.log ?? ((line: string) => { if (!o.quiet) process.stderr.write(line + "\n"); });
   const latestPath = join(o.out, CHECKPOINT_NAMES.latest);
   if (!o.resume && existsSync(latestPath)) {
-    throw new Error(`${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); pass --resume to continue it or choose another --out`);
+    throw new OptionError("resume", (n) => `${o.out}: a run is already there (${CHECKPOINT_NAMES.latest}); ${n("resume")} continues it, or choose another ${n("out")}`);
   }
   if (o.resume && !existsSync(latestPath)) throw new Error(`${o.out}: nothing to resume (no ${CHECKPOINT_NAMES.latest})`);
   if (main) makeDirs(o.out);
@@ -126,7 +127,9 @@ export function trainStep(p: StepParts, step: number, lossOf: () => Tensor): num
     p.opt.step();
     return l.item();
   });
-  if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}; lower the learning rate (--lr) or use --precision fp32`);
+  if (!Number.isFinite(loss)) {
+    throw new OptionError("lr", (n) => `the loss became ${loss} at step ${step}; lower the learning rate (${n("lr")}) or set ${n("precision")} to fp32`);
+  }
   return loss;
 }
 

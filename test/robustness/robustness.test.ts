@@ -69,6 +69,8 @@ before(async () => {
   writeFileSync(p("user-folder", "thesis.txt"), "years of work");
   writeFileSync(p("existing.nii.gz"), "the user's file");
   writeFileSync(p("a-file"), "not a folder");
+  mkdirSync(p("run-there"));
+  writeFileSync(p("run-there", "checkpoint_latest.safetensors"), "the user's run");
   // a tiny dataset and an untrained model
   data = p("data");
   await synthDataset(data, { preset: "tiny", seed: 1, quiet: true, overrides: { unannotatedPerType: 1, annotatedPerType: 2, testPerType: 0, rawVolumes: 0 } });
@@ -152,6 +154,7 @@ const ROWS: Row[] = [
 
   // training and prediction
   { name: "finetune --patch 1000 on small data: refused with the numbers", args: ft("--patch", "1000", "--workers", "0"), code: 1, message: /patch 1000×1000×1000 with batch 2 .* needs at least \d+ GB .* this machine has \d+/ },
+  { name: "finetune --out a run already there", args: () => ["finetune", "--data", data, "--out", p("run-there"), "--workers", "0"], code: 1, message: /run-there: a run is already there \(checkpoint_latest\.safetensors\); --resume continues it, or choose another --out/, intact: () => ({ [p("run-there", "checkpoint_latest.safetensors")]: "the user's run" }) },
   { name: "finetune --data missing", args: () => ["finetune", "--data", p("no-data"), "--out", p("run-z")], code: 1, message: /no-data/ },
   { name: "predict --model missing", args: () => ["predict", "--model", p("no-model"), "--in", p("in.nii.gz"), "--out", p("pred-y.nii.gz")], code: 1, message: /no-model/, absent: () => [p("pred-y.nii.gz")] },
   { name: "predict --in a header declaring 2×3e9×3e9 voxels", args: () => ["predict", "--model", model, "--in", p("huge.nii.gz"), "--out", p("pred-h.nii.gz")], code: 1, message: /huge\.nii\.gz: the header's shape 2×3000000000×3000000000 is not three sizes/, absent: () => [p("pred-h.nii.gz")] },

@@ -58,7 +58,7 @@ test("openRun: a run already there needs --resume, and --resume needs one; resum
   const run = openRun({ out, quiet: true });
   for (let step = 1; step <= 5; step++) appendLog(run, { step });
   writeFileSync(run.latestPath, "");
-  assert.throws(() => openRun({ out, quiet: true }), /a run is already there .*pass --resume/);
+  assert.throws(() => openRun({ out, quiet: true }), /a run is already there .*; resume continues it, or choose another out/);
   const resumed = openRun({ out, resume: true, quiet: true });
   assert.deepEqual(resumeLog<{ step: number }>(resumed, (r) => r.step <= 3), [{ step: 1 }, { step: 2 }, { step: 3 }]);
   assert.equal(readFileSync(run.logPath, "utf8"), '{"step":1}\n{"step":2}\n{"step":3}\n');
