@@ -565,8 +565,6 @@ class ZarrSink implements VolumeSink {
   private readonly tmp: string;
   private readonly levels: LevelWriter[] = [];
   private planes = 0;
-  /** A label group written into an existing image's labels/ (its metadata then points at the image). */
-  inImage = false;
 
   /** `tmp`: where to write (renamed to `path` on close); `labelDir`: a label group's folder under it. */
   private constructor(
@@ -623,7 +621,8 @@ class ZarrSink implements VolumeSink {
       ome["image-label"] = {
         ...(version === 2 ? { version: "0.4" } : {}),
         colors: [{ "label-value": 1, rgba: [255, 64, 64, 255] }],
-        ...(this.dir !== this.tmp || this.inImage ? { source: { image: "../../" } } : {}),
+        // under an image's labels/: written beside its image (ImageWithLabelSink), or into an existing one
+        ...(this.dir !== this.tmp || labelHostOf(this.path) ? { source: { image: "../../" } } : {}),
       };
     }
     writeGroup(this.dir, version, ome);
@@ -662,30 +661,14 @@ class ImageWithLabelSink implements VolumeSink {
 }
 
 /**
- * The OME-Zarr image that `path` would be a label of: `IMAGE/labels/NAME` with IMAGE an existing Zarr group. Its
- * Zarr version (3 when it has a zarr.json) and the shape of its full-resolution level's last three axes.
+ * The OME-Zarr image that `path` would be a label of: `IMAGE/labels/NAME` with IMAGE an existing Zarr group, and its
+ * Zarr version (3 when it has a zarr.json).
  */
 export function labelHostOf(path: string): { image: string; labels: string; name: string; version: 2 | 3 } | null {
   const trimmed = path.replace(/\/+$/, "");
   const labels = dirname(trimmed), image = dirname(labels);
   if (basename(labels) !== "labels" || labels === image || !isZarrDir(image)) return null;
   return { image, labels, name: basename(trimmed), version: existsSync(join(image, "zarr.json")) ? 3 : 2 };
-}
-
-/** The z, y, x shape of an OME-Zarr image's first multiscale level, from its metadata on disk. */
-function hostShape(image: string, version: 2 | 3): number[] {
-  const read = (f: string): Json => {
-    try {
-      return JSON.parse(readFileSync(join(image, f), "utf8")) as Json;
-    } catch (e) {
-      throw new Error(`${join(image, f)}: cannot read the image's metadata (${(e as Error).message})`);
-    }
-  };
-  const attrs = version === 3 ? (read("zarr.json").attributes?.ome ?? {}) : read(".zattrs");
-  const level = attrs.multiscales?.[0]?.datasets?.[0]?.path;
-  if (typeof level !== "string") throw new Error(`${image}: not an OME-Zarr image (no multiscales), so it cannot take a label`);
-  const arr = read(join(level, version === 3 ? "zarr.json" : ".zarray"));
-  return (arr.shape as number[]).slice(-3);
 }
 
 /** Adds `name` to the labels group's list (OME-NGFF "labels"), written under a temporary name and renamed. */
@@ -738,14 +721,14 @@ export async function createZarr(path: string, h: VolumeHeader, opts: ZarrWriteO
   const image = opts.labelImage;
   const host = image ? null : labelHostOf(path);
   if (host) {
-    const shape = hostShape(host.image, host.version);
+    const hostImage = await openZarr(host.image); // its metadata only, checked as any image's
+    const shape = hostImage.header.shape;
+    await hostImage.close();
     if (shape.join() !== h.shape.join()) {
       throw new Error(`${path}: a label of ${h.shape.join("×")} voxels cannot go into ${host.image}, whose image is ${shape.join("×")}`);
     }
     mkdirSync(host.labels, { recursive: true });
-    const sink = await ZarrSink.create(path, h, { ...opts, labelName: host.name, zarrVersion: host.version });
-    sink.inImage = true;
-    return new LabelInImageSink(path, h, sink, host);
+    return new LabelInImageSink(path, h, await ZarrSink.create(path, h, { ...opts, labelName: host.name, zarrVersion: host.version }), host);
   }
   if (!image) return ZarrSink.create(path, h, opts);
   const name = opts.labelName ?? "mask";
