@@ -29,7 +29,7 @@ export function binaryWithCount(mask: ArrayLike<number>): { mask: Uint8Array; on
     const known = checked.get(mask) ?? zeroOneCount(mask);
     if (known >= 0) return { mask, ones: known };
   }
-  const copy = asBinary(mask);
+  const copy = binaryCopy(mask);
   return { mask: copy, ones: countOnes(copy) };
 }
 
@@ -59,6 +59,11 @@ export function onesOf(mask: Uint8Array): number {
  */
 export function asBinary(mask: ArrayLike<number>): Uint8Array {
   if (mask instanceof Uint8Array && (checked.has(mask) || (mask.byteOffset % 4 === 0 && zeroOneCount(mask) >= 0))) return mask;
+  return binaryCopy(mask);
+}
+
+/** A new 0/1 mask (value > 0), on a 4-byte boundary as every fresh Uint8Array is. */
+function binaryCopy(mask: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(mask.length);
   for (let i = 0; i < mask.length; i++) out[i] = mask[i] > 0 ? 1 : 0;
   return out;
