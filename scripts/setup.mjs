@@ -28,6 +28,16 @@ function run(cmd, args, opts = {}, { mayFail = false } = {}) {
   return true;
 }
 
+/** apt-get install of Debian packages (through sudo unless root), the package lists updated once per run. */
+let aptUpdated = false;
+function aptInstall(packages) {
+  const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
+  const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
+  if (!aptUpdated) apt(["update"]);
+  aptUpdated = true;
+  apt(["install", "-y", "--no-install-recommends", ...packages]);
+}
+
 // 1. libtorch
 function libtorch() {
   try {
@@ -40,10 +50,7 @@ function libtorch() {
 let torch = libtorch();
 if (!torch) {
   say("libtorch not found: installing Debian's libtorch-dev and libgloo-dev");
-  const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
-  const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
-  apt(["update"]);
-  apt(["install", "-y", "--no-install-recommends", "libtorch-dev", "libgloo-dev"]);
+  aptInstall(["libtorch-dev", "libgloo-dev"]);
   torch = libtorch() ?? { kind: "debian", path: null };
 }
 if (torch.kind !== "debian") say(`libtorch: ${torch.path} (LIBTORCH)`);
@@ -54,10 +61,7 @@ if (torch.kind !== "debian") say(`libtorch: ${torch.path} (LIBTORCH)`);
 // the alternative as soon as it is installed.
 if (torch.kind === "debian" && !hasOpenBlas()) {
   say("libblas.so.3 is the reference BLAS: installing Debian's libopenblas0-pthread");
-  const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
-  const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
-  apt(["update"]);
-  apt(["install", "-y", "--no-install-recommends", "libopenblas0-pthread"]);
+  aptInstall(["libopenblas0-pthread"]);
 }
 
 function hasOpenBlas() {
@@ -73,10 +77,7 @@ function hasOpenBlas() {
 // (--with-browser); elsewhere the test skips with a note saying how to get it.
 if ((process.env.CI || process.argv.includes("--with-browser")) && !existsSync("/usr/bin/chromium")) {
   say("installing Debian's chromium for the report's browser test");
-  const sudo = process.getuid && process.getuid() !== 0 ? ["sudo"] : [];
-  const apt = (args) => sudo.length ? run("sudo", ["apt-get", ...args]) : run("apt-get", args);
-  apt(["update"]);
-  apt(["install", "-y", "--no-install-recommends", "chromium"]);
+  aptInstall(["chromium"]);
 }
 
 // 2. npm dependencies
