@@ -375,7 +375,11 @@ export class RawSink implements VolumeSink {
 
   async abort(): Promise<void> {
     this.zstream?.destroy();
+    // the stream opens its file asynchronously: destroyed before the open completed, it still creates the file, then
+    // closes it. Removing the temporary before that 'close' left it behind (seen on Node 24 after a failed convert).
+    const closed = this.file.closed ? Promise.resolve() : once(this.file, "close");
     this.file.destroy();
+    await closed;
     await rm(this.tmp, { force: true });
   }
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { after, test } from "node:test";
 import { niftiHeader } from "../../src/io/nifti.ts";
-import { readVolume, writeVolume } from "../../src/io/index.ts";
+import { createVolume, readVolume, writeVolume } from "../../src/io/index.ts";
 import { pattern } from "./pattern.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "lsmseg-bad-"));
@@ -112,4 +112,19 @@ test("a failed write leaves no file under the final name", async () => {
   const p = join(dir, "sub", "never.tif");
   await assert.rejects(writeVolume(p, { ...pattern("uint8", [2, 2, 2]), shape: [3, 2, 2] }));
   assert.deepEqual(readdirSync(join(dir, "sub")), []);
+});
+
+test("a sink aborted before its file was open leaves no temporary behind", async () => {
+  // the write stream opens its file asynchronously; an abort right after creation (a source that fails at its
+  // first read) must wait for that open, else the file appears after the temporary was removed
+  const out = join(dir, "aborted");
+  mkdirSync(out);
+  for (const name of ["a.nii", "b.nii.gz", "c.mha", "d.tif", "e.ome.zarr"]) {
+    for (let k = 0; k < 20; k++) {
+      const sink = await createVolume(join(out, name), pattern("uint8", [2, 2, 2]));
+      await sink.abort();
+    }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50)); // any late open would have created its file by now
+  assert.deepEqual(readdirSync(out), []);
 });
